@@ -1,0 +1,28 @@
+/* The DPDK headers Sluice binds. bindgen reads this file at build time (see build.rs). */
+#include <rte_config.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_launch.h>
+#include <rte_cycles.h>
+#include <rte_memory.h>
+#include <rte_mempool.h>
+#include <rte_mbuf.h>
+#include <rte_ethdev.h>
+#include <rte_ether.h>
+#include <rte_ring.h>
+#include <rte_eth_ring.h>
+
+/*
+ * Exported by shim.c: DPDK's static-inline functions that Sluice calls, as real symbols.
+ * Each is one call per burst (rx/tx) or per rare event, so the call costs nothing measurable;
+ * the per-packet accessors (data pointer, lengths) are written in Rust in lib.rs instead.
+ */
+uint16_t sluice_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **rx_pkts, uint16_t nb_pkts);
+uint16_t sluice_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **tx_pkts, uint16_t nb_pkts);
+struct rte_mbuf *sluice_pktmbuf_alloc(struct rte_mempool *mp);
+int sluice_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int count);
+void sluice_pktmbuf_free(struct rte_mbuf *m);
+char *sluice_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
+unsigned int sluice_lcore_id(void);
+int sluice_errno(void);

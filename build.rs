@@ -49,7 +49,7 @@ fn main() {
         .clang_args(&cflags)
         .allowlist_function("rte_.*|sluice_.*")
         .allowlist_type("rte_.*")
-        .allowlist_var("RTE_.*")
+        .allowlist_var("RTE_.*|SOCKET_ID_ANY")
         // Packed structs with aligned members that rustc rejects (E0588): keep them opaque.
         .opaque_type("rte_l2tpv2_.*")
         .opaque_type("rte_gtp_.*")

@@ -109,7 +109,10 @@ pub enum Error {
     Usage(String),
     /// Changing hugepages needs root.
     NotRoot(String),
-    Io { what: String, source: io::Error },
+    Io {
+        what: String,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for Error {
@@ -188,7 +191,10 @@ impl System {
                 "/sys/devices/system/node/node{n}/hugepages/hugepages-{}kB",
                 size.kib
             )),
-            None => self.path(&format!("/sys/kernel/mm/hugepages/hugepages-{}kB", size.kib)),
+            None => self.path(&format!(
+                "/sys/kernel/mm/hugepages/hugepages-{}kB",
+                size.kib
+            )),
         };
         if !dir.is_dir() {
             let where_ = node.map_or(String::new(), |n| format!(" on NUMA node {n}"));
@@ -197,10 +203,8 @@ impl System {
             )));
         }
         let file = dir.join("nr_hugepages");
-        fs::write(&file, format!("{pages}\n")).map_err(io_error(format!(
-            "cannot write {}",
-            file.display()
-        )))?;
+        fs::write(&file, format!("{pages}\n"))
+            .map_err(io_error(format!("cannot write {}", file.display())))?;
         read_count(&file)
     }
 
@@ -262,16 +266,21 @@ impl Status {
         let available = self.available_mb();
         let wanted = wanted_mb.unwrap_or(1);
         let usable_mount = self.mounts.iter().any(|m| {
-            m.size.is_none() || self.sizes.iter().any(|s| Some(s.size) == m.size && s.available() > 0)
+            m.size.is_none()
+                || self
+                    .sizes
+                    .iter()
+                    .any(|s| Some(s.size) == m.size && s.available() > 0)
         });
         if available >= wanted && usable_mount {
             return None;
         }
-        let size = if self.sizes.iter().any(|s| s.size == PageSize::SIZE_2M) || self.sizes.is_empty() {
-            PageSize::SIZE_2M
-        } else {
-            self.sizes[0].size
-        };
+        let size =
+            if self.sizes.iter().any(|s| s.size == PageSize::SIZE_2M) || self.sizes.is_empty() {
+                PageSize::SIZE_2M
+            } else {
+                self.sizes[0].size
+            };
         let have = if self.sizes.is_empty() {
             "this kernel reports no hugepages at all".to_owned()
         } else {
@@ -344,7 +353,8 @@ fn node_dirs(dir: &Path) -> Result<Vec<(u32, PathBuf)>, Error> {
 }
 
 fn read_count(path: &Path) -> Result<u64, Error> {
-    let text = fs::read_to_string(path).map_err(io_error(format!("cannot read {}", path.display())))?;
+    let text =
+        fs::read_to_string(path).map_err(io_error(format!("cannot read {}", path.display())))?;
     text.trim().parse().map_err(|_| Error::Io {
         what: format!("{} holds '{}', not a count", path.display(), text.trim()),
         source: io::Error::from(io::ErrorKind::InvalidData),
@@ -356,7 +366,12 @@ pub fn parse_mounts(text: &str) -> Vec<Mount> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
-            let (_, path, fstype, options) = (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+            let (_, path, fstype, options) = (
+                fields.next()?,
+                fields.next()?,
+                fields.next()?,
+                fields.next()?,
+            );
             if fstype != "hugetlbfs" {
                 return None;
             }
@@ -378,7 +393,9 @@ fn unescape_mount_path(path: &str) -> String {
     let mut rest = path;
     while let Some(i) = rest.find('\\') {
         out.push_str(&rest[..i]);
-        let code = rest.get(i + 1..i + 4).and_then(|d| u8::from_str_radix(d, 8).ok());
+        let code = rest
+            .get(i + 1..i + 4)
+            .and_then(|d| u8::from_str_radix(d, 8).ok());
         match code {
             Some(c) => {
                 out.push(c as char);
@@ -418,7 +435,11 @@ mod tests {
         for node in 0..2 {
             let d = format!("sys/devices/system/node/node{node}/hugepages/hugepages-2048kB");
             write(r, &format!("{d}/nr_hugepages"), "512\n");
-            write(r, &format!("{d}/free_hugepages"), &format!("{}\n", free_2m / 2));
+            write(
+                r,
+                &format!("{d}/free_hugepages"),
+                &format!("{}\n", free_2m / 2),
+            );
             write(r, &format!("{d}/surplus_hugepages"), "0\n");
         }
         write(
@@ -459,7 +480,10 @@ mod tests {
         let status = System::at(dir.path()).status().unwrap();
         assert_eq!(status.sizes.len(), 2);
         let two_m = &status.sizes[0];
-        assert_eq!((two_m.size, two_m.total, two_m.free, two_m.reserved), (PageSize::SIZE_2M, 1024, 600, 10));
+        assert_eq!(
+            (two_m.size, two_m.total, two_m.free, two_m.reserved),
+            (PageSize::SIZE_2M, 1024, 600, 10)
+        );
         assert_eq!(two_m.available(), 590);
         assert_eq!(status.nodes.len(), 2);
         assert_eq!(status.nodes[1].node, 1);
@@ -469,8 +493,14 @@ mod tests {
         assert_eq!(
             status.mounts,
             vec![
-                Mount { path: "/dev/hugepages".into(), size: Some(PageSize::SIZE_2M) },
-                Mount { path: "/mnt/huge 1g".into(), size: Some(PageSize::SIZE_1G) },
+                Mount {
+                    path: "/dev/hugepages".into(),
+                    size: Some(PageSize::SIZE_2M)
+                },
+                Mount {
+                    path: "/mnt/huge 1g".into(),
+                    size: Some(PageSize::SIZE_1G)
+                },
             ]
         );
     }
@@ -503,7 +533,11 @@ mod tests {
     fn shortfall_without_a_mount_says_to_mount() {
         let dir = fixture(600);
         write(dir.path(), "proc/mounts", "sysfs /sys sysfs rw 0 0\n");
-        let why = System::at(dir.path()).status().unwrap().explain_shortfall(Some(64)).unwrap();
+        let why = System::at(dir.path())
+            .status()
+            .unwrap()
+            .explain_shortfall(Some(64))
+            .unwrap();
         assert!(why.contains("sluice-hugepages mount"), "{why}");
     }
 }

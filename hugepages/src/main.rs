@@ -47,9 +47,9 @@ fn parse_options(args: &[String]) -> Result<Options, Error> {
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = |what: &str| {
-            it.next().cloned().ok_or_else(|| {
-                Error::Usage(format!("{flag} needs a value ({what}); see --help"))
-            })
+            it.next()
+                .cloned()
+                .ok_or_else(|| Error::Usage(format!("{flag} needs a value ({what}); see --help")))
         };
         match flag.as_str() {
             "--pages" | "-n" => {
@@ -94,8 +94,13 @@ fn run(args: &[String]) -> Result<(), Error> {
                 Error::Usage("reserve needs --pages N (for example `reserve --pages 1024`)".into())
             })?;
             let got = system.set_pages(pages, opts.size, opts.node)?;
-            let where_ = opts.node.map_or("system-wide".to_owned(), |n| format!("on node {n}"));
-            println!("{} pages reserved {where_}: {got} (asked {pages})", opts.size);
+            let where_ = opts
+                .node
+                .map_or("system-wide".to_owned(), |n| format!("on node {n}"));
+            println!(
+                "{} pages reserved {where_}: {got} (asked {pages})",
+                opts.size
+            );
             if got < pages {
                 return Err(Error::Usage(format!(
                     "the kernel gave only {got} of {pages} {} pages: memory is fragmented or short; try fewer pages, or reserve at boot (hugepages= on the kernel command line)",
@@ -109,7 +114,11 @@ fn run(args: &[String]) -> Result<(), Error> {
         }
         "mount" => {
             if system.mount(&opts.dir, opts.size)? {
-                println!("mounted hugetlbfs ({}) on {}", opts.size, opts.dir.display());
+                println!(
+                    "mounted hugetlbfs ({}) on {}",
+                    opts.size,
+                    opts.dir.display()
+                );
             } else {
                 println!("hugetlbfs is already mounted on {}", opts.dir.display());
             }
@@ -127,17 +136,30 @@ fn print_status(status: &Status) {
     if status.sizes.is_empty() {
         println!("this kernel reports no hugepages (no /sys/kernel/mm/hugepages)");
     }
-    println!("{:<8} {:>6} {:>8} {:>8} {:>9} {:>8}", "node", "size", "total", "free", "reserved", "surplus");
+    println!(
+        "{:<8} {:>6} {:>8} {:>8} {:>9} {:>8}",
+        "node", "size", "total", "free", "reserved", "surplus"
+    );
     for n in &status.nodes {
         println!(
             "{:<8} {:>6} {:>8} {:>8} {:>9} {:>8}",
-            n.node, n.size.to_string(), n.total, n.free, "-", n.surplus
+            n.node,
+            n.size.to_string(),
+            n.total,
+            n.free,
+            "-",
+            n.surplus
         );
     }
     for s in &status.sizes {
         println!(
             "{:<8} {:>6} {:>8} {:>8} {:>9} {:>8}",
-            "all", s.size.to_string(), s.total, s.free, s.reserved, s.surplus
+            "all",
+            s.size.to_string(),
+            s.total,
+            s.free,
+            s.reserved,
+            s.surplus
         );
     }
     println!("available to new mappings: {} MB", status.available_mb());

@@ -1,0 +1,307 @@
+//! The EAL: DPDK's runtime, started once per process.
+//!
+//! [`EalBuilder`] keeps the project's rules whatever the user passes: `--no-pci` unless a PCI
+//! device is named (a test never touches the machine's NIC), and `--in-memory` with a
+//! per-process `--file-prefix` unless the user chose their own, so no hugepage files are left
+//! behind. Before starting it checks hugepages, and when they are short it says what is free,
+//! what was asked and the command that fixes it.
+
+use crate::error::Error;
+use std::ffi::{c_char, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Extra EAL arguments for every Sluice process, from the environment: scripts/setup.sh
+/// sets `--no-huge` here on machines where it could not reserve hugepages.
+pub const EXTRA_ARGS_ENV: &str = "SLUICE_EAL_ARGS";
+
+/// Options that name PCI devices: with any of them the user wants the PCI bus scanned.
+const PCI_OPTIONS: &[&str] = &[
+    "-a",
+    "--allow",
+    "-b",
+    "--block",
+    "-w",
+    "--pci-whitelist",
+    "--pci-blacklist",
+];
+/// Options that choose how DPDK keeps its runtime files; with any of them we add nothing.
+const RUNTIME_FILE_OPTIONS: &[&str] = &["--in-memory", "--file-prefix", "--proc-type"];
+
+/// Builds the EAL's argument list; see the module documentation for what it adds.
+#[derive(Clone, Debug)]
+pub struct EalBuilder {
+    args: Vec<String>,
+}
+
+impl EalBuilder {
+    /// `program` becomes argv[0], the name DPDK logs under.
+    pub fn new(program: &str) -> EalBuilder {
+        EalBuilder {
+            args: vec![program.to_owned()],
+        }
+    }
+
+    /// Adds EAL arguments as the user wrote them (the part of a command line before `--`).
+    pub fn args<I, S>(mut self, args: I) -> EalBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn arg(self, arg: impl Into<String>) -> EalBuilder {
+        self.args([arg.into()])
+    }
+
+    /// A virtual device, e.g. `net_ring0` or `net_pcap0,rx_pcap=in.pcap`.
+    pub fn vdev(self, spec: impl Into<String>) -> EalBuilder {
+        self.args(["--vdev".to_owned(), spec.into()])
+    }
+
+    /// The lcores to run on, in the EAL's `-l` syntax (`0`, `0-3`, `1,3`).
+    pub fn lcores(self, list: &str) -> EalBuilder {
+        self.args(["-l", list])
+    }
+
+    /// Hugepage memory to preallocate, in MiB (`-m`).
+    pub fn memory_mb(self, mb: u32) -> EalBuilder {
+        self.args(["-m".to_owned(), mb.to_string()])
+    }
+
+    /// The arguments `start` passes to `rte_eal_init`, rules applied.
+    pub fn effective_args(&self) -> Vec<String> {
+        apply_rules(&self.args, std::env::var(EXTRA_ARGS_ENV).ok().as_deref())
+    }
+    /// Starts the EAL. Fails with [`Error::EalAlreadyStarted`] on a second start in the same
+    /// process, and with [`Error::Hugepages`] when hugepages are short.
+    pub fn start(self) -> Result<Eal, Error> {
+        let args = self.effective_args();
+        let no_huge = args.iter().any(|a| a == "--no-huge");
+        let wanted_mb = requested_memory_mb(&args);
+        if !no_huge {
+            if let Some(why) = hugepage_shortfall(wanted_mb) {
+                return Err(Error::Hugepages(why));
+            }
+        }
+        if STARTED.swap(true, Ordering::SeqCst) {
+            return Err(Error::EalAlreadyStarted);
+        }
+        let cargs: Vec<CString> = args
+            .iter()
+            .map(|a| {
+                CString::new(a.as_str())
+                    .map_err(|_| Error::Config(format!("EAL argument {a:?} contains a NUL byte")))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut argv: Vec<*mut c_char> = cargs.iter().map(|a| a.as_ptr() as *mut c_char).collect();
+        argv.push(std::ptr::null_mut());
+        // SAFETY: argv is a NULL-terminated array of valid C strings that outlive the call
+        // (rte_eal_init may reorder the pointers, never the strings).
+        let ret = unsafe { dpdk_sys::rte_eal_init(cargs.len() as i32, argv.as_mut_ptr()) };
+        if ret < 0 {
+            let err = Error::from_rte_errno("the DPDK EAL did not start");
+            if !no_huge {
+                if let Some(why) = hugepage_shortfall(wanted_mb) {
+                    return Err(Error::Hugepages(why));
+                }
+            }
+            return Err(match err {
+                Error::Dpdk { errno, .. } => Error::Config(format!(
+                    "the DPDK EAL did not start ({}; its log above says which argument or resource); EAL arguments were: {}",
+                    crate::error::strerror(errno),
+                    args[1..].join(" ")
+                )),
+                other => other,
+            });
+        }
+        Ok(Eal {
+            _guard: Arc::new(EalInner { _private: () }),
+        })
+    }
+}
+
+/// The project's rules applied to `user` arguments plus `extra` (whitespace-separated).
+fn apply_rules(user: &[String], extra: Option<&str>) -> Vec<String> {
+    let mut args = user.to_vec();
+    args.extend(extra.unwrap_or("").split_whitespace().map(str::to_owned));
+    let names = |set: &[&str]| {
+        args.iter().any(|a| {
+            set.iter()
+                .any(|o| a == o || (o.starts_with("--") && a.starts_with(&format!("{o}="))))
+        })
+    };
+    let add_no_pci = !names(PCI_OPTIONS) && !names(&["--no-pci"]);
+    let add_in_memory = !names(RUNTIME_FILE_OPTIONS);
+    if add_no_pci {
+        args.push("--no-pci".into());
+    }
+    if add_in_memory {
+        args.push("--in-memory".into());
+        args.push(format!("--file-prefix=sluice-{}", std::process::id()));
+    }
+    args
+}
+
+/// Memory the arguments ask for, in MiB: `-m N` or the sum of `--socket-mem a,b`.
+fn requested_memory_mb(args: &[String]) -> Option<u64> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let value = match a.as_str() {
+            "-m" | "--socket-mem" => it.next().map(String::as_str),
+            other => other
+                .strip_prefix("--socket-mem=")
+                .or_else(|| other.strip_prefix("-m").filter(|v| !v.is_empty())),
+        };
+        if let Some(v) = value {
+            return v
+                .split(',')
+                .map(|part| part.trim().parse::<u64>().ok())
+                .sum::<Option<u64>>();
+        }
+    }
+    None
+}
+
+fn hugepage_shortfall(wanted_mb: Option<u64>) -> Option<String> {
+    let status = hugepages::System::default().status().ok()?;
+    status.explain_shortfall(wanted_mb)
+}
+
+struct EalInner {
+    _private: (),
+}
+
+impl Drop for EalInner {
+    fn drop(&mut self) {
+        // SAFETY: the last handle is gone, so no pool, port or queue of this EAL is left
+        // (each holds a handle); rte_eal_cleanup releases hugepages and runtime files.
+        unsafe {
+            dpdk_sys::rte_eal_cleanup();
+        }
+    }
+}
+
+/// A handle on the started EAL. Pools and ports hold one, so the EAL is cleaned up only when
+/// the last of them is gone.
+#[derive(Clone)]
+pub struct Eal {
+    _guard: Arc<EalInner>,
+}
+
+impl Eal {
+    /// The main lcore: the thread that started the EAL.
+    pub fn main_lcore(&self) -> u32 {
+        // SAFETY: the EAL is started.
+        unsafe { dpdk_sys::rte_get_main_lcore() }
+    }
+
+    /// Every enabled lcore, main first, in the EAL's order.
+    pub fn lcores(&self) -> Vec<u32> {
+        let mut lcores = vec![self.main_lcore()];
+        let mut id = u32::MAX;
+        loop {
+            // SAFETY: the EAL is started; with skip_main=1, wrap=0 this walks the workers.
+            id = unsafe { dpdk_sys::rte_get_next_lcore(id, 1, 0) };
+            if id >= dpdk_sys::RTE_MAX_LCORE {
+                return lcores;
+            }
+            lcores.push(id);
+        }
+    }
+
+    /// The NUMA socket of an lcore.
+    pub fn lcore_socket(&self, lcore: u32) -> u32 {
+        // SAFETY: the EAL is started; out-of-range ids return SOCKET_ID_ANY's cast.
+        unsafe { dpdk_sys::rte_lcore_to_socket_id(lcore) }
+    }
+
+    /// TSC ticks per second.
+    pub fn tsc_hz(&self) -> u64 {
+        // SAFETY: the EAL is started.
+        unsafe { dpdk_sys::rte_get_tsc_hz() }
+    }
+
+    /// The ids of every Ethernet port the EAL found (virtual devices included).
+    pub fn port_ids(&self) -> Vec<u16> {
+        let mut ids = Vec::new();
+        let mut next = 0u64;
+        loop {
+            // SAFETY: the EAL is started; this is RTE_ETH_FOREACH_DEV (ports with no owner),
+            // which returns RTE_MAX_ETHPORTS past the last port.
+            next = unsafe { dpdk_sys::rte_eth_find_next_owned_by(next as u16, 0) };
+            if next >= u64::from(dpdk_sys::RTE_MAX_ETHPORTS) {
+                return ids;
+            }
+            ids.push(next as u16);
+            next += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn effective(args: &[&str]) -> Vec<String> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        apply_rules(&args, None)
+    }
+
+    #[test]
+    fn extra_arguments_from_the_environment_are_appended() {
+        let args = apply_rules(&["t".to_owned()], Some(" --no-huge  -m 64 "));
+        assert_eq!(&args[1..4], ["--no-huge", "-m", "64"]);
+    }
+
+    #[test]
+    fn adds_no_pci_and_in_memory_by_default() {
+        let args = effective(&["-l", "0"]);
+        assert!(args.contains(&"--no-pci".to_owned()));
+        assert!(args.contains(&"--in-memory".to_owned()));
+        assert!(args.iter().any(|a| a.starts_with("--file-prefix=sluice-")));
+    }
+
+    #[test]
+    fn named_pci_devices_keep_the_pci_bus() {
+        for named in [
+            &["-a", "0000:01:00.0"][..],
+            &["--allow=0000:01:00.0"],
+            &["-b", "0000:00:03.0"],
+        ] {
+            let args = effective(named);
+            assert!(!args.contains(&"--no-pci".to_owned()), "{named:?}");
+        }
+    }
+
+    #[test]
+    fn user_runtime_file_choice_is_kept() {
+        let args = effective(&["--file-prefix", "memif1", "--huge-unlink"]);
+        assert!(!args.contains(&"--in-memory".to_owned()));
+        assert_eq!(
+            args.iter()
+                .filter(|a| a.starts_with("--file-prefix"))
+                .count(),
+            1
+        );
+        let args = effective(&["--in-memory"]);
+        assert_eq!(args.iter().filter(|a| *a == "--in-memory").count(), 1);
+    }
+
+    #[test]
+    fn requested_memory_is_read_from_m_and_socket_mem() {
+        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(requested_memory_mb(&s(&["-m", "128"])), Some(128));
+        assert_eq!(requested_memory_mb(&s(&["-m256"])), Some(256));
+        assert_eq!(
+            requested_memory_mb(&s(&["--socket-mem", "64,64"])),
+            Some(128)
+        );
+        assert_eq!(requested_memory_mb(&s(&["--socket-mem=512"])), Some(512));
+        assert_eq!(requested_memory_mb(&s(&["-l", "0"])), None);
+    }
+}

@@ -1,0 +1,215 @@
+//! Owned packet buffers. An [`Mbuf`] frees itself on drop; a [`Burst`] holds up to
+//! [`MAX_BURST`] of them and frees what it still holds in one bulk call. Data is borrowed
+//! from the buffer in place: nothing on the fast path copies a packet.
+
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+
+/// The most mbufs a burst can hold.
+pub const MAX_BURST: usize = 64;
+
+/// One packet buffer, owned: exactly one `Mbuf` exists per mbuf taken from a pool.
+#[repr(transparent)]
+pub struct Mbuf {
+    raw: NonNull<dpdk_sys::rte_mbuf>,
+}
+
+// SAFETY: an mbuf has one owner at a time and may be freed from any thread.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `raw` must be a valid mbuf that nothing else owns or frees.
+    pub(crate) unsafe fn from_raw(raw: NonNull<dpdk_sys::rte_mbuf>) -> Mbuf {
+        Mbuf { raw }
+    }
+
+    fn raw(&self) -> &dpdk_sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf for as long as self lives.
+        unsafe { self.raw.as_ref() }
+    }
+
+    /// The packet's length over all segments.
+    pub fn len(&self) -> usize {
+        self.raw().pkt_len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Segments in the chain (1 for a packet in one buffer).
+    pub fn segments(&self) -> u16 {
+        self.raw().nb_segs
+    }
+
+    /// The port the packet arrived on.
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    /// The bytes of the first segment: the whole packet unless it is chained.
+    pub fn data(&self) -> &[u8] {
+        let len = self.raw().data_len as usize;
+        // SAFETY: mtod..mtod+data_len is initialised packet data inside the buffer we own.
+        unsafe { std::slice::from_raw_parts(dpdk_sys::pktmbuf_mtod(self.raw.as_ptr()), len) }
+    }
+
+    /// The first segment's bytes, writable in place.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let len = self.raw().data_len as usize;
+        // SAFETY: as in `data`, and &mut self makes the borrow exclusive.
+        unsafe { std::slice::from_raw_parts_mut(dpdk_sys::pktmbuf_mtod(self.raw.as_ptr()), len) }
+    }
+
+    /// Grows the packet by `len` bytes at its end and returns them, or None when the last
+    /// segment has no room left.
+    pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {
+        // SAFETY: we own the mbuf; rte_pktmbuf_append checks the tailroom.
+        let tail = unsafe { dpdk_sys::sluice_pktmbuf_append(self.raw.as_ptr(), len) };
+        // SAFETY: a non-null result points at `len` bytes of tailroom now part of the packet.
+        NonNull::new(tail).map(|t| unsafe {
+            std::slice::from_raw_parts_mut(t.as_ptr().cast::<u8>(), len as usize)
+        })
+    }
+
+    /// Appends a copy of `bytes` (for building packets, not for the fast path).
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) -> bool {
+        let Ok(len) = u16::try_from(bytes.len()) else {
+            return false;
+        };
+        match self.append(len) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf and nothing uses it after this.
+        unsafe { dpdk_sys::sluice_pktmbuf_free(self.raw.as_ptr()) }
+    }
+}
+
+/// Up to [`MAX_BURST`] owned mbufs, the unit of work on the fast path.
+pub struct Burst {
+    len: usize,
+    slots: [MaybeUninit<Mbuf>; MAX_BURST],
+}
+
+impl Default for Burst {
+    fn default() -> Self {
+        Burst::new()
+    }
+}
+
+impl Burst {
+    pub fn new() -> Burst {
+        Burst {
+            len: 0,
+            slots: [const { MaybeUninit::uninit() }; MAX_BURST],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Room left.
+    pub fn spare(&self) -> usize {
+        MAX_BURST - self.len
+    }
+
+    pub fn as_slice(&self) -> &[Mbuf] {
+        // SAFETY: the first len slots are initialised; MaybeUninit<Mbuf> has Mbuf's layout.
+        unsafe { std::slice::from_raw_parts(self.slots.as_ptr().cast::<Mbuf>(), self.len) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        // SAFETY: as in as_slice, exclusively borrowed.
+        unsafe { std::slice::from_raw_parts_mut(self.slots.as_mut_ptr().cast::<Mbuf>(), self.len) }
+    }
+
+    /// Adds one mbuf, or gives it back when the burst is full.
+    pub fn push(&mut self, mbuf: Mbuf) -> Result<(), Mbuf> {
+        if self.len == MAX_BURST {
+            return Err(mbuf);
+        }
+        self.slots[self.len].write(mbuf);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Takes the last mbuf out.
+    pub fn pop(&mut self) -> Option<Mbuf> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        // SAFETY: slot len was initialised and is now outside the live range.
+        Some(unsafe { self.slots[self.len].assume_init_read() })
+    }
+
+    /// Frees every mbuf held, in one bulk call; returns how many.
+    pub fn clear(&mut self) -> usize {
+        let n = self.len;
+        if n > 0 {
+            self.len = 0;
+            // SAFETY: the n first slots held owned mbufs; len is already 0 so none is used again.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.slots.as_mut_ptr().cast(), n as u32) };
+        }
+        n
+    }
+
+    /// The spare slots as raw pointers for a PMD or pool to fill, and their number.
+    pub(crate) fn spare_raw(&mut self) -> (*mut *mut dpdk_sys::rte_mbuf, usize) {
+        let spare = self.spare();
+        // SAFETY: len <= MAX_BURST, so the offset stays within (or one past) the array.
+        let ptr = unsafe { self.slots.as_mut_ptr().add(self.len) }.cast();
+        (ptr, spare)
+    }
+
+    /// Marks `n` more slots as filled.
+    ///
+    /// # Safety
+    /// The `n` slots after the current length must hold valid mbufs that the burst now owns.
+    pub(crate) unsafe fn assume_filled(&mut self, n: usize) {
+        debug_assert!(self.len + n <= MAX_BURST);
+        self.len += n;
+    }
+
+    /// The live mbufs as raw pointers, for a PMD to take from the front.
+    pub(crate) fn live_raw(&mut self) -> *mut *mut dpdk_sys::rte_mbuf {
+        self.slots.as_mut_ptr().cast()
+    }
+
+    /// Forgets the first `n` mbufs (someone else, a TX queue, owns them now) and moves the
+    /// rest to the front.
+    ///
+    /// # Safety
+    /// Ownership of the first `n` mbufs must have passed elsewhere.
+    pub(crate) unsafe fn forget_front(&mut self, n: usize) {
+        debug_assert!(n <= self.len);
+        let base = self.slots.as_mut_ptr();
+        // SAFETY: both ranges lie within the array; ptr::copy handles the overlap, and the
+        // moved-from tail is outside the new live range so nothing is dropped twice.
+        unsafe { std::ptr::copy(base.add(n), base, self.len - n) };
+        self.len -= n;
+    }
+}
+
+impl Drop for Burst {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}

@@ -1,0 +1,19 @@
+//! Zero-copy header views over byte slices, in the style of smoltcp's `wire`: a view wraps a
+//! buffer, its checked constructor returns [`Truncated`] rather than panicking, each field has
+//! one accessor, and a `Repr` parses and emits the header. Pure Rust: no DPDK here.
+
+pub mod ethernet;
+
+use std::fmt;
+
+/// The buffer is shorter than the header it should hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Truncated;
+
+impl fmt::Display for Truncated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("packet truncated")
+    }
+}
+
+impl std::error::Error for Truncated {}

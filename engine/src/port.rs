@@ -1,0 +1,370 @@
+//! Ethernet ports: configuration, start/stop, link, statistics, and the RX/TX queues.
+//!
+//! DPDK's queues are not thread-safe, so each [`RxQueue`] and [`TxQueue`] is owned by one
+//! worker: `Send` (it can move to its worker's lcore) but not `Sync` or `Clone`. A port
+//! stops and closes when its last handle or queue is dropped.
+
+use crate::eal::Eal;
+use crate::error::Error;
+use crate::mbuf::Burst;
+use crate::mempool::Mempool;
+use crate::net::ethernet;
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// What to set up on a port.
+#[derive(Clone, Debug)]
+pub struct PortConfig {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    /// Descriptors per RX queue (DPDK may round to what the device allows).
+    pub rx_descriptors: u16,
+    pub tx_descriptors: u16,
+    pub promiscuous: bool,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+            promiscuous: false,
+        }
+    }
+}
+
+/// What a device says about itself.
+#[derive(Clone, Debug)]
+pub struct PortInfo {
+    pub driver: String,
+    /// The NUMA socket the device is attached to (None: unknown, as for virtual devices).
+    pub socket: Option<u32>,
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+}
+
+/// Link state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub up: bool,
+    pub speed_mbps: u32,
+    pub full_duplex: bool,
+}
+
+/// The device's own counters (`rte_eth_stats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Dropped by the device because no RX descriptor was free.
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    /// RX failed to allocate an mbuf.
+    pub rx_no_mbuf: u64,
+}
+
+struct PortInner {
+    id: u16,
+    // Held so that the pool the RX queues fill from, and the EAL, outlive the port.
+    _pool: Mempool,
+    _eal: Eal,
+}
+
+impl Drop for PortInner {
+    fn drop(&mut self) {
+        // SAFETY: no queue handle is left (each holds this inner), so nothing polls the port.
+        unsafe {
+            dpdk_sys::rte_eth_dev_stop(self.id);
+            dpdk_sys::rte_eth_dev_close(self.id);
+        }
+    }
+}
+
+/// A started port. Clones share it; it stops and closes when the last clone and queue go.
+#[derive(Clone)]
+pub struct Port {
+    inner: Arc<PortInner>,
+}
+
+/// Describes a port before it is configured.
+pub fn info(port_id: u16) -> Result<PortInfo, Error> {
+    // SAFETY: any port id may be asked about.
+    if unsafe { dpdk_sys::rte_eth_dev_is_valid_port(port_id) } == 0 {
+        return Err(Error::Config(format!("port {port_id} does not exist")));
+    }
+    let mut raw = dpdk_sys::rte_eth_dev_info::default();
+    // SAFETY: the port is valid and raw is a writable rte_eth_dev_info.
+    let ret = unsafe { dpdk_sys::rte_eth_dev_info_get(port_id, &mut raw) };
+    if ret != 0 {
+        return Err(Error::from_ret(
+            format!("cannot read the info of port {port_id}"),
+            ret,
+        ));
+    }
+    let driver = if raw.driver_name.is_null() {
+        String::from("unknown")
+    } else {
+        // SAFETY: driver_name is a NUL-terminated string owned by the driver.
+        unsafe { CStr::from_ptr(raw.driver_name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    // SAFETY: the port is valid.
+    let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(port_id) };
+    Ok(PortInfo {
+        driver,
+        socket: u32::try_from(socket).ok(),
+        max_rx_queues: raw.max_rx_queues,
+        max_tx_queues: raw.max_tx_queues,
+    })
+}
+
+impl Port {
+    /// Configures port `id` with `config`, sets its queues up (RX queues fill from `pool`)
+    /// and starts it. Returns the port and its queues, each to be handed to one worker.
+    pub fn start(
+        eal: &Eal,
+        id: u16,
+        config: &PortConfig,
+        pool: &Mempool,
+    ) -> Result<(Port, Vec<RxQueue>, Vec<TxQueue>), Error> {
+        let info = info(id)?;
+        if config.rx_queues > info.max_rx_queues || config.tx_queues > info.max_tx_queues {
+            return Err(Error::Config(format!(
+                "port {id} ({}) has at most {} RX and {} TX queues; {} RX and {} TX were asked: use fewer queues per port",
+                info.driver, info.max_rx_queues, info.max_tx_queues, config.rx_queues, config.tx_queues
+            )));
+        }
+        let conf = dpdk_sys::rte_eth_conf::default();
+        // SAFETY: the port is valid and stopped; conf is a zeroed (default) configuration.
+        let ret = unsafe {
+            dpdk_sys::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf)
+        };
+        if ret != 0 {
+            return Err(Error::from_ret(format!("cannot configure port {id}"), ret));
+        }
+        // From here on the port must be closed if anything fails: PortInner does that.
+        let port = Port {
+            inner: Arc::new(PortInner {
+                id,
+                _pool: pool.clone(),
+                _eal: eal.clone(),
+            }),
+        };
+        let (mut rx_desc, mut tx_desc) = (config.rx_descriptors, config.tx_descriptors);
+        // SAFETY: the port is configured; both pointers are valid u16s.
+        let ret =
+            unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut rx_desc, &mut tx_desc) };
+        if ret != 0 {
+            return Err(Error::from_ret(
+                format!("cannot adjust descriptor counts of port {id}"),
+                ret,
+            ));
+        }
+        let socket = info.socket.map_or(dpdk_sys::SOCKET_ID_ANY, |s| s as i32) as u32;
+        for q in 0..config.rx_queues {
+            // SAFETY: the port is configured with this many queues; the pool outlives the port.
+            let ret = unsafe {
+                dpdk_sys::rte_eth_rx_queue_setup(
+                    id,
+                    q,
+                    rx_desc,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
+            };
+            if ret != 0 {
+                return Err(Error::from_ret(
+                    format!("cannot set up RX queue {q} of port {id}"),
+                    ret,
+                ));
+            }
+        }
+        for q in 0..config.tx_queues {
+            // SAFETY: as above.
+            let ret = unsafe {
+                dpdk_sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket, std::ptr::null())
+            };
+            if ret != 0 {
+                return Err(Error::from_ret(
+                    format!("cannot set up TX queue {q} of port {id}"),
+                    ret,
+                ));
+            }
+        }
+        // SAFETY: the port is configured with all its queues.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_start(id) };
+        if ret != 0 {
+            return Err(Error::from_ret(format!("cannot start port {id}"), ret));
+        }
+        port.set_promiscuous(config.promiscuous)?;
+        let rx = (0..config.rx_queues)
+            .map(|queue| RxQueue {
+                port: port.clone(),
+                queue,
+                _not_sync: PhantomData,
+            })
+            .collect();
+        let tx = (0..config.tx_queues)
+            .map(|queue| TxQueue {
+                port: port.clone(),
+                queue,
+                _not_sync: PhantomData,
+            })
+            .collect();
+        Ok((port, rx, tx))
+    }
+
+    pub fn id(&self) -> u16 {
+        self.inner.id
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> Result<ethernet::Address, Error> {
+        let mut addr = dpdk_sys::rte_ether_addr::default();
+        // SAFETY: the port is valid; addr is writable.
+        let ret = unsafe { dpdk_sys::rte_eth_macaddr_get(self.id(), &mut addr) };
+        if ret != 0 {
+            return Err(Error::from_ret(
+                format!("cannot read the MAC address of port {}", self.id()),
+                ret,
+            ));
+        }
+        Ok(ethernet::Address(addr.addr_bytes))
+    }
+
+    /// The link state now, without waiting for negotiation.
+    pub fn link(&self) -> Result<Link, Error> {
+        let mut link = dpdk_sys::rte_eth_link::default();
+        // SAFETY: the port is valid; link is writable.
+        let ret = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id(), &mut link) };
+        if ret != 0 {
+            return Err(Error::from_ret(
+                format!("cannot read the link of port {}", self.id()),
+                ret,
+            ));
+        }
+        Ok(Link {
+            up: link.link_status() != 0,
+            speed_mbps: link.link_speed,
+            full_duplex: link.link_duplex() != 0,
+        })
+    }
+
+    pub fn set_promiscuous(&self, on: bool) -> Result<(), Error> {
+        // SAFETY: the port is valid.
+        let ret = unsafe {
+            if on {
+                dpdk_sys::rte_eth_promiscuous_enable(self.id())
+            } else {
+                dpdk_sys::rte_eth_promiscuous_disable(self.id())
+            }
+        };
+        // Virtual devices without the operation answer -ENOTSUP; there is nothing to filter.
+        if ret != 0 && ret != -(libc::ENOTSUP) {
+            return Err(Error::from_ret(
+                format!("cannot set promiscuous mode on port {}", self.id()),
+                ret,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The device's counters.
+    pub fn stats(&self) -> Result<PortStats, Error> {
+        let mut s = dpdk_sys::rte_eth_stats::default();
+        // SAFETY: the port is valid; s is writable.
+        let ret = unsafe { dpdk_sys::rte_eth_stats_get(self.id(), &mut s) };
+        if ret != 0 {
+            return Err(Error::from_ret(
+                format!("cannot read the counters of port {}", self.id()),
+                ret,
+            ));
+        }
+        Ok(PortStats {
+            rx_packets: s.ipackets,
+            tx_packets: s.opackets,
+            rx_bytes: s.ibytes,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_no_mbuf: s.rx_nombuf,
+        })
+    }
+}
+
+/// One RX queue of a started port, polled by the one worker that owns it.
+pub struct RxQueue {
+    port: Port,
+    queue: u16,
+    // Cell makes the type !Sync: two threads must never poll one DPDK queue.
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl RxQueue {
+    pub fn port_id(&self) -> u16 {
+        self.port.id()
+    }
+
+    pub fn queue_id(&self) -> u16 {
+        self.queue
+    }
+
+    /// Receives into the spare room of `burst`; returns how many packets arrived.
+    #[inline]
+    pub fn recv(&mut self, burst: &mut Burst) -> usize {
+        let (slots, spare) = burst.spare_raw();
+        // SAFETY: this queue is set up and owned by this thread alone (&mut self, !Sync);
+        // slots has room for `spare` pointers.
+        let n =
+            unsafe { dpdk_sys::sluice_rx_burst(self.port.id(), self.queue, slots, spare as u16) }
+                as usize;
+        // SAFETY: the PMD wrote n owned mbufs into the spare slots.
+        unsafe { burst.assume_filled(n) };
+        n
+    }
+}
+
+/// One TX queue of a started port, fed by the one worker that owns it.
+pub struct TxQueue {
+    port: Port,
+    queue: u16,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl TxQueue {
+    pub fn port_id(&self) -> u16 {
+        self.port.id()
+    }
+
+    pub fn queue_id(&self) -> u16 {
+        self.queue
+    }
+
+    /// Hands as many of `burst`'s mbufs to the device as it takes, from the front; those
+    /// leave the burst, the rest stay for a retry or a counted drop. Returns how many went.
+    #[inline]
+    pub fn send(&mut self, burst: &mut Burst) -> usize {
+        if burst.is_empty() {
+            return 0;
+        }
+        let len = burst.len() as u16;
+        // SAFETY: the queue is set up and ours alone; the burst's first len slots are owned
+        // mbufs, and the PMD takes ownership of the first n it accepts.
+        let n =
+            unsafe { dpdk_sys::sluice_tx_burst(self.port.id(), self.queue, burst.live_raw(), len) }
+                as usize;
+        // SAFETY: the first n mbufs now belong to the device.
+        unsafe { burst.forget_front(n) };
+        n
+    }
+}

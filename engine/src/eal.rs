@@ -119,8 +119,14 @@ impl EalBuilder {
                 other => other,
             });
         }
+        let own_prefix = format!("--file-prefix={}", own_file_prefix());
+        let own_runtime_dir = args.contains(&own_prefix).then(|| {
+            // SAFETY: the EAL is started; the result is a NUL-terminated path it owns.
+            let dir = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_eal_get_runtime_dir()) };
+            std::path::PathBuf::from(dir.to_string_lossy().into_owned())
+        });
         Ok(Eal {
-            _guard: Arc::new(EalInner { _private: () }),
+            _guard: Arc::new(EalInner { own_runtime_dir }),
         })
     }
 }
@@ -145,6 +151,12 @@ fn apply_rules(user: &[String], extra: Option<&str>) -> Vec<String> {
         args.push(format!("--file-prefix=sluice-{}", std::process::id()));
     }
     args
+}
+
+/// The runtime-file prefix Sluice picks when the user picks none: unique per process, so
+/// processes never share (or fight over) a runtime directory or telemetry socket.
+fn own_file_prefix() -> String {
+    format!("sluice-{}", std::process::id())
 }
 
 /// Memory the arguments ask for, in MiB: `-m N` or the sum of `--socket-mem a,b`.
@@ -173,7 +185,9 @@ fn hugepage_shortfall(wanted_mb: Option<u64>) -> Option<String> {
 }
 
 struct EalInner {
-    _private: (),
+    /// The runtime directory to remove after cleanup when we chose its per-process prefix:
+    /// DPDK leaves it behind, with its telemetry socket, which it unlinks only at exit.
+    own_runtime_dir: Option<std::path::PathBuf>,
 }
 
 impl Drop for EalInner {
@@ -182,6 +196,10 @@ impl Drop for EalInner {
         // (each holds a handle); rte_eal_cleanup releases hugepages and runtime files.
         unsafe {
             dpdk_sys::rte_eal_cleanup();
+        }
+        if let Some(dir) = &self.own_runtime_dir {
+            // The prefix is this process's own, so everything under it is ours.
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

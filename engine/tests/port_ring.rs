@@ -85,7 +85,7 @@ fn tx_that_takes_part_leaves_the_rest_in_the_burst() {
     // A net_ring port's ring holds 1024 (usable 1023): fill it, and the next send takes none.
     let eal = common::start_eal(&["net_ring0"]);
     let pool = Mempool::pktmbuf(&eal, "txfull", 2047, 0, DEFAULT_DATA_ROOM, None).unwrap();
-    let (_port, _rx, mut tx) = Port::start(&eal, 0, &PortConfig::default(), &pool).unwrap();
+    let (_port, mut rx, mut tx) = Port::start(&eal, 0, &PortConfig::default(), &pool).unwrap();
     let mut sent = 0;
     loop {
         let mut burst = Burst::new();
@@ -100,6 +100,13 @@ fn tx_that_takes_part_leaves_the_rest_in_the_burst() {
     assert!(sent >= 1000, "ring took {sent}");
     // The unsent rest was freed when the burst dropped; the ring holds the sent ones.
     assert_eq!(pool.in_use() as usize, sent);
+    let mut drained = 0;
+    let mut back = Burst::new();
+    while rx[0].recv(&mut back) > 0 {
+        drained += back.clear();
+    }
+    assert_eq!(drained, sent);
+    assert_eq!(pool.in_use(), 0);
 }
 
 #[test]

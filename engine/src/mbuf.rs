@@ -171,6 +171,27 @@ impl Burst {
         n
     }
 
+    /// Keeps the mbufs for which `keep` returns true, in order, and frees the others in one
+    /// bulk call; returns how many were freed (for the caller to count under a drop reason).
+    pub fn retain_mut(&mut self, mut keep: impl FnMut(&mut Mbuf) -> bool) -> usize {
+        let mut rejected = Burst::new();
+        let mut kept = 0;
+        let len = std::mem::take(&mut self.len); // should `keep` panic, leak rather than double-free
+        for i in 0..len {
+            // SAFETY: slot i is initialised and, with len at 0, owned by this loop alone; it is
+            // moved exactly once, into a kept position (kept <= i) or into `rejected`.
+            let mut m = unsafe { self.slots[i].assume_init_read() };
+            if keep(&mut m) {
+                self.slots[kept].write(m);
+                kept += 1;
+            } else if let Err(m) = rejected.push(m) {
+                drop(m);
+            }
+        }
+        self.len = kept;
+        rejected.clear()
+    }
+
     /// The spare slots as raw pointers for a PMD or pool to fill, and their number.
     pub(crate) fn spare_raw(&mut self) -> (*mut *mut dpdk_sys::rte_mbuf, usize) {
         let spare = self.spare();

@@ -322,7 +322,14 @@ impl RxQueue {
     /// Receives into the spare room of `burst`; returns how many packets arrived.
     #[inline]
     pub fn recv(&mut self, burst: &mut Burst) -> usize {
+        self.recv_up_to(burst, crate::MAX_BURST)
+    }
+
+    /// Receives at most `max` packets into the spare room of `burst`.
+    #[inline]
+    pub fn recv_up_to(&mut self, burst: &mut Burst, max: usize) -> usize {
         let (slots, spare) = burst.spare_raw();
+        let spare = spare.min(max);
         // SAFETY: this queue is set up and owned by this thread alone (&mut self, !Sync);
         // slots has room for `spare` pointers.
         let n =
@@ -366,5 +373,18 @@ impl TxQueue {
         // SAFETY: the first n mbufs now belong to the device.
         unsafe { burst.forget_front(n) };
         n
+    }
+
+    /// Sends the burst, trying again up to `retries` times while the device takes only part
+    /// of it. What is still in `burst` afterwards did not fit: the caller drops and counts it.
+    #[inline]
+    pub fn send_bounded(&mut self, burst: &mut Burst, retries: u32) -> usize {
+        let mut sent = self.send(burst);
+        let mut tries = 0;
+        while !burst.is_empty() && tries < retries {
+            sent += self.send(burst);
+            tries += 1;
+        }
+        sent
     }
 }

@@ -116,3 +116,22 @@ fn second_eal_start_in_one_process_is_a_clear_error() {
     assert_eq!(err, sluice::Error::EalAlreadyStarted);
     assert!(err.to_string().contains("nextest"));
 }
+
+#[test]
+fn retain_keeps_order_and_frees_the_rest() {
+    let eal = common::start_eal(&["net_null0,no-rx=1"]);
+    let pool = Mempool::pktmbuf(&eal, "retain", 127, 0, DEFAULT_DATA_ROOM, None).unwrap();
+    let mut burst = Burst::new();
+    for i in 0..10u8 {
+        let mut m = pool.alloc().unwrap();
+        assert!(m.extend_from_slice(&[i; 20]));
+        burst.push(m).ok().unwrap();
+    }
+    let freed = burst.retain_mut(|m| m.data()[0] % 3 != 0);
+    assert_eq!(freed, 4);
+    let kept: Vec<u8> = burst.as_slice().iter().map(|m| m.data()[0]).collect();
+    assert_eq!(kept, vec![1, 2, 4, 5, 7, 8]);
+    assert_eq!(pool.in_use(), 6);
+    drop(burst);
+    assert_eq!(pool.in_use(), 0);
+}

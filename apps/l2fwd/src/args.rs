@@ -258,13 +258,16 @@ pub fn pair_ports(options: &Options, present: &[u16]) -> Result<Vec<(u16, u16)>,
         None => {
             let ports: Vec<u16> = present.iter().copied().filter(|&p| in_mask(p)).collect();
             if ports.len() % 2 != 0 {
+                // DPDK's l2fwd silently loops the last port back to itself; we ask for it.
+                let suggestion: String = ports
+                    .chunks(2)
+                    .map(|p| format!("({},{})", p[0], p.get(1).unwrap_or(&p[0])))
+                    .collect();
                 return Err(UsageError(format!(
-                    "portmask {:#x} selects {} ports ({}), which do not pair up: enable an even number of ports, or pair them with --portmap, e.g. --portmap \"({},{})\"",
+                    "portmask {:#x} selects {} ports ({}), which do not pair up: enable an even number of ports, or pair them with --portmap, e.g. --portmap \"{suggestion}\"",
                     options.portmask,
                     ports.len(),
                     describe_ports(&ports),
-                    ports[0],
-                    ports[0]
                 )));
             }
             for pair in ports.chunks(2) {

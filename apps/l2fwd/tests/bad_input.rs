@@ -10,6 +10,7 @@ fn error_line(args: &str) -> String {
     let out = Command::new(BIN)
         .args(args.split_whitespace())
         .env("RUST_BACKTRACE", "1")
+        .env_remove("SLUICE_EAL_ARGS")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

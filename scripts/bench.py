@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Mpps of Sluice's apps against C references on the same virtual ports, side by side.
+
+l2fwd: sluice-l2fwd, DPDK's own l2fwd (built from the installed example) and
+`dpdk-testpmd --forward-mode=macswap`, each forwarding on the same one lcore from a
+net_pcap source (64-byte UDP frames replayed with infinite_rx=1) to a net_null sink.
+The apps run alternately, --runs times each, --seconds per run. Each run's figure is the
+median of its per-second rates after a 2-second warm-up; the table shows each app's median
+over its runs and Sluice's ratio to each reference. The machines are shared and noisy: only
+figures from the same invocation are comparable.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WARMUP_SAMPLES = 2
+
+
+def vdevs(pcap):
+    return ["--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "--vdev", "net_null0,no-rx=1"]
+
+
+def eal(prefix, lcores, pcap):
+    extra = os.environ.get("SLUICE_EAL_ARGS", "").split()
+    return ["-l", lcores, "-m", "256", "--no-pci", "--in-memory", f"--file-prefix={prefix}",
+            "--log-level=*:warning", *extra, *vdevs(pcap)]
+
+
+def sluice_rates(out):
+    """Port 1's TX rate from each periodic line of sluice-l2fwd."""
+    return [float(m.group(1)) * 1e6 for m in re.finditer(r"port 1: rx [\d.]+ Mpps tx ([\d.]+) Mpps", out)]
+
+
+def dpdk_l2fwd_rates(out):
+    """DPDK l2fwd prints cumulative 'Packets sent' per port once a second: difference them."""
+    sent = [int(m.group(1)) for m in re.finditer(r"Statistics for port 1 -+\s*Packets sent:\s+(\d+)", out)]
+    return [b - a for a, b in zip(sent, sent[1:])]
+
+
+def testpmd_rates(out):
+    """testpmd's 'Tx-pps' of port 1 in each --stats-period report."""
+    rates, port = [], None
+    for line in out.splitlines():
+        m = re.search(r"NIC statistics for port (\d+)", line)
+        if m:
+            port = int(m.group(1))
+        m = re.search(r"Tx-pps:\s+(\d+)", line)
+        if m and port == 1:
+            rates.append(int(m.group(1)))
+    return rates
+
+
+def apps(pcap, lcore):
+    l2fwd_args = ["--", "-p", "0x3", "-q", "2", "-T", "1"]
+    return [
+        ("sluice-l2fwd", [f"{ROOT}/target/release/sluice-l2fwd", *eal("sluice-bench", str(lcore), pcap), *l2fwd_args],
+         sluice_rates),
+        ("dpdk l2fwd (C)", [f"{ROOT}/target/bench/dpdk-l2fwd/build/l2fwd", *eal("bench-l2fwd", str(lcore), pcap),
+                            *l2fwd_args], dpdk_l2fwd_rates),
+        # testpmd needs its main lcore beside the forwarding one; it forwards on `lcore`.
+        ("dpdk-testpmd macswap", ["dpdk-testpmd", *eal("bench-testpmd", f"{lcore - 1},{lcore}", pcap), "--",
+                                  "--forward-mode=macswap", "--nb-cores=1", "--stats-period=1"], testpmd_rates),
+    ]
+
+
+def measure(name, cmd, parse, seconds):
+    # testpmd exits when its standard input closes: keep a pipe open for the whole run.
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace")
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    for prefix in ("sluice-bench", "bench-l2fwd", "bench-testpmd"):
+        shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
+    rates = parse(out)[WARMUP_SAMPLES:]
+    if not rates:
+        sys.exit(f"bench.py: error: no rate samples from {name}; its output ends with:\n{out[-2000:]}")
+    return statistics.median(rates) / 1e6
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("benchmark", choices=["l2fwd"])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--seconds", type=int, default=8)
+    a = p.parse_args()
+    if a.seconds < WARMUP_SAMPLES + 2:
+        sys.exit(f"bench.py: error: --seconds must be at least {WARMUP_SAMPLES + 2}")
+    lcore = (os.cpu_count() or 2) - 1
+    if lcore < 1:
+        sys.exit("bench.py: error: needs at least 2 CPUs (testpmd's main lcore and a forwarding lcore)")
+    os.makedirs(f"{ROOT}/target/bench", exist_ok=True)
+    pcap = f"{ROOT}/target/bench/udp64.pcap"
+    subprocess.run([sys.executable, f"{ROOT}/scripts/gen-pcap.py", pcap, "--count", "1024", "--size", "60"],
+                   check=True)
+    runs = {name: [] for name, _, _ in apps(pcap, lcore)}
+    print(f"l2fwd benchmark: net_pcap (64-byte UDP, infinite_rx) -> net_null, forwarding on lcore {lcore}, "
+          f"{a.runs} runs x {a.seconds} s, alternating")
+    for r in range(a.runs):
+        for name, cmd, parse in apps(pcap, lcore):
+            mpps = measure(name, cmd, parse, a.seconds)
+            runs[name].append(mpps)
+            print(f"  run {r + 1}: {name:<22} {mpps:7.2f} Mpps", flush=True)
+    medians = {name: statistics.median(v) for name, v in runs.items()}
+    ours = medians["sluice-l2fwd"]
+    print()
+    print(f"| app | runs (Mpps) | median Mpps | sluice-l2fwd / app |")
+    print(f"| --- | --- | --- | --- |")
+    for name, values in runs.items():
+        print(f"| {name} | {', '.join(f'{v:.2f}' for v in values)} | {medians[name]:.2f} | "
+              f"{ours / medians[name]:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

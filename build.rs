@@ -49,7 +49,7 @@ fn main() {
         .clang_args(&cflags)
         .allowlist_function("rte_.*|sluice_.*")
         .allowlist_type("rte_.*")
-        .allowlist_var("RTE_.*|SOCKET_ID_ANY")
+        .allowlist_var("RTE_.*|SOCKET_ID_ANY|rte_eth_fp_ops")
         // Packed structs with aligned members that rustc rejects (E0588): keep them opaque.
         .opaque_type("rte_l2tpv2_.*")
         .opaque_type("rte_gtp_.*")
@@ -83,5 +83,5 @@ fn dpdk_cflags() -> Vec<String> {
 
 /// bindgen panics deep inside clang-sys when libclang is missing; ask first.
 fn libclang_available() -> bool {
-    std::panic::catch_unwind(|| bindgen::clang_version()).is_ok()
+    std::panic::catch_unwind(bindgen::clang_version).is_ok()
 }

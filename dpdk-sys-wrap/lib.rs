@@ -6,6 +6,72 @@
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 
+/// `rte_eth_rx_burst`, as DPDK 22.11's inline does it: the PMD's burst function from
+/// `rte_eth_fp_ops`, then the queue's RX callbacks (pdump's capture hooks in there) if any.
+///
+/// # Safety
+/// `port_id` < RTE_MAX_ETHPORTS and `queue_id` a set-up RX queue of it, polled by this thread
+/// alone; `rx_pkts` has room for `nb_pkts` pointers.
+#[inline(always)]
+pub unsafe fn eth_rx_burst(
+    port_id: u16,
+    queue_id: u16,
+    rx_pkts: *mut *mut rte_mbuf,
+    nb_pkts: u16,
+) -> u16 {
+    // SAFETY: the caller's contract; fp_ops entries are valid for every port id (a dummy
+    // burst function for stopped ports) and `data`/`clbk` have an entry per queue.
+    unsafe {
+        let ops = &*(&raw const rte_eth_fp_ops)
+            .cast::<rte_eth_fp_ops>()
+            .add(usize::from(port_id));
+        let queue = *ops.rxq.data.add(usize::from(queue_id));
+        let Some(burst) = ops.rx_pkt_burst else {
+            return 0;
+        };
+        let mut nb_rx = burst(queue, rx_pkts, nb_pkts);
+        let callbacks =
+            core::sync::atomic::AtomicPtr::from_ptr(ops.rxq.clbk.add(usize::from(queue_id)))
+                .load(core::sync::atomic::Ordering::Relaxed);
+        if !callbacks.is_null() {
+            nb_rx =
+                rte_eth_call_rx_callbacks(port_id, queue_id, rx_pkts, nb_rx, nb_pkts, callbacks);
+        }
+        nb_rx
+    }
+}
+
+/// `rte_eth_tx_burst`, as DPDK 22.11's inline does it: the queue's TX callbacks if any, then
+/// the PMD's burst function. The PMD owns the first `n` mbufs it returns.
+///
+/// # Safety
+/// As [`eth_rx_burst`], for a TX queue; `tx_pkts` holds `nb_pkts` owned mbufs.
+#[inline(always)]
+pub unsafe fn eth_tx_burst(
+    port_id: u16,
+    queue_id: u16,
+    tx_pkts: *mut *mut rte_mbuf,
+    mut nb_pkts: u16,
+) -> u16 {
+    // SAFETY: as in eth_rx_burst.
+    unsafe {
+        let ops = &*(&raw const rte_eth_fp_ops)
+            .cast::<rte_eth_fp_ops>()
+            .add(usize::from(port_id));
+        let queue = *ops.txq.data.add(usize::from(queue_id));
+        let callbacks =
+            core::sync::atomic::AtomicPtr::from_ptr(ops.txq.clbk.add(usize::from(queue_id)))
+                .load(core::sync::atomic::Ordering::Relaxed);
+        if !callbacks.is_null() {
+            nb_pkts = rte_eth_call_tx_callbacks(port_id, queue_id, tx_pkts, nb_pkts, callbacks);
+        }
+        match ops.tx_pkt_burst {
+            Some(burst) => burst(queue, tx_pkts, nb_pkts),
+            None => 0,
+        }
+    }
+}
+
 /// `rte_pktmbuf_mtod`: the address of the first data byte of `m`.
 ///
 /// # Safety

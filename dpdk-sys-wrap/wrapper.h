@@ -15,11 +15,9 @@
 
 /*
  * Exported by shim.c: DPDK's static-inline functions that Sluice calls, as real symbols.
- * Each is one call per burst (rx/tx) or per rare event, so the call costs nothing measurable;
- * the per-packet accessors (data pointer, lengths) are written in Rust in lib.rs instead.
+ * Each is called once per burst or less, so the call costs nothing measurable; RX/TX burst
+ * and the per-packet accessors are written in Rust in lib.rs instead.
  */
-uint16_t sluice_rx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **rx_pkts, uint16_t nb_pkts);
-uint16_t sluice_tx_burst(uint16_t port_id, uint16_t queue_id, struct rte_mbuf **tx_pkts, uint16_t nb_pkts);
 struct rte_mbuf *sluice_pktmbuf_alloc(struct rte_mempool *mp);
 int sluice_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int count);
 void sluice_pktmbuf_free(struct rte_mbuf *m);

@@ -332,9 +332,8 @@ impl RxQueue {
         let spare = spare.min(max);
         // SAFETY: this queue is set up and owned by this thread alone (&mut self, !Sync);
         // slots has room for `spare` pointers.
-        let n =
-            unsafe { dpdk_sys::sluice_rx_burst(self.port.id(), self.queue, slots, spare as u16) }
-                as usize;
+        let n = unsafe { dpdk_sys::eth_rx_burst(self.port.id(), self.queue, slots, spare as u16) }
+            as usize;
         // SAFETY: the PMD wrote n owned mbufs into the spare slots.
         unsafe { burst.assume_filled(n) };
         n
@@ -367,9 +366,8 @@ impl TxQueue {
         let len = burst.len() as u16;
         // SAFETY: the queue is set up and ours alone; the burst's first len slots are owned
         // mbufs, and the PMD takes ownership of the first n it accepts.
-        let n =
-            unsafe { dpdk_sys::sluice_tx_burst(self.port.id(), self.queue, burst.live_raw(), len) }
-                as usize;
+        let n = unsafe { dpdk_sys::eth_tx_burst(self.port.id(), self.queue, burst.live_raw(), len) }
+            as usize;
         // SAFETY: the first n mbufs now belong to the device.
         unsafe { burst.forget_front(n) };
         n

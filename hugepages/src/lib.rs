@@ -50,9 +50,9 @@ impl PageSize {
 
 impl fmt::Display for PageSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.kib % (1024 * 1024) == 0 {
+        if self.kib.is_multiple_of(1024 * 1024) {
             write!(f, "{}G", self.kib / (1024 * 1024))
-        } else if self.kib % 1024 == 0 {
+        } else if self.kib.is_multiple_of(1024) {
             write!(f, "{}M", self.kib / 1024)
         } else {
             write!(f, "{}K", self.kib)

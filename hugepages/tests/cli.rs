@@ -29,12 +29,20 @@ fn reserve_without_root_says_to_use_root() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("needs root") && stderr.contains("sudo"), "{stderr}");
+    assert!(
+        stderr.contains("needs root") && stderr.contains("sudo"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn usage_errors_are_one_line() {
-    for args in [&["reserve"][..], &["reserve", "--pages", "x"], &["reserve", "--pages", "1", "--size", "3Q"], &["frob"]] {
+    for args in [
+        &["reserve"][..],
+        &["reserve", "--pages", "x"],
+        &["reserve", "--pages", "1", "--size", "3Q"],
+        &["frob"],
+    ] {
         let out = Command::new(BIN).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}");

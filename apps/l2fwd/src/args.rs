@@ -257,7 +257,7 @@ pub fn pair_ports(options: &Options, present: &[u16]) -> Result<Vec<(u16, u16)>,
         }
         None => {
             let ports: Vec<u16> = present.iter().copied().filter(|&p| in_mask(p)).collect();
-            if ports.len() % 2 != 0 {
+            if !ports.len().is_multiple_of(2) {
                 // DPDK's l2fwd silently loops the last port back to itself; we ask for it.
                 let suggestion: String = ports
                     .chunks(2)

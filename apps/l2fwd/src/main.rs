@@ -307,7 +307,7 @@ fn forward(mut routes: Vec<Route>, stop: &StopFlag, report: Option<&Report>) {
         }
         rounds = rounds.wrapping_add(1);
         if let Some(report) = report {
-            if rounds % 1024 == 0 {
+            if rounds.is_multiple_of(1024) {
                 let now = Instant::now();
                 if !report.period.is_zero() && now - last_report >= report.period {
                     report.print_line(now - started, &mut previous, now - last_report);

@@ -14,7 +14,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_sluice-l2fwd");
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut w = PcapWriter::new(File::create(path).unwrap()).unwrap();
     for f in frames {
-        w.write_packet(&PcapPacket::new(Duration::ZERO, f.len() as u32, f)).unwrap();
+        w.write_packet(&PcapPacket::new(Duration::ZERO, f.len() as u32, f))
+            .unwrap();
     }
 }
 
@@ -75,12 +76,27 @@ fn run_until_signal(args: &[String], settle: Duration, sig: i32) -> (Run, Durati
     let status = child.wait().unwrap();
     let took = signalled.elapsed();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    (Run { stdout, stderr, success: status.success() }, took)
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (
+        Run {
+            stdout,
+            stderr,
+            success: status.success(),
+        },
+        took,
+    )
 }
 
 fn eal_args() -> Vec<String> {
-    ["-l", "0", "-m", "128", "--log-level=*:warning"].iter().map(|s| s.to_string()).collect()
+    ["-l", "0", "-m", "128", "--log-level=*:warning"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn port_mac(stdout: &str, port: u16) -> [u8; 6] {
@@ -88,13 +104,25 @@ fn port_mac(stdout: &str, port: u16) -> [u8; 6] {
         .lines()
         .find(|l| l.starts_with(&format!("port {port}: ")))
         .unwrap_or_else(|| panic!("no line for port {port} in:\n{stdout}"));
-    let mac = line.split("MAC ").nth(1).unwrap().split(',').next().unwrap();
-    let bytes: Vec<u8> = mac.split(':').map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
+    let mac = line
+        .split("MAC ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap();
+    let bytes: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
     bytes.try_into().unwrap()
 }
 
-/// Two pcap ports fed with 50 and 30 frames; returns (inputs, outputs, run).
-fn forward_two_ports(extra: &[&str], in0: Vec<Vec<u8>>, in1: Vec<Vec<u8>>) -> ([Vec<Vec<u8>>; 2], [Vec<Vec<u8>>; 2], Run) {
+/// The frames of one pcap file.
+type Frames = Vec<Vec<u8>>;
+
+/// Two pcap ports fed with `in0` and `in1`; returns (inputs, outputs, run), per port.
+fn forward_two_ports(extra: &[&str], in0: Frames, in1: Frames) -> ([Frames; 2], [Frames; 2], Run) {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
     write_pcap(&p("in0.pcap"), &in0);
@@ -108,21 +136,31 @@ fn forward_two_ports(extra: &[&str], in0: Vec<Vec<u8>>, in1: Vec<Vec<u8>>) -> ([
             p(&format!("out{port}.pcap")).display()
         ));
     }
-    args.extend(["--", "-p", "0x3", "-q", "2", "-T", "0"].iter().map(|s| s.to_string()));
+    args.extend(
+        ["--", "-p", "0x3", "-q", "2", "-T", "0"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
     args.extend(extra.iter().map(|s| s.to_string()));
     let (run, _) = run_until_signal(&args, Duration::from_millis(1500), libc::SIGINT);
     let outputs = [read_pcap(&p("out0.pcap")), read_pcap(&p("out1.pcap"))];
     ([in0, in1], outputs, run)
 }
 
-fn mixed_frames(tag: u8, n: u8) -> Vec<Vec<u8>> {
-    (0..n).map(|i| frame(tag, i, 60 + (i as usize * 37) % 1455)).collect()
+fn mixed_frames(tag: u8, n: u8) -> Frames {
+    (0..n)
+        .map(|i| frame(tag, i, 60 + (i as usize * 37) % 1455))
+        .collect()
 }
 
 #[test]
 fn mac_updating_rewrites_source_and_destination() {
     let (inputs, outputs, run) = forward_two_ports(&[], mixed_frames(1, 50), mixed_frames(2, 30));
-    assert!(run.success, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(
+        run.success,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     for (rx, tx) in [(0usize, 1u16), (1, 0)] {
         let tx_mac = port_mac(&run.stdout, tx);
         let expected: Vec<Vec<u8>> = inputs[rx]
@@ -134,22 +172,44 @@ fn mac_updating_rewrites_source_and_destination() {
                 f
             })
             .collect();
-        assert_eq!(outputs[tx as usize], expected, "frames from port {rx} out of port {tx}");
+        assert_eq!(
+            outputs[tx as usize], expected,
+            "frames from port {rx} out of port {tx}"
+        );
     }
-    assert!(run.stdout.contains("total: rx 80 = tx 80 + dropped 0"), "{}", run.stdout);
-    assert!(run.stdout.contains("port 0: rx 50 tx 30 dropped 0"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("total: rx 80 = tx 80 + dropped 0"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("port 0: rx 50 tx 30 dropped 0"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
 }
 
 #[test]
 fn no_mac_updating_forwards_frames_unchanged() {
-    let (inputs, outputs, run) =
-        forward_two_ports(&["--no-mac-updating"], mixed_frames(3, 40), mixed_frames(4, 40));
-    assert!(run.success, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let (inputs, outputs, run) = forward_two_ports(
+        &["--no-mac-updating"],
+        mixed_frames(3, 40),
+        mixed_frames(4, 40),
+    );
+    assert!(
+        run.success,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     assert!(run.stdout.contains("MAC updating disabled"));
     assert_eq!(outputs[1], inputs[0]);
     assert_eq!(outputs[0], inputs[1]);
-    assert!(run.stdout.contains("total: rx 80 = tx 80 + dropped 0"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("total: rx 80 = tx 80 + dropped 0"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
 }
 
@@ -159,10 +219,15 @@ fn runts_are_dropped_as_truncated_when_macs_must_be_rewritten() {
     in0.insert(3, vec![0xee; 13]);
     in0.insert(7, vec![0xdd; 1]);
     let (_, outputs, run) = forward_two_ports(&[], in0, mixed_frames(6, 5));
-    assert!(run.success, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(
+        run.success,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     assert_eq!(outputs[1].len(), 10);
     assert!(
-        run.stdout.contains("total: rx 17 = tx 15 + dropped 2 (tx_full 0, truncated 2)"),
+        run.stdout
+            .contains("total: rx 17 = tx 15 + dropped 2 (tx_full 0, truncated 2)"),
         "{}",
         run.stdout
     );
@@ -181,13 +246,29 @@ fn sigterm_under_full_load_stops_within_a_second_with_the_account() {
         "--vdev".to_owned(),
         "net_null0,no-rx=1".to_owned(),
     ]);
-    args.extend(["--", "-p", "3", "-q", "2", "-T", "1"].iter().map(|s| s.to_string()));
+    args.extend(
+        ["--", "-p", "3", "-q", "2", "-T", "1"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
     let (run, took) = run_until_signal(&args, Duration::from_millis(2500), libc::SIGTERM);
-    assert!(run.success, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(
+        run.success,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
     assert!(took < Duration::from_secs(1), "took {took:?} to stop");
     assert!(run.stdout.contains("final account:"));
-    assert!(run.stdout.contains("Mpps"), "periodic report missing:\n{}", run.stdout);
-    let total = run.stdout.lines().find(|l| l.contains("total: rx")).unwrap();
+    assert!(
+        run.stdout.contains("Mpps"),
+        "periodic report missing:\n{}",
+        run.stdout
+    );
+    let total = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("total: rx"))
+        .unwrap();
     let n: Vec<u64> = total
         .split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())

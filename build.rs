@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::exit;
 
 const INSTALL_HINT: &str =
-    "install them with `apt-get install libdpdk-dev pkg-config clang libclang-dev` (or run scripts/setup.sh)";
+    "install the packages with `apt-get install libdpdk-dev pkg-config clang libclang-dev`, or run scripts/setup.sh";
 
 /// One clear line instead of a build-script backtrace.
 fn fail(what: &str) -> ! {
@@ -26,7 +26,11 @@ fn main() {
         Ok(_) => {}
         Err(e) => fail(&format!(
             "DPDK (pkg-config package libdpdk, 22.11 or newer) was not found: {}",
-            e.to_string().lines().next().unwrap_or("")
+            e.to_string()
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("no detail")
         )),
     };
 

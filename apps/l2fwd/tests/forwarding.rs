@@ -123,11 +123,23 @@ type Frames = Vec<Vec<u8>>;
 
 /// Two pcap ports fed with `in0` and `in1`; returns (inputs, outputs, run), per port.
 fn forward_two_ports(extra: &[&str], in0: Frames, in1: Frames) -> ([Frames; 2], [Frames; 2], Run) {
+    forward_two_ports_on("0", "2", extra, in0, in1)
+}
+
+/// As [`forward_two_ports`], on the given lcores with `-q queues_per_lcore`.
+fn forward_two_ports_on(
+    lcores: &str,
+    queues_per_lcore: &str,
+    extra: &[&str],
+    in0: Frames,
+    in1: Frames,
+) -> ([Frames; 2], [Frames; 2], Run) {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
     write_pcap(&p("in0.pcap"), &in0);
     write_pcap(&p("in1.pcap"), &in1);
     let mut args = eal_args();
+    args[1] = lcores.to_owned();
     for port in 0..2 {
         args.push("--vdev".into());
         args.push(format!(
@@ -137,7 +149,7 @@ fn forward_two_ports(extra: &[&str], in0: Frames, in1: Frames) -> ([Frames; 2], 
         ));
     }
     args.extend(
-        ["--", "-p", "0x3", "-q", "2", "-T", "0"]
+        ["--", "-p", "0x3", "-q", queues_per_lcore, "-T", "0"]
             .iter()
             .map(|s| s.to_string()),
     );
@@ -203,6 +215,40 @@ fn no_mac_updating_forwards_frames_unchanged() {
         run.stdout, run.stderr
     );
     assert!(run.stdout.contains("MAC updating disabled"));
+    assert_eq!(outputs[1], inputs[0]);
+    assert_eq!(outputs[0], inputs[1]);
+    assert!(
+        run.stdout.contains("total: rx 80 = tx 80 + dropped 0"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+}
+
+#[test]
+fn each_port_on_its_own_lcore() {
+    let (inputs, outputs, run) = forward_two_ports_on(
+        "0,1",
+        "1",
+        &["--no-mac-updating"],
+        mixed_frames(8, 60),
+        mixed_frames(9, 20),
+    );
+    assert!(
+        run.success,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stdout.contains("lcore 0: RX port 0 TX port 1"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("lcore 1: RX port 1 TX port 0"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(outputs[1], inputs[0]);
     assert_eq!(outputs[0], inputs[1]);
     assert!(

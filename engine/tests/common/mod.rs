@@ -6,8 +6,13 @@ use sluice::{Eal, EalBuilder};
 /// Starts the EAL with the test rules: one lcore, a small memory budget, no PCI (added by
 /// the builder), in-memory runtime files, and the given virtual devices.
 pub fn start_eal(vdevs: &[&str]) -> Eal {
+    start_eal_on("0", vdevs)
+}
+
+/// As [`start_eal`], on the lcores given in `-l` syntax.
+pub fn start_eal_on(lcores: &str, vdevs: &[&str]) -> Eal {
     let mut builder = EalBuilder::new("sluice-test")
-        .lcores("0")
+        .lcores(lcores)
         .memory_mb(64)
         .arg("--log-level=*:warning");
     for vdev in vdevs {

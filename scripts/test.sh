@@ -11,6 +11,9 @@ scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -q -- -D warnings
 cargo build --workspace --all-targets -q
+# The SPSC ring under loom's model checker (own target dir: --cfg loom rebuilds everything).
+LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+  cargo test -q -p sluice --lib --release ring::loom_tests
 cargo nextest run --workspace --no-fail-fast "$@"
 
 # No DPDK process may leave hugepage files behind.

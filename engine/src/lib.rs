@@ -13,6 +13,7 @@ pub mod mbuf;
 pub mod mempool;
 pub mod net;
 pub mod port;
+pub mod ring;
 pub mod stats;
 pub mod worker;
 

@@ -1,0 +1,467 @@
+//! A lock-free single-producer single-consumer ring.
+//!
+//! `channel::<T>(capacity)` gives a [`Producer`] and a [`Consumer`]: each is `Send` but not
+//! `Sync` or `Clone`, so one thread pushes and one pops. Head and tail sit on cache lines of
+//! their own, and each side keeps a cached copy of the other's index, touching the shared line
+//! only when the cached one says the ring looks full (or empty). Burst operations move as many
+//! items as fit with one index publication per burst. Dropping the ring drops what is left.
+//!
+//! Pure Rust (no DPDK), so Miri and loom can check it: see the README's "Checking the ring".
+
+#[cfg(loom)]
+use loom::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
+#[cfg(not(loom))]
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+
+/// Keeps a value on a cache line (pair) of its own: 128 bytes, as adjacent-line prefetch
+/// pulls lines in pairs on x86.
+#[repr(align(128))]
+struct CachePadded<T>(T);
+
+/// One slot; under loom, a tracked cell.
+struct Slot<T> {
+    #[cfg(not(loom))]
+    cell: std::cell::UnsafeCell<MaybeUninit<T>>,
+    #[cfg(loom)]
+    cell: loom::cell::UnsafeCell<MaybeUninit<T>>,
+}
+
+impl<T> Slot<T> {
+    fn new() -> Slot<T> {
+        Slot {
+            #[cfg(not(loom))]
+            cell: std::cell::UnsafeCell::new(MaybeUninit::uninit()),
+            #[cfg(loom)]
+            cell: loom::cell::UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// # Safety
+    /// The caller must own the slot (it lies in its side's half of the ring) and it must be empty.
+    unsafe fn write(&self, value: T) {
+        #[cfg(not(loom))]
+        // SAFETY: the caller owns this empty slot; no one else reads or writes it.
+        unsafe {
+            (*self.cell.get()).write(value);
+        }
+        #[cfg(loom)]
+        // SAFETY: as above.
+        self.cell.with_mut(|p| unsafe {
+            (*p).write(value);
+        });
+    }
+
+    /// # Safety
+    /// The caller must own the slot and it must hold a value, which it takes.
+    unsafe fn take(&self) -> T {
+        #[cfg(not(loom))]
+        // SAFETY: the caller owns this full slot; the value is moved out exactly once.
+        unsafe {
+            (*self.cell.get()).assume_init_read()
+        }
+        #[cfg(loom)]
+        // SAFETY: as above.
+        self.cell.with(|p| unsafe { (*p).assume_init_read() })
+    }
+}
+
+struct Shared<T> {
+    /// Items pushed so far (wrapping); written by the producer only.
+    head: CachePadded<AtomicUsize>,
+    /// Items popped so far (wrapping); written by the consumer only.
+    tail: CachePadded<AtomicUsize>,
+    mask: usize,
+    slots: Box<[Slot<T>]>,
+}
+
+// SAFETY: slots are handed between the two threads by the head/tail protocol (release on
+// publish, acquire on observe); each slot is accessed by one side at a time.
+unsafe impl<T: Send> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Drop for Shared<T> {
+    fn drop(&mut self) {
+        // Both halves are gone (this is the last Arc), so no one else touches the slots.
+        let head = self.head.0.load(Ordering::Acquire);
+        let mut tail = self.tail.0.load(Ordering::Acquire);
+        while tail != head {
+            // SAFETY: slots between tail and head hold values nobody popped.
+            drop(unsafe { self.slots[tail & self.mask].take() });
+            tail = tail.wrapping_add(1);
+        }
+    }
+}
+
+/// The pushing half.
+pub struct Producer<T> {
+    shared: Arc<Shared<T>>,
+    head: usize,
+    cached_tail: usize,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+/// The popping half.
+pub struct Consumer<T> {
+    shared: Arc<Shared<T>>,
+    tail: usize,
+    cached_head: usize,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+// SAFETY: a half may move to another thread with its items; !Sync (Cell) keeps it on one.
+unsafe impl<T: Send> Send for Producer<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for Consumer<T> {}
+
+/// A ring of `capacity` slots, which must be a power of two.
+///
+/// # Panics
+/// If `capacity` is zero or not a power of two: a programming error, not an input.
+pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    assert!(
+        capacity.is_power_of_two(),
+        "ring capacity must be a power of two, not {capacity}"
+    );
+    let shared = Arc::new(Shared {
+        head: CachePadded(AtomicUsize::new(0)),
+        tail: CachePadded(AtomicUsize::new(0)),
+        mask: capacity - 1,
+        slots: (0..capacity).map(|_| Slot::new()).collect(),
+    });
+    (
+        Producer {
+            shared: shared.clone(),
+            head: 0,
+            cached_tail: 0,
+            _not_sync: PhantomData,
+        },
+        Consumer {
+            shared,
+            tail: 0,
+            cached_head: 0,
+            _not_sync: PhantomData,
+        },
+    )
+}
+
+impl<T> Producer<T> {
+    pub fn capacity(&self) -> usize {
+        self.shared.mask + 1
+    }
+
+    /// Free slots, refreshing the cached tail only when the cache says fewer than `wanted`.
+    #[inline]
+    fn free(&mut self, wanted: usize) -> usize {
+        let capacity = self.capacity();
+        let mut free = capacity - self.head.wrapping_sub(self.cached_tail);
+        if free < wanted {
+            self.cached_tail = self.shared.tail.0.load(Ordering::Acquire);
+            free = capacity - self.head.wrapping_sub(self.cached_tail);
+        }
+        free
+    }
+
+    /// Pushes up to `n` items made by `next(i)` (called once per slot filled, `i` from 0, in
+    /// order); returns how many went in. One publication for the whole burst.
+    #[inline]
+    pub fn push_with(&mut self, n: usize, mut next: impl FnMut(usize) -> T) -> usize {
+        let k = n.min(self.free(n));
+        for i in 0..k {
+            let slot = &self.shared.slots[self.head.wrapping_add(i) & self.shared.mask];
+            // SAFETY: slots from head to head+free are empty and the producer's alone. Should
+            // `next` panic, the items written are simply never published (leaked, not dropped twice).
+            unsafe { slot.write(next(i)) };
+        }
+        self.head = self.head.wrapping_add(k);
+        self.shared.head.0.store(self.head, Ordering::Release);
+        k
+    }
+
+    /// Pushes one item, or gives it back when the ring is full.
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), T> {
+        if self.free(1) == 0 {
+            return Err(value);
+        }
+        let mut value = Some(value);
+        self.push_with(1, |_| value.take().expect("called once"));
+        Ok(())
+    }
+
+    /// Copies as many of `items` as fit, from the front; returns how many.
+    #[inline]
+    pub fn push_slice(&mut self, items: &[T]) -> usize
+    where
+        T: Copy,
+    {
+        self.push_with(items.len(), |i| items[i])
+    }
+}
+
+impl<T> Consumer<T> {
+    pub fn capacity(&self) -> usize {
+        self.shared.mask + 1
+    }
+
+    /// Items waiting, refreshing the cached head only when the cache says fewer than `wanted`.
+    #[inline]
+    fn available(&mut self, wanted: usize) -> usize {
+        let mut available = self.cached_head.wrapping_sub(self.tail);
+        if available < wanted {
+            self.cached_head = self.shared.head.0.load(Ordering::Acquire);
+            available = self.cached_head.wrapping_sub(self.tail);
+        }
+        available
+    }
+
+    /// Items waiting now.
+    pub fn len(&mut self) -> usize {
+        self.available(usize::MAX)
+    }
+
+    pub fn is_empty(&mut self) -> bool {
+        self.available(1) == 0
+    }
+
+    /// Pops up to `n` items, oldest first, handing each to `sink`; returns how many.
+    #[inline]
+    pub fn pop_with(&mut self, n: usize, mut sink: impl FnMut(T)) -> usize {
+        let k = n.min(self.available(n));
+        let shared = &*self.shared;
+        let guard = TailGuard {
+            tail_index: &shared.tail.0,
+            tail: &mut self.tail,
+        };
+        for _ in 0..k {
+            let slot = &shared.slots[*guard.tail & shared.mask];
+            // SAFETY: slots from tail to head hold published values and are the consumer's;
+            // the tail moves past the slot before the value reaches `sink`.
+            let value = unsafe { slot.take() };
+            *guard.tail = guard.tail.wrapping_add(1);
+            sink(value);
+        }
+        k
+    }
+
+    /// Pops the oldest item.
+    #[inline]
+    pub fn pop(&mut self) -> Option<T> {
+        let mut out = None;
+        self.pop_with(1, |v| out = Some(v));
+        out
+    }
+
+    /// Copies up to `out.len()` items into `out`, oldest first; returns how many.
+    #[inline]
+    pub fn pop_into(&mut self, out: &mut [T]) -> usize
+    where
+        T: Copy,
+    {
+        let mut i = 0;
+        self.pop_with(out.len(), |v| {
+            out[i] = v;
+            i += 1;
+        })
+    }
+}
+
+/// Stores the local tail into the shared index when dropped: at the end of a pop, or during
+/// unwinding from a panicking sink.
+struct TailGuard<'a> {
+    tail_index: &'a AtomicUsize,
+    tail: &'a mut usize,
+}
+
+impl Drop for TailGuard<'_> {
+    fn drop(&mut self) {
+        self.tail_index.store(*self.tail, Ordering::Release);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    #[test]
+    fn push_pop_in_order_and_full_empty() {
+        let (mut p, mut c) = channel::<u32>(4);
+        assert_eq!(p.capacity(), 4);
+        assert!(c.is_empty());
+        for i in 0..4 {
+            assert_eq!(p.push(i), Ok(()));
+        }
+        assert_eq!(p.push(9), Err(9));
+        assert_eq!(c.len(), 4);
+        for i in 0..4 {
+            assert_eq!(c.pop(), Some(i));
+        }
+        assert_eq!(c.pop(), None);
+    }
+
+    #[test]
+    fn bursts_move_as_many_as_fit_across_the_wrap() {
+        let (mut p, mut c) = channel::<u64>(8);
+        let mut out = [0u64; 8];
+        let mut next = 0u64;
+        let mut expected = 0u64;
+        for round in 0..100 {
+            let items: Vec<u64> = (next..next + 5).collect();
+            let pushed = p.push_slice(&items);
+            next += pushed as u64;
+            let popped = c.pop_into(&mut out[..(round % 7) + 1]);
+            for v in &out[..popped] {
+                assert_eq!(*v, expected);
+                expected += 1;
+            }
+        }
+        while let Some(v) = c.pop() {
+            assert_eq!(v, expected);
+            expected += 1;
+        }
+        assert_eq!(expected, next);
+    }
+
+    #[test]
+    fn burst_into_a_full_ring_moves_nothing() {
+        let (mut p, mut c) = channel::<u8>(2);
+        assert_eq!(p.push_slice(&[1, 2, 3]), 2);
+        assert_eq!(p.push_slice(&[4]), 0);
+        let mut out = [0u8; 4];
+        assert_eq!(c.pop_into(&mut out), 2);
+        assert_eq!(&out[..2], &[1, 2]);
+        assert_eq!(c.pop_into(&mut out), 0);
+    }
+
+    #[test]
+    fn non_copy_items_move_and_leftovers_drop_with_the_ring() {
+        let token = Rc::new(());
+        {
+            let (mut p, mut c) = channel::<Rc<()>>(8);
+            let mut source: Vec<Rc<()>> = (0..6).map(|_| token.clone()).collect();
+            let moved = p.push_with(source.len(), |_| source.pop().expect("six"));
+            assert_eq!(moved, 6);
+            assert_eq!(Rc::strong_count(&token), 7);
+            let mut got = Vec::new();
+            assert_eq!(c.pop_with(2, |v| got.push(v)), 2);
+            drop(got);
+            assert_eq!(Rc::strong_count(&token), 5);
+        }
+        // The four left in the ring were dropped with it.
+        assert_eq!(Rc::strong_count(&token), 1);
+    }
+
+    #[test]
+    fn a_panicking_sink_never_gets_an_item_twice() {
+        let token = std::sync::Arc::new(());
+        let (mut p, mut c) = channel::<std::sync::Arc<()>>(4);
+        for _ in 0..4 {
+            p.push(token.clone()).unwrap();
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut seen = 0;
+            c.pop_with(4, |v| {
+                seen += 1;
+                drop(v);
+                if seen == 2 {
+                    panic!("sink failure on purpose");
+                }
+            });
+        }));
+        assert!(result.is_err());
+        assert_eq!(c.len(), 2);
+        drop((p, c));
+        assert_eq!(std::sync::Arc::strong_count(&token), 1);
+    }
+
+    #[test]
+    fn two_threads_pass_a_million_items_in_order() {
+        let (mut p, mut c) = channel::<u64>(64);
+        const N: u64 = 1_000_000;
+        let producer = std::thread::spawn(move || {
+            let mut next = 0;
+            while next < N {
+                let burst: Vec<u64> = (next..(next + 32).min(N)).collect();
+                next += p.push_slice(&burst) as u64;
+            }
+        });
+        let mut expected = 0;
+        let mut out = [0u64; 32];
+        while expected < N {
+            let n = c.pop_into(&mut out);
+            for v in &out[..n] {
+                assert_eq!(*v, expected);
+                expected += 1;
+            }
+        }
+        producer.join().unwrap();
+    }
+
+    #[test]
+    #[should_panic(expected = "power of two")]
+    fn capacity_must_be_a_power_of_two() {
+        let _ = channel::<u8>(6);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+
+    #[test]
+    fn push_pop_across_threads() {
+        loom::model(|| {
+            let (mut p, mut c) = channel::<usize>(2);
+            let t = loom::thread::spawn(move || {
+                for i in 0..3 {
+                    while p.push(i).is_err() {
+                        loom::thread::yield_now();
+                    }
+                }
+            });
+            let mut next = 0;
+            while next < 3 {
+                match c.pop() {
+                    Some(v) => {
+                        assert_eq!(v, next);
+                        next += 1;
+                    }
+                    None => loom::thread::yield_now(),
+                }
+            }
+            t.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn bursts_across_threads_and_drop_leftovers() {
+        loom::model(|| {
+            let (mut p, mut c) = channel::<loom::sync::Arc<usize>>(4);
+            let t = loom::thread::spawn(move || {
+                let mut sent = 0;
+                while sent < 3 {
+                    sent += p.push_with(3 - sent, |i| loom::sync::Arc::new(sent + i));
+                    loom::thread::yield_now();
+                }
+            });
+            let mut got = Vec::new();
+            c.pop_with(2, |v| got.push(*v));
+            t.join().unwrap();
+            for (i, v) in got.iter().enumerate() {
+                assert_eq!(*v, i);
+            }
+            // Whatever is left drops with the consumer.
+        });
+    }
+}

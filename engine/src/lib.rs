@@ -12,8 +12,10 @@ pub mod error;
 pub mod mbuf;
 pub mod mempool;
 pub mod net;
+pub mod pipeline;
 pub mod port;
 pub mod ring;
+pub mod stage;
 pub mod stats;
 pub mod worker;
 

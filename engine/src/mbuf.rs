@@ -192,6 +192,17 @@ impl Burst {
         rejected.clear()
     }
 
+    /// Moves every mbuf out, in order; any the iterator does not hand out are freed in bulk
+    /// when it is dropped.
+    pub fn drain(&mut self) -> Drain<'_> {
+        let end = std::mem::take(&mut self.len);
+        Drain {
+            burst: self,
+            next: 0,
+            end,
+        }
+    }
+
     /// The spare slots as raw pointers for a PMD or pool to fill, and their number.
     pub(crate) fn spare_raw(&mut self) -> (*mut *mut dpdk_sys::rte_mbuf, usize) {
         let spare = self.spare();
@@ -232,5 +243,46 @@ impl Burst {
 impl Drop for Burst {
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+/// The mbufs of a burst, moved out one by one (see [`Burst::drain`]).
+pub struct Drain<'a> {
+    burst: &'a mut Burst,
+    next: usize,
+    end: usize,
+}
+
+impl Iterator for Drain<'_> {
+    type Item = Mbuf;
+
+    #[inline]
+    fn next(&mut self) -> Option<Mbuf> {
+        if self.next == self.end {
+            return None;
+        }
+        // SAFETY: slots next..end are initialised and owned by the drain (the burst's len is 0).
+        let m = unsafe { self.burst.slots[self.next].assume_init_read() };
+        self.next += 1;
+        Some(m)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.end - self.next, Some(self.end - self.next))
+    }
+}
+
+impl ExactSizeIterator for Drain<'_> {}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        let rest = self.end - self.next;
+        if rest > 0 {
+            // SAFETY: the slots not handed out are still owned here, and nothing reads them again.
+            unsafe {
+                let first = self.burst.slots.as_mut_ptr().add(self.next);
+                dpdk_sys::rte_pktmbuf_free_bulk(first.cast(), rest as u32);
+            }
+        }
     }
 }

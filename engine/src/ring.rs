@@ -10,12 +10,12 @@
 
 #[cfg(loom)]
 use loom::sync::{
-    atomic::{AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicUsize, Ordering},
     Arc,
 };
 #[cfg(not(loom))]
 use std::sync::{
-    atomic::{AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicUsize, Ordering},
     Arc,
 };
 
@@ -80,6 +80,8 @@ struct Shared<T> {
     head: CachePadded<AtomicUsize>,
     /// Items popped so far (wrapping); written by the consumer only.
     tail: CachePadded<AtomicUsize>,
+    /// Set when the producer is dropped: nothing more will come.
+    closed: AtomicBool,
     mask: usize,
     slots: Box<[Slot<T>]>,
 }
@@ -136,6 +138,7 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let shared = Arc::new(Shared {
         head: CachePadded(AtomicUsize::new(0)),
         tail: CachePadded(AtomicUsize::new(0)),
+        closed: AtomicBool::new(false),
         mask: capacity - 1,
         slots: (0..capacity).map(|_| Slot::new()).collect(),
     });
@@ -209,7 +212,19 @@ impl<T> Producer<T> {
     }
 }
 
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        // Release: a consumer that sees `closed` also sees every item published before it.
+        self.shared.closed.store(true, Ordering::Release);
+    }
+}
+
 impl<T> Consumer<T> {
+    /// True once the producer is gone: what is in the ring now is all there will be.
+    pub fn producer_gone(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
     pub fn capacity(&self) -> usize {
         self.shared.mask + 1
     }
@@ -406,6 +421,17 @@ mod tests {
             }
         }
         producer.join().unwrap();
+    }
+
+    #[test]
+    fn the_consumer_learns_when_the_producer_is_gone() {
+        let (mut p, mut c) = channel::<u8>(4);
+        p.push(1).unwrap();
+        assert!(!c.producer_gone());
+        drop(p);
+        assert!(c.producer_gone());
+        assert_eq!(c.pop(), Some(1));
+        assert!(c.is_empty());
     }
 
     #[test]

@@ -10,18 +10,33 @@ use std::sync::Arc;
 pub enum DropReason {
     /// The TX queue kept refusing it after the bounded retries.
     TxFull,
+    /// The ring to the stage worker was full (pipelined mode).
+    RingFull,
     /// Shorter than the headers the stage must read or write.
     Truncated,
+    /// The stages chose no output for it, or one this worker has no TX queue for.
+    NoOutput,
+    /// A stage's own rule dropped it (a filter, a policer, a test stage).
+    Filtered,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 2] = [DropReason::TxFull, DropReason::Truncated];
+    pub const ALL: [DropReason; 5] = [
+        DropReason::TxFull,
+        DropReason::RingFull,
+        DropReason::Truncated,
+        DropReason::NoOutput,
+        DropReason::Filtered,
+    ];
     pub const COUNT: usize = Self::ALL.len();
 
     pub fn name(self) -> &'static str {
         match self {
             DropReason::TxFull => "tx_full",
+            DropReason::RingFull => "ring_full",
             DropReason::Truncated => "truncated",
+            DropReason::NoOutput => "no_output",
+            DropReason::Filtered => "filtered",
         }
     }
 
@@ -99,13 +114,18 @@ impl Snapshot {
         self.drops[reason.index()]
     }
 
-    /// `tx_full 0, truncated 3`
+    /// `tx_full 2, truncated 3`: the reasons with drops, or `none`.
     pub fn drops_by_reason(&self) -> String {
-        DropReason::ALL
+        let listed: Vec<String> = DropReason::ALL
             .iter()
+            .filter(|r| self.drops_for(**r) > 0)
             .map(|r| format!("{} {}", r.name(), self.drops_for(*r)))
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect();
+        if listed.is_empty() {
+            "none".to_owned()
+        } else {
+            listed.join(", ")
+        }
     }
 }
 
@@ -142,6 +162,7 @@ mod tests {
         assert_eq!((s.rx, s.tx, s.dropped()), (10, 7, 3));
         assert_eq!(s.rx, s.tx + s.dropped());
         assert_eq!(s.drops_by_reason(), "tx_full 2, truncated 1");
+        assert_eq!(Snapshot::default().drops_by_reason(), "none");
         let total: Snapshot = [s, s].into_iter().sum();
         assert_eq!((total.rx, total.drops_for(DropReason::TxFull)), (20, 4));
     }

@@ -1,0 +1,634 @@
+//! Wiring of RX queues, stages, rings and TX queues, and the poll loops that run them.
+//!
+//! A [`Lane`] is one chain of work: the RX queues it polls, the stages every burst goes
+//! through, and the TX queues (at most one per port) its packets leave by. In
+//! [`Mode::RunToCompletion`] one lcore does RX → stages → TX for the lane; in
+//! [`Mode::Pipelined`] the lane's RX lcore hands bursts over an SPSC ring to its stage lcore,
+//! which runs the stages and transmits. Several lanes may share an lcore.
+//!
+//! Every packet received is counted, and so is every packet sent or dropped (by reason), on
+//! counter blocks that each have one writer. On stop, RX ends first and stage workers drain
+//! their rings, so that afterwards received = sent + dropped exactly.
+
+use crate::eal::Eal;
+use crate::error::Error;
+use crate::mbuf::{Burst, Mbuf, MAX_BURST};
+use crate::port::{RxQueue, TxQueue};
+use crate::ring::{self, Consumer, Producer};
+use crate::stage::{Action, Stage};
+use crate::stats::{counters, CounterWriter, Counters, DropReason, Snapshot};
+use crate::worker::{self, StopFlag};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How a lane's work is spread over lcores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One lcore polls, runs the stages and transmits.
+    RunToCompletion,
+    /// An RX lcore hands bursts over a ring to a stage lcore, which transmits.
+    Pipelined,
+}
+
+impl FromStr for Mode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Mode, Error> {
+        match s {
+            "rtc" | "run-to-completion" => Ok(Mode::RunToCompletion),
+            "pipeline" | "pipelined" => Ok(Mode::Pipelined),
+            other => Err(Error::Config(format!(
+                "unknown mode '{other}': expected rtc (run to completion) or pipeline"
+            ))),
+        }
+    }
+}
+
+/// What an lcore does when its queues are empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdlePolicy {
+    /// Poll flat out (benchmarks; lowest latency).
+    Off,
+    /// Poll again at once for `spin_polls` empty rounds, then with a pause hint between polls
+    /// until the queues have been empty for `pause_for`, then sleep `sleep` between polls.
+    Adaptive {
+        spin_polls: u32,
+        pause_for: Duration,
+        sleep: Duration,
+    },
+}
+
+impl Default for IdlePolicy {
+    /// Idle for 10 ms, then poll every 500 µs: an idle engine costs about 1% of a core.
+    fn default() -> Self {
+        IdlePolicy::Adaptive {
+            spin_polls: 1024,
+            pause_for: Duration::from_millis(10),
+            sleep: Duration::from_micros(500),
+        }
+    }
+}
+
+/// Pipeline-wide settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub mode: Mode,
+    /// Packets asked of an RX queue per poll (1..=64).
+    pub burst: usize,
+    /// Further offers of the rest of a burst to a TX queue that took only part of it.
+    pub tx_retries: u32,
+    /// Slots of each RX → stage ring (a power of two; pipelined mode).
+    pub ring_capacity: usize,
+    pub idle: IdlePolicy,
+    /// How often the main lcore calls the report callback (zero: never).
+    pub report_period: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: Mode::RunToCompletion,
+            burst: 32,
+            tx_retries: 4,
+            ring_capacity: 1024,
+            idle: IdlePolicy::default(),
+            report_period: Duration::ZERO,
+        }
+    }
+}
+
+/// One chain of work; see the module documentation.
+pub struct Lane {
+    pub rx: Vec<RxQueue>,
+    pub tx: Vec<TxQueue>,
+    pub stages: Vec<Box<dyn Stage>>,
+    /// The lcore that polls the RX queues (and, run to completion, does everything).
+    pub lcore: u32,
+    /// Pipelined mode: the lcore that runs the stages and transmits.
+    pub stage_lcore: Option<u32>,
+}
+
+/// Counters of one queue.
+#[derive(Clone, Debug)]
+pub struct QueueStats {
+    pub port: u16,
+    pub queue: u16,
+    pub lcore: u32,
+    pub counters: Arc<Counters>,
+}
+
+/// Counters of one stage of one lane: `rx` is packets in, drops are its verdicts.
+#[derive(Clone, Debug)]
+pub struct StageStats {
+    pub lane: usize,
+    pub name: String,
+    pub lcore: u32,
+    pub counters: Arc<Counters>,
+}
+
+/// Every counter of a pipeline, readable while it runs and after.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// `rx` counts what was received; drops here are `ring_full`.
+    pub rx_queues: Vec<QueueStats>,
+    /// `tx` counts what was sent; drops here are `tx_full`.
+    pub tx_queues: Vec<QueueStats>,
+    pub stages: Vec<StageStats>,
+    /// Per lane: packets no stage gave an output (`no_output`).
+    pub lanes: Vec<Arc<Counters>>,
+}
+
+impl Stats {
+    /// Everything added up: after a stop, `rx == tx + dropped()`.
+    pub fn totals(&self) -> Snapshot {
+        let rx: Snapshot = self.rx_queues.iter().map(|q| q.counters.snapshot()).sum();
+        let tx: Snapshot = self.tx_queues.iter().map(|q| q.counters.snapshot()).sum();
+        let stages: Snapshot = self.stages.iter().map(|s| s.counters.snapshot()).sum();
+        let lanes: Snapshot = self.lanes.iter().map(|l| l.snapshot()).sum();
+        Snapshot {
+            rx: rx.rx,
+            tx: tx.tx,
+            drops: (rx + tx + stages + lanes).drops,
+        }
+    }
+
+    /// One port: packets received on it, sent by it, and dropped at its TX queues.
+    pub fn port(&self, port: u16) -> Snapshot {
+        let rx: Snapshot = self
+            .rx_queues
+            .iter()
+            .filter(|q| q.port == port)
+            .map(|q| q.counters.snapshot())
+            .sum();
+        let tx: Snapshot = self
+            .tx_queues
+            .iter()
+            .filter(|q| q.port == port)
+            .map(|q| q.counters.snapshot())
+            .sum();
+        Snapshot { rx: rx.rx, ..tx }
+    }
+
+    /// Ports with a queue in the pipeline, in order.
+    pub fn ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .rx_queues
+            .iter()
+            .chain(&self.tx_queues)
+            .map(|q| q.port)
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+}
+
+/// A pipeline, built lane by lane, then run.
+pub struct Pipeline {
+    settings: Settings,
+    lanes: Vec<Lane>,
+}
+
+/// What a finished run leaves: its counters and how long it forwarded.
+pub struct Outcome {
+    pub stats: Arc<Stats>,
+    pub elapsed: Duration,
+}
+
+impl Pipeline {
+    pub fn new(settings: Settings) -> Pipeline {
+        Pipeline {
+            settings,
+            lanes: Vec::new(),
+        }
+    }
+
+    pub fn lane(&mut self, lane: Lane) -> &mut Pipeline {
+        self.lanes.push(lane);
+        self
+    }
+
+    fn validate(&self, eal: &Eal) -> Result<(), Error> {
+        let s = &self.settings;
+        if s.burst == 0 || s.burst > MAX_BURST {
+            return Err(Error::Config(format!(
+                "burst size {} is out of range: use 1 to {MAX_BURST}",
+                s.burst
+            )));
+        }
+        if !s.ring_capacity.is_power_of_two() {
+            return Err(Error::Config(format!(
+                "ring capacity {} is not a power of two: use e.g. 1024",
+                s.ring_capacity
+            )));
+        }
+        let lcores = eal.lcores();
+        for (i, lane) in self.lanes.iter().enumerate() {
+            let used = std::iter::once(lane.lcore).chain(lane.stage_lcore);
+            for lcore in used {
+                if !lcores.contains(&lcore) {
+                    return Err(Error::Config(format!(
+                        "lane {i} wants lcore {lcore}, which the EAL does not have (-l): lcores are {lcores:?}"
+                    )));
+                }
+            }
+            if s.mode == Mode::Pipelined && lane.stage_lcore.is_none() {
+                return Err(Error::Config(format!(
+                    "lane {i} has no stage lcore: pipelined mode needs an RX lcore and a stage lcore per lane"
+                )));
+            }
+            let mut ports: Vec<u16> = lane.tx.iter().map(TxQueue::port_id).collect();
+            ports.sort_unstable();
+            if ports.windows(2).any(|w| w[0] == w[1]) {
+                return Err(Error::Config(format!(
+                    "lane {i} has two TX queues of one port: a lane sends by one queue per port"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until `stop` is set, calling `report(stats, since_start)` on the main lcore every
+    /// `report_period`; returns once every worker has finished and every ring is drained.
+    pub fn run(
+        self,
+        eal: &Eal,
+        stop: &StopFlag,
+        mut report: impl FnMut(&Stats, Duration),
+    ) -> Result<Outcome, Error> {
+        self.validate(eal)?;
+        let settings = self.settings;
+        let mut stats = Stats::default();
+        let mut tasks: Vec<(u32, Task)> = Vec::new();
+        for (index, lane) in self.lanes.into_iter().enumerate() {
+            let stage_lcore = match settings.mode {
+                Mode::RunToCompletion => lane.lcore,
+                Mode::Pipelined => lane.stage_lcore.expect("validated"),
+            };
+            let mut rx = Vec::new();
+            for queue in lane.rx {
+                let (writer, reader) = counters();
+                stats.rx_queues.push(QueueStats {
+                    port: queue.port_id(),
+                    queue: queue.queue_id(),
+                    lcore: lane.lcore,
+                    counters: reader,
+                });
+                rx.push((queue, writer));
+            }
+            let chain = Chain::new(
+                index,
+                lane.stages,
+                lane.tx,
+                stage_lcore,
+                &settings,
+                &mut stats,
+            );
+            match settings.mode {
+                Mode::RunToCompletion => tasks.push((lane.lcore, Task::Complete { rx, chain })),
+                Mode::Pipelined => {
+                    let (producer, consumer) = ring::channel(settings.ring_capacity);
+                    tasks.push((lane.lcore, Task::Rx { rx, ring: producer }));
+                    tasks.push((
+                        stage_lcore,
+                        Task::Stages {
+                            ring: consumer,
+                            chain,
+                        },
+                    ));
+                }
+            }
+        }
+        let stats = Arc::new(stats);
+
+        let main = eal.main_lcore();
+        let mut per_lcore: Vec<(u32, Vec<Task>)> = Vec::new();
+        for (lcore, task) in tasks {
+            match per_lcore.iter_mut().find(|(l, _)| *l == lcore) {
+                Some((_, list)) => list.push(task),
+                None => per_lcore.push((lcore, vec![task])),
+            }
+        }
+        let main_tasks = per_lcore
+            .iter()
+            .position(|(l, _)| *l == main)
+            .map(|i| per_lcore.remove(i).1)
+            .unwrap_or_default();
+        let mut workers = Vec::new();
+        for (lcore, list) in per_lcore {
+            let stop = stop.clone();
+            let settings = settings.clone();
+            workers.push(worker::launch(eal, lcore, move || {
+                poll_loop(list, &stop, &settings, &mut |_| {})
+            })?);
+        }
+
+        let started = Instant::now();
+        let mut last_report = started;
+        let period = settings.report_period;
+        poll_loop(main_tasks, stop, &settings, &mut |now| {
+            if !period.is_zero() && now - last_report >= period {
+                last_report = now;
+                report(&stats, now - started);
+            }
+        });
+        let elapsed = started.elapsed();
+        let mut failed = None;
+        for w in workers {
+            if let Err(e) = w.join() {
+                failed.get_or_insert(e);
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(Outcome { stats, elapsed }),
+        }
+    }
+}
+
+/// The stages of a lane and the TX queues they send by; run on one lcore.
+struct Chain {
+    stages: Vec<(Box<dyn Stage>, CounterWriter)>,
+    /// Indexed by port id.
+    tx: Vec<Option<TxOut>>,
+    /// Port ids with a TX queue here, to flush without scanning the table.
+    tx_ports: Vec<u16>,
+    lane: CounterWriter,
+    tx_retries: u32,
+    actions: [Action; MAX_BURST],
+}
+
+struct TxOut {
+    queue: TxQueue,
+    counters: CounterWriter,
+    pending: Burst,
+}
+
+impl Chain {
+    fn new(
+        lane: usize,
+        stages: Vec<Box<dyn Stage>>,
+        tx: Vec<TxQueue>,
+        lcore: u32,
+        settings: &Settings,
+        stats: &mut Stats,
+    ) -> Chain {
+        let stages = stages
+            .into_iter()
+            .map(|stage| {
+                let (writer, reader) = counters();
+                stats.stages.push(StageStats {
+                    lane,
+                    name: stage.name().to_owned(),
+                    lcore,
+                    counters: reader,
+                });
+                (stage, writer)
+            })
+            .collect();
+        let size = tx
+            .iter()
+            .map(|q| usize::from(q.port_id()) + 1)
+            .max()
+            .unwrap_or(0);
+        let mut table: Vec<Option<TxOut>> = (0..size).map(|_| None).collect();
+        let mut tx_ports = Vec::new();
+        for queue in tx {
+            let (writer, reader) = counters();
+            stats.tx_queues.push(QueueStats {
+                port: queue.port_id(),
+                queue: queue.queue_id(),
+                lcore,
+                counters: reader,
+            });
+            let port = queue.port_id();
+            tx_ports.push(port);
+            table[usize::from(port)] = Some(TxOut {
+                queue,
+                counters: writer,
+                pending: Burst::new(),
+            });
+        }
+        let (lane_writer, lane_reader) = counters();
+        stats.lanes.push(lane_reader);
+        Chain {
+            stages,
+            tx: table,
+            tx_ports,
+            lane: lane_writer,
+            tx_retries: settings.tx_retries,
+            actions: [Action::Next; MAX_BURST],
+        }
+    }
+
+    /// Takes every packet of `burst` through the stages to a TX queue or a counted drop.
+    fn run(&mut self, burst: &mut Burst) {
+        let mut dropped = Burst::new();
+        for (stage, counters) in &mut self.stages {
+            let n = burst.len();
+            if n == 0 {
+                break;
+            }
+            counters.rx(n as u64);
+            let actions = &mut self.actions[..n];
+            actions.fill(Action::Next);
+            stage.process(burst.as_mut_slice(), actions);
+            let mut next = Burst::new();
+            for (m, action) in burst.drain().zip(actions.iter()) {
+                let rejected = match *action {
+                    Action::Next => next.push(m).err(),
+                    Action::Tx(port) => match self.tx.get_mut(usize::from(port)) {
+                        Some(Some(out)) => out.pending.push(m).err(),
+                        _ => {
+                            self.lane.drop(DropReason::NoOutput, 1);
+                            Some(m)
+                        }
+                    },
+                    Action::Drop(reason) => {
+                        counters.drop(reason, 1);
+                        Some(m)
+                    }
+                };
+                // Pushes cannot fail (a burst's packets fit any burst): this is the drop path.
+                if let Some(m) = rejected {
+                    if let Err(m) = dropped.push(m) {
+                        drop(m);
+                    }
+                }
+            }
+            std::mem::swap(burst, &mut next);
+        }
+        let unrouted = burst.clear();
+        if unrouted > 0 {
+            self.lane.drop(DropReason::NoOutput, unrouted as u64);
+        }
+        dropped.clear();
+        for &port in &self.tx_ports {
+            let out = self.tx[usize::from(port)].as_mut().expect("listed port");
+            if out.pending.is_empty() {
+                continue;
+            }
+            let sent = out.queue.send_bounded(&mut out.pending, self.tx_retries);
+            out.counters.tx(sent as u64);
+            let unsent = out.pending.clear();
+            if unsent > 0 {
+                out.counters.drop(DropReason::TxFull, unsent as u64);
+            }
+        }
+    }
+}
+
+/// What one lcore does for one lane.
+enum Task {
+    /// Run to completion: poll, stages, transmit.
+    Complete {
+        rx: Vec<(RxQueue, CounterWriter)>,
+        chain: Chain,
+    },
+    /// Pipelined, RX side: poll and hand bursts to the ring.
+    Rx {
+        rx: Vec<(RxQueue, CounterWriter)>,
+        ring: Producer<Mbuf>,
+    },
+    /// Pipelined, stage side: take bursts off the ring, stages, transmit.
+    Stages { ring: Consumer<Mbuf>, chain: Chain },
+}
+
+impl Task {
+    /// One round of work; returns how many packets it moved.
+    #[inline]
+    fn poll(&mut self, burst: &mut Burst, size: usize) -> usize {
+        match self {
+            Task::Complete { rx, chain } => {
+                let mut moved = 0;
+                for (queue, counters) in rx {
+                    let n = queue.recv_up_to(burst, size);
+                    if n > 0 {
+                        counters.rx(n as u64);
+                        chain.run(burst);
+                        moved += n;
+                    }
+                }
+                moved
+            }
+            Task::Rx { rx, ring } => {
+                let mut moved = 0;
+                for (queue, counters) in rx {
+                    let n = queue.recv_up_to(burst, size);
+                    if n == 0 {
+                        continue;
+                    }
+                    counters.rx(n as u64);
+                    let mut packets = burst.drain();
+                    ring.push_with(n, |_| packets.next().expect("n packets"));
+                    // What did not fit is freed when `packets` drops: count it.
+                    let full = packets.len();
+                    drop(packets);
+                    if full > 0 {
+                        counters.drop(DropReason::RingFull, full as u64);
+                    }
+                    moved += n;
+                }
+                moved
+            }
+            Task::Stages { ring, chain } => {
+                let n = ring.pop_with(size, |m| {
+                    if let Err(m) = burst.push(m) {
+                        drop(m);
+                    }
+                });
+                if n > 0 {
+                    chain.run(burst);
+                }
+                n
+            }
+        }
+    }
+}
+
+/// Sleeps, pauses or spins between empty polls as the policy says.
+struct Idler {
+    policy: IdlePolicy,
+    empty_polls: u32,
+    idle_since: Option<Instant>,
+}
+
+impl Idler {
+    #[inline]
+    fn after(&mut self, moved: usize) {
+        let IdlePolicy::Adaptive {
+            spin_polls,
+            pause_for,
+            sleep,
+        } = self.policy
+        else {
+            return;
+        };
+        if moved > 0 {
+            self.empty_polls = 0;
+            self.idle_since = None;
+            return;
+        }
+        if self.empty_polls < spin_polls {
+            self.empty_polls += 1;
+            return;
+        }
+        let since = *self.idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < pause_for {
+            dpdk_sys::pause();
+        } else {
+            std::thread::sleep(sleep);
+        }
+    }
+}
+
+/// The poll loop of one lcore. `tick(now)` runs every so many rounds (the main lcore reports
+/// from it). On stop: RX tasks end at once; stage tasks go on until their rings are drained
+/// and their producers gone.
+fn poll_loop(
+    mut tasks: Vec<Task>,
+    stop: &StopFlag,
+    settings: &Settings,
+    tick: &mut dyn FnMut(Instant),
+) {
+    let mut burst = Burst::new();
+    let mut idler = Idler {
+        policy: settings.idle,
+        empty_polls: 0,
+        idle_since: None,
+    };
+    let mut rounds: u32 = 0;
+    while !stop.is_stopped() {
+        let mut moved = 0;
+        for task in &mut tasks {
+            moved += task.poll(&mut burst, settings.burst);
+        }
+        idler.after(moved);
+        rounds = rounds.wrapping_add(1);
+        // Reading the clock costs more than an empty poll: look every 256 rounds, or at once
+        // when sleeping anyway (or when this lcore has nothing to poll).
+        if rounds % 256 == 0 || idler.idle_since.is_some() || tasks.is_empty() {
+            tick(Instant::now());
+            if tasks.is_empty() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+    // Drop the RX side (RX tasks, and run-to-completion tasks, whose queues stop with
+    // them), closing each ring's producer; then drain the stage side.
+    tasks.retain(|t| matches!(t, Task::Stages { .. }));
+    loop {
+        let mut pending = false;
+        for task in &mut tasks {
+            task.poll(&mut burst, settings.burst);
+            if let Task::Stages { ring, .. } = task {
+                pending |= !(ring.producer_gone() && ring.is_empty());
+            }
+        }
+        if !pending {
+            break;
+        }
+        std::hint::spin_loop();
+    }
+}

@@ -608,7 +608,7 @@ fn poll_loop(
         rounds = rounds.wrapping_add(1);
         // Reading the clock costs more than an empty poll: look every 256 rounds, or at once
         // when sleeping anyway (or when this lcore has nothing to poll).
-        if rounds % 256 == 0 || idler.idle_since.is_some() || tasks.is_empty() {
+        if rounds.is_multiple_of(256) || idler.idle_since.is_some() || tasks.is_empty() {
             tick(Instant::now());
             if tasks.is_empty() {
                 std::thread::sleep(Duration::from_millis(1));

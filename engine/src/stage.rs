@@ -33,8 +33,15 @@ pub trait Stage: Send {
 /// l2fwd's forwarding: a packet that arrived on port P leaves by `partner[P]`; with MAC
 /// updating its source MAC becomes that port's and its destination 02:00:00:00:00:TX_PORT.
 pub struct L2Forward {
-    /// Indexed by port id: (TX port, MACs to write or None).
-    routes: Vec<Option<(u16, Option<(Address, Address)>)>>,
+    /// Indexed by RX port id.
+    routes: Vec<Option<L2Route>>,
+}
+
+#[derive(Clone, Copy)]
+struct L2Route {
+    tx: u16,
+    /// (source, destination) MACs to write, when MAC updating is on.
+    rewrite: Option<(Address, Address)>,
 }
 
 impl L2Forward {
@@ -48,7 +55,7 @@ impl L2Forward {
         let mut table = vec![None; size];
         for &(rx, tx, mac) in routes {
             let rewrite = mac.map(|src| (src, Address([2, 0, 0, 0, 0, tx as u8])));
-            table[usize::from(rx)] = Some((tx, rewrite));
+            table[usize::from(rx)] = Some(L2Route { tx, rewrite });
         }
         L2Forward { routes: table }
     }
@@ -61,17 +68,17 @@ impl Stage for L2Forward {
 
     fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action]) {
         for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
-            let Some(Some((tx, rewrite))) = self.routes.get(usize::from(m.port())) else {
+            let Some(Some(route)) = self.routes.get(usize::from(m.port())) else {
                 *action = Action::Drop(DropReason::NoOutput);
                 continue;
             };
-            *action = match rewrite {
-                None => Action::Tx(*tx),
+            *action = match route.rewrite {
+                None => Action::Tx(route.tx),
                 Some((src, dst)) => match Frame::new_checked(m.data_mut()) {
                     Ok(mut frame) => {
-                        frame.set_src_addr(*src);
-                        frame.set_dst_addr(*dst);
-                        Action::Tx(*tx)
+                        frame.set_src_addr(src);
+                        frame.set_dst_addr(dst);
+                        Action::Tx(route.tx)
                     }
                     Err(_) => Action::Drop(DropReason::Truncated),
                 },

@@ -1,6 +1,7 @@
 //! DPDK l2fwd's command line: `[EAL options] -- -p PORTMASK [-P] [-q NQ] [-T PERIOD]
 //! [--[no-]mac-updating] [--portmap "(a,b)(c,d)"]`.
 
+use sluice::pipeline::Mode;
 use std::fmt;
 
 pub const USAGE: &str = "\
@@ -18,6 +19,11 @@ Forwards every packet received on a port out of its paired port, as DPDK's l2fwd
   --no-mac-updating  forward frames unchanged
   --portmap PAIRS    pair ports explicitly, e.g. \"(0,1)(2,3)\";
                      default: consecutive ports in the mask pair up
+  --mode MODE        rtc (default): each lcore polls its ports, forwards and transmits;
+                     pipeline: per group of -q ports, one lcore polls and hands bursts
+                     over a ring to a second lcore that forwards and transmits
+  --idle POLICY      adaptive (default): idle lcores pause, then sleep between polls;
+                     off: poll flat out (benchmarks)
   -h, --help         this text
 
 EAL options (before --) are DPDK's: -l LCORES, --vdev DEVICE, -m MB, --no-huge, -a PCI, ...
@@ -40,6 +46,8 @@ pub struct Options {
     pub stats_period_s: u32,
     pub mac_updating: bool,
     pub portmap: Option<Vec<(u16, u16)>>,
+    pub mode: Mode,
+    pub idle: bool,
 }
 
 /// What the command line asks for.
@@ -94,6 +102,8 @@ fn parse_options(args: &[String]) -> Result<Options, UsageError> {
         stats_period_s: 10,
         mac_updating: true,
         portmap: None,
+        mode: Mode::RunToCompletion,
+        idle: true,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -120,6 +130,22 @@ fn parse_options(args: &[String]) -> Result<Options, UsageError> {
             "--no-mac-updating" => options.mac_updating = false,
             "--portmap" => {
                 options.portmap = Some(parse_portmap(&value("port pairs such as \"(0,1)\"")?)?)
+            }
+            "--mode" => {
+                options.mode = value("rtc or pipeline")?
+                    .parse()
+                    .map_err(|e: sluice::Error| usage(e.to_string()))?
+            }
+            "--idle" => {
+                options.idle = match value("adaptive or off")?.as_str() {
+                    "adaptive" | "on" => true,
+                    "off" => false,
+                    other => {
+                        return Err(usage(format!(
+                            "unknown --idle '{other}': expected adaptive or off"
+                        )))
+                    }
+                }
             }
             other => return Err(usage(format!("unknown option '{other}'"))),
         }
@@ -330,7 +356,9 @@ mod tests {
                 rx_ports_per_lcore: 2,
                 stats_period_s: 1,
                 mac_updating: false,
-                portmap: None
+                portmap: None,
+                mode: Mode::RunToCompletion,
+                idle: true,
             }
         );
     }
@@ -362,6 +390,17 @@ mod tests {
         );
         assert!(!options("-- -p 3 --no-mac-updating").mac_updating);
         assert!(options("-- -p 3 --no-mac-updating --mac-updating").mac_updating);
+    }
+
+    #[test]
+    fn mode_and_idle() {
+        let o = options("-- -p 3 --mode pipeline --idle off");
+        assert_eq!((o.mode, o.idle), (Mode::Pipelined, false));
+        assert_eq!(options("-- -p 3 --mode=rtc").mode, Mode::RunToCompletion);
+        assert!(
+            error("-- -p 3 --mode fast").contains("expected rtc (run to completion) or pipeline")
+        );
+        assert!(error("-- -p 3 --idle maybe").contains("expected adaptive or off"));
     }
 
     #[test]

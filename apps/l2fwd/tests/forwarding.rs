@@ -260,6 +260,50 @@ fn each_port_on_its_own_lcore() {
 }
 
 #[test]
+fn pipeline_mode_forwards_the_same_bytes() {
+    let (inputs, outputs, run) = forward_two_ports_on(
+        "0,1",
+        "2",
+        &["--mode", "pipeline"],
+        mixed_frames(10, 70),
+        mixed_frames(11, 25),
+    );
+    assert!(
+        run.success,
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stdout
+            .contains("lcore 0: RX port 0 -> lcore 1: TX port 1"),
+        "{}",
+        run.stdout
+    );
+    for (rx, tx) in [(0usize, 1u16), (1, 0)] {
+        let tx_mac = port_mac(&run.stdout, tx);
+        let expected: Frames = inputs[rx]
+            .iter()
+            .map(|f| {
+                let mut f = f.clone();
+                f[..6].copy_from_slice(&[2, 0, 0, 0, 0, tx as u8]);
+                f[6..12].copy_from_slice(&tx_mac);
+                f
+            })
+            .collect();
+        assert_eq!(
+            outputs[tx as usize], expected,
+            "frames from port {rx} out of port {tx}"
+        );
+    }
+    assert!(
+        run.stdout.contains("total: rx 95 = tx 95 + dropped 0"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+}
+
+#[test]
 fn runts_are_dropped_as_truncated_when_macs_must_be_rewritten() {
     let mut in0 = mixed_frames(5, 10);
     in0.insert(3, vec![0xee; 13]);
@@ -273,31 +317,29 @@ fn runts_are_dropped_as_truncated_when_macs_must_be_rewritten() {
     assert_eq!(outputs[1].len(), 10);
     assert!(
         run.stdout
-            .contains("total: rx 17 = tx 15 + dropped 2 (tx_full 0, truncated 2)"),
+            .contains("total: rx 17 = tx 15 + dropped 2 (truncated 2)"),
         "{}",
         run.stdout
     );
     assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
 }
 
-#[test]
-fn sigterm_under_full_load_stops_within_a_second_with_the_account() {
+/// Full load from an endless pcap source into a null sink; stopped by `sig` after 2.5 s.
+fn stop_under_load(lcores: &str, extra: &[&str], sig: i32) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.pcap");
     write_pcap(&input, &mixed_frames(7, 64));
     let mut args = eal_args();
+    args[1] = lcores.to_owned();
     args.extend([
         "--vdev".to_owned(),
         format!("net_pcap0,rx_pcap={},infinite_rx=1", input.display()),
         "--vdev".to_owned(),
         "net_null0,no-rx=1".to_owned(),
     ]);
-    args.extend(
-        ["--", "-p", "3", "-q", "2", "-T", "1"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    let (run, took) = run_until_signal(&args, Duration::from_millis(2500), libc::SIGTERM);
+    let l2fwd = ["--", "-p", "3", "-q", "2", "-T", "1"];
+    args.extend(l2fwd.iter().chain(extra).map(|s| s.to_string()));
+    let (run, took) = run_until_signal(&args, Duration::from_millis(2500), sig);
     assert!(
         run.success,
         "stdout:\n{}\nstderr:\n{}",
@@ -322,4 +364,14 @@ fn sigterm_under_full_load_stops_within_a_second_with_the_account() {
         .collect();
     assert!(n[0] > 0 && n[0] == n[1] + n[2], "{total}");
     assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+}
+
+#[test]
+fn sigterm_under_full_load_stops_within_a_second_with_the_account() {
+    stop_under_load("0", &[], libc::SIGTERM);
+}
+
+#[test]
+fn sigint_in_pipeline_mode_stops_within_a_second_with_the_account() {
+    stop_under_load("0,1", &["--mode", "pipeline"], libc::SIGINT);
 }

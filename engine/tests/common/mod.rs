@@ -1,6 +1,9 @@
 //! Helpers for the engine's DPDK tests. Each test starts the EAL, so each runs in its own
 //! process: cargo nextest does that (scripts/test.sh uses it).
 
+// Each test binary compiles this module and uses only some of it.
+#![allow(dead_code)]
+
 use sluice::{Eal, EalBuilder};
 
 /// Starts the EAL with the test rules: one lcore, a small memory budget, no PCI (added by

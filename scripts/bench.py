@@ -59,8 +59,9 @@ def testpmd_rates(out):
 
 def apps(pcap, lcore):
     l2fwd_args = ["--", "-p", "0x3", "-q", "2", "-T", "1"]
+    sluice_args = [*l2fwd_args, "--idle", "off"]
     return [
-        ("sluice-l2fwd", [f"{ROOT}/target/release/sluice-l2fwd", *eal("sluice-bench", str(lcore), pcap), *l2fwd_args],
+        ("sluice-l2fwd", [f"{ROOT}/target/release/sluice-l2fwd", *eal("sluice-bench", str(lcore), pcap), *sluice_args],
          sluice_rates),
         ("dpdk l2fwd (C)", [f"{ROOT}/target/bench/dpdk-l2fwd/build/l2fwd", *eal("bench-l2fwd", str(lcore), pcap),
                             *l2fwd_args], dpdk_l2fwd_rates),

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::mbuf::{Burst, Mbuf, MAX_BURST};
 use crate::port::{RxQueue, TxQueue};
 use crate::ring::{self, Consumer, Producer};
-use crate::stage::{Action, Stage};
+use crate::stage::{Action, Stage, Verdict};
 use crate::stats::{counters, CounterWriter, Counters, DropReason, Snapshot};
 use crate::worker::{self, StopFlag};
 use std::str::FromStr;
@@ -418,7 +418,7 @@ impl Chain {
             tx_ports,
             lane: lane_writer,
             tx_retries: settings.tx_retries,
-            actions: [Action::Next; MAX_BURST],
+            actions: [Action::NEXT; MAX_BURST],
         }
     }
 
@@ -432,20 +432,37 @@ impl Chain {
             }
             counters.rx(n as u64);
             let actions = &mut self.actions[..n];
-            actions.fill(Action::Next);
+            actions.fill(Action::NEXT);
             stage.process(burst.as_mut_slice(), actions);
+            // Most bursts get one verdict for every packet (all of a queue to one port): then
+            // the burst moves as a whole, with no per-packet sorting.
+            if let Some(action) = Action::uniform(actions) {
+                match action.verdict() {
+                    Verdict::Next => continue,
+                    Verdict::Tx(port) => {
+                        if let Some(Some(out)) = self.tx.get_mut(usize::from(port)) {
+                            out.transmit(burst, self.tx_retries);
+                            break;
+                        }
+                    }
+                    Verdict::Drop(reason) => {
+                        counters.drop(reason, burst.clear() as u64);
+                        break;
+                    }
+                }
+            }
             let mut next = Burst::new();
             for (m, action) in burst.drain().zip(actions.iter()) {
-                let rejected = match *action {
-                    Action::Next => next.push(m).err(),
-                    Action::Tx(port) => match self.tx.get_mut(usize::from(port)) {
+                let rejected = match action.verdict() {
+                    Verdict::Next => next.push(m).err(),
+                    Verdict::Tx(port) => match self.tx.get_mut(usize::from(port)) {
                         Some(Some(out)) => out.pending.push(m).err(),
                         _ => {
                             self.lane.drop(DropReason::NoOutput, 1);
                             Some(m)
                         }
                     },
-                    Action::Drop(reason) => {
+                    Verdict::Drop(reason) => {
                         counters.drop(reason, 1);
                         Some(m)
                     }
@@ -459,6 +476,7 @@ impl Chain {
             }
             std::mem::swap(burst, &mut next);
         }
+        // Whatever is still here went past the last stage without an output.
         let unrouted = burst.clear();
         if unrouted > 0 {
             self.lane.drop(DropReason::NoOutput, unrouted as u64);
@@ -466,15 +484,24 @@ impl Chain {
         dropped.clear();
         for &port in &self.tx_ports {
             let out = self.tx[usize::from(port)].as_mut().expect("listed port");
-            if out.pending.is_empty() {
-                continue;
+            if !out.pending.is_empty() {
+                let mut pending = std::mem::take(&mut out.pending);
+                out.transmit(&mut pending, self.tx_retries);
+                out.pending = pending;
             }
-            let sent = out.queue.send_bounded(&mut out.pending, self.tx_retries);
-            out.counters.tx(sent as u64);
-            let unsent = out.pending.clear();
-            if unsent > 0 {
-                out.counters.drop(DropReason::TxFull, unsent as u64);
-            }
+        }
+    }
+}
+
+impl TxOut {
+    /// Sends `burst` with bounded retries; what the queue would not take is dropped as `tx_full`.
+    #[inline]
+    fn transmit(&mut self, burst: &mut Burst, retries: u32) {
+        let sent = self.queue.send_bounded(burst, retries);
+        self.counters.tx(sent as u64);
+        let unsent = burst.clear();
+        if unsent > 0 {
+            self.counters.drop(DropReason::TxFull, unsent as u64);
         }
     }
 }

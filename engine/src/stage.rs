@@ -5,18 +5,65 @@
 //! The pipeline does the moving; stages are safe Rust.
 
 use crate::mbuf::Mbuf;
-use crate::net::ethernet::{Address, Frame};
+use crate::net::ethernet::{Address, AddressPair, Frame};
 use crate::stats::DropReason;
 
-/// What becomes of one packet after a stage.
+/// What becomes of one packet after a stage, as a compact code (like VPP's next index):
+/// filling and comparing a burst's actions are then plain integer operations.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Action(u32);
+
+/// An [`Action`] taken apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum Verdict {
     /// On to the next stage (after the last one: dropped as `no_output`).
     Next,
     /// Out of this port, by the TX queue the worker owns for it.
     Tx(u16),
     /// Dropped and counted under the reason.
     Drop(DropReason),
+}
+
+const KIND_SHIFT: u32 = 16;
+const KIND_TX: u32 = 1 << KIND_SHIFT;
+const KIND_DROP: u32 = 2 << KIND_SHIFT;
+
+impl Action {
+    /// On to the next stage.
+    pub const NEXT: Action = Action(0);
+
+    /// Out of `port`.
+    pub const fn tx(port: u16) -> Action {
+        Action(KIND_TX | port as u32)
+    }
+
+    /// Dropped for `reason`.
+    pub const fn drop(reason: DropReason) -> Action {
+        Action(KIND_DROP | reason as u32)
+    }
+
+    /// The one action all of `actions` share, if they do. Branch-free over the slice (an OR of
+    /// XORs, which vectorises): it runs on every burst.
+    #[inline]
+    pub fn uniform(actions: &[Action]) -> Option<Action> {
+        let first = *actions.first()?;
+        let differ = actions.iter().fold(0, |acc, a| acc | (a.0 ^ first.0));
+        (differ == 0).then_some(first)
+    }
+
+    pub fn verdict(self) -> Verdict {
+        match self.0 & !0xffff {
+            0 => Verdict::Next,
+            KIND_TX => Verdict::Tx(self.0 as u16),
+            _ => Verdict::Drop(DropReason::ALL[(self.0 & 0xffff) as usize]),
+        }
+    }
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.verdict().fmt(f)
+    }
 }
 
 /// One step of the pipeline. Each worker has its own instance, so `&mut self` state is
@@ -26,7 +73,7 @@ pub trait Stage: Send {
     fn name(&self) -> &str;
 
     /// Decides an action for every packet: `actions[i]` is for `packets[i]` and starts as
-    /// [`Action::Next`].
+    /// [`Action::NEXT`].
     fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action]);
 }
 
@@ -40,8 +87,8 @@ pub struct L2Forward {
 #[derive(Clone, Copy)]
 struct L2Route {
     tx: u16,
-    /// (source, destination) MACs to write, when MAC updating is on.
-    rewrite: Option<(Address, Address)>,
+    /// The MACs to write, when MAC updating is on.
+    rewrite: Option<AddressPair>,
 }
 
 impl L2Forward {
@@ -54,7 +101,7 @@ impl L2Forward {
             .unwrap_or(0);
         let mut table = vec![None; size];
         for &(rx, tx, mac) in routes {
-            let rewrite = mac.map(|src| (src, Address([2, 0, 0, 0, 0, tx as u8])));
+            let rewrite = mac.map(|src| AddressPair::new(Address([2, 0, 0, 0, 0, tx as u8]), src));
             table[usize::from(rx)] = Some(L2Route { tx, rewrite });
         }
         L2Forward { routes: table }
@@ -67,22 +114,61 @@ impl Stage for L2Forward {
     }
 
     fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action]) {
-        for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
-            let Some(Some(route)) = self.routes.get(usize::from(m.port())) else {
-                *action = Action::Drop(DropReason::NoOutput);
+        // A poll's burst comes from one port: look the route up once per run of packets
+        // from the same port, not once per packet.
+        let mut start = 0;
+        while start < packets.len() {
+            let port = packets[start].port();
+            let run = packets[start..]
+                .iter()
+                .take_while(|m| m.port() == port)
+                .count();
+            let (group, verdicts) = (
+                &mut packets[start..start + run],
+                &mut actions[start..start + run],
+            );
+            start += run;
+            let Some(Some(route)) = self.routes.get(usize::from(port)) else {
+                verdicts.fill(Action::drop(DropReason::NoOutput));
                 continue;
             };
-            *action = match route.rewrite {
-                None => Action::Tx(route.tx),
-                Some((src, dst)) => match Frame::new_checked(m.data_mut()) {
-                    Ok(mut frame) => {
-                        frame.set_src_addr(src);
-                        frame.set_dst_addr(dst);
-                        Action::Tx(route.tx)
-                    }
-                    Err(_) => Action::Drop(DropReason::Truncated),
-                },
+            let Some(addresses) = route.rewrite else {
+                verdicts.fill(Action::tx(route.tx));
+                continue;
             };
+            for (m, verdict) in group.iter_mut().zip(verdicts) {
+                *verdict = match Frame::new_checked(m.data_mut()) {
+                    Ok(mut frame) => {
+                        frame.set_addresses(&addresses);
+                        Action::tx(route.tx)
+                    }
+                    Err(_) => Action::drop(DropReason::Truncated),
+                };
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_encode_and_decode() {
+        assert_eq!(Action::NEXT.verdict(), Verdict::Next);
+        assert_eq!(Action::tx(0).verdict(), Verdict::Tx(0));
+        assert_eq!(Action::tx(u16::MAX).verdict(), Verdict::Tx(u16::MAX));
+        for reason in DropReason::ALL {
+            assert_eq!(Action::drop(reason).verdict(), Verdict::Drop(reason));
+        }
+        assert_ne!(Action::tx(1), Action::tx(2));
+        assert_ne!(Action::tx(0), Action::NEXT);
+        assert_eq!(format!("{:?}", Action::tx(3)), "Tx(3)");
+        assert_eq!(Action::uniform(&[Action::tx(1); 5]), Some(Action::tx(1)));
+        assert_eq!(
+            Action::uniform(&[Action::tx(1), Action::tx(1), Action::tx(2)]),
+            None
+        );
+        assert_eq!(Action::uniform(&[]), None);
     }
 }

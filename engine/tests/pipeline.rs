@@ -32,9 +32,9 @@ impl Stage for DropEvery7th {
     fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action]) {
         for (m, a) in packets.iter().zip(actions) {
             *a = if seq(m).is_multiple_of(7) {
-                Action::Drop(DropReason::Filtered)
+                Action::drop(DropReason::Filtered)
             } else {
-                Action::Tx(1)
+                Action::tx(1)
             };
         }
     }

@@ -10,6 +10,7 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_thash.h>
 
 struct rte_mbuf *sluice_pktmbuf_alloc(struct rte_mempool *mp)
 {
@@ -40,4 +41,10 @@ unsigned int sluice_lcore_id(void)
 int sluice_errno(void)
 {
 	return rte_errno;
+}
+
+/* DPDK's software Toeplitz hash: the reference our own (sluice::rss) is tested against. */
+uint32_t sluice_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key)
+{
+	return rte_softrss(input_tuple, input_len, rss_key);
 }

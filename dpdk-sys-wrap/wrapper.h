@@ -12,6 +12,7 @@
 #include <rte_ether.h>
 #include <rte_ring.h>
 #include <rte_eth_ring.h>
+#include <rte_thash.h>
 
 /*
  * Exported by shim.c: DPDK's static-inline functions that Sluice calls, as real symbols.
@@ -24,3 +25,4 @@ void sluice_pktmbuf_free(struct rte_mbuf *m);
 char *sluice_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 unsigned int sluice_lcore_id(void);
 int sluice_errno(void);
+uint32_t sluice_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key);

@@ -15,6 +15,7 @@ pub mod net;
 pub mod pipeline;
 pub mod port;
 pub mod ring;
+pub mod rss;
 pub mod stage;
 pub mod stats;
 pub mod worker;

@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::mbuf::Burst;
 use crate::mempool::Mempool;
 use crate::net::ethernet;
+use crate::rss::{self, HashFields, RssApplied, RssConfig};
 use std::cell::Cell;
 use std::ffi::CStr;
 use std::marker::PhantomData;
@@ -23,6 +24,8 @@ pub struct PortConfig {
     pub rx_descriptors: u16,
     pub tx_descriptors: u16,
     pub promiscuous: bool,
+    /// Spread packets over the RX queues by hash (used with more than one RX queue).
+    pub rss: Option<RssConfig>,
 }
 
 impl Default for PortConfig {
@@ -33,6 +36,7 @@ impl Default for PortConfig {
             rx_descriptors: 1024,
             tx_descriptors: 1024,
             promiscuous: false,
+            rss: None,
         }
     }
 }
@@ -45,6 +49,10 @@ pub struct PortInfo {
     pub socket: Option<u32>,
     pub max_rx_queues: u16,
     pub max_tx_queues: u16,
+    /// DPDK's `flow_type_rss_offloads`: the RTE_ETH_RSS_* bits the device hashes on.
+    pub rss_offloads: u64,
+    pub rss_key_size: u8,
+    pub reta_size: u16,
 }
 
 /// Link state.
@@ -72,6 +80,7 @@ pub struct PortStats {
 
 struct PortInner {
     id: u16,
+    rss: Option<RssApplied>,
     // Held so that the pool the RX queues fill from, and the EAL, outlive the port.
     _pool: Mempool,
     _eal: Eal,
@@ -123,7 +132,50 @@ pub fn info(port_id: u16) -> Result<PortInfo, Error> {
         socket: u32::try_from(socket).ok(),
         max_rx_queues: raw.max_rx_queues,
         max_tx_queues: raw.max_tx_queues,
+        rss_offloads: raw.flow_type_rss_offloads,
+        rss_key_size: raw.hash_key_size,
+        reta_size: raw.reta_size,
     })
+}
+
+impl PortInfo {
+    /// The fields the device can hash for RSS.
+    pub fn rss_fields(&self) -> HashFields {
+        HashFields::from_dpdk(self.rss_offloads)
+    }
+}
+
+/// RSS restricted to what the device can do, with a note saying what it could not.
+fn plan_rss(id: u16, info: &PortInfo, asked: &RssConfig) -> RssApplied {
+    let fields = asked.fields.intersect(info.rss_fields());
+    let mut notes = Vec::new();
+    if info.rss_fields().is_empty() {
+        notes.push(format!(
+            "port {id} ({}) has no RSS: the driver spreads packets over its queues its own way, if at all",
+            info.driver
+        ));
+    } else if fields != asked.fields {
+        notes.push(format!(
+            "port {id} ({}) hashes only {} of the asked {}",
+            info.driver, fields, asked.fields
+        ));
+    }
+    if let Some(key) = &asked.key {
+        if !fields.is_empty() && key.len() != usize::from(info.rss_key_size) {
+            notes.push(format!(
+                "port {id} ({}) takes a {}-byte RSS key, not {}: it keeps its own",
+                info.driver,
+                info.rss_key_size,
+                key.len()
+            ));
+        }
+    }
+    RssApplied {
+        asked: asked.fields,
+        fields,
+        reta_size: info.reta_size,
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+    }
 }
 
 impl Port {
@@ -142,8 +194,30 @@ impl Port {
                 info.driver, info.max_rx_queues, info.max_tx_queues, config.rx_queues, config.tx_queues
             )));
         }
-        let conf = dpdk_sys::rte_eth_conf::default();
-        // SAFETY: the port is valid and stopped; conf is a zeroed (default) configuration.
+        let mut conf = dpdk_sys::rte_eth_conf::default();
+        let mut rss_key = Vec::new();
+        let rss = match &config.rss {
+            Some(asked) if config.rx_queues > 1 => {
+                let applied = plan_rss(id, &info, asked);
+                if !applied.fields.is_empty() {
+                    conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
+                    conf.rx_adv_conf.rss_conf.rss_hf = applied.fields.to_dpdk() & info.rss_offloads;
+                    if let Some(key) = asked
+                        .key
+                        .as_ref()
+                        .filter(|k| k.len() == usize::from(info.rss_key_size))
+                    {
+                        rss_key = key.clone();
+                        conf.rx_adv_conf.rss_conf.rss_key = rss_key.as_mut_ptr();
+                        conf.rx_adv_conf.rss_conf.rss_key_len = info.rss_key_size;
+                    }
+                }
+                Some(applied)
+            }
+            _ => None,
+        };
+        // SAFETY: the port is valid and stopped; conf is zeroed but for the RSS fields set
+        // above, whose key (if any) outlives the call.
         let ret = unsafe {
             dpdk_sys::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf)
         };
@@ -154,6 +228,7 @@ impl Port {
         let port = Port {
             inner: Arc::new(PortInner {
                 id,
+                rss,
                 _pool: pool.clone(),
                 _eal: eal.clone(),
             }),
@@ -205,7 +280,14 @@ impl Port {
         if ret != 0 {
             return Err(Error::from_ret(format!("cannot start port {id}"), ret));
         }
+        drop(rss_key);
         port.set_promiscuous(config.promiscuous)?;
+        if port
+            .rss()
+            .is_some_and(|r| !r.fields.is_empty() && r.reta_size > 0)
+        {
+            port.spread_reta(config.rx_queues, info.reta_size)?;
+        }
         let rx = (0..config.rx_queues)
             .map(|queue| RxQueue {
                 port: port.clone(),
@@ -225,6 +307,43 @@ impl Port {
 
     pub fn id(&self) -> u16 {
         self.inner.id
+    }
+
+    /// RSS as the port got it (None when not asked for, or with one RX queue).
+    pub fn rss(&self) -> Option<&RssApplied> {
+        self.inner.rss.as_ref()
+    }
+
+    /// Points the redirection table at the RX queues in turn.
+    fn spread_reta(&self, queues: u16, reta_size: u16) -> Result<(), Error> {
+        let table = rss::round_robin_reta(usize::from(reta_size), queues);
+        let group = dpdk_sys::RTE_ETH_RETA_GROUP_SIZE as usize;
+        let mut conf: Vec<dpdk_sys::rte_eth_rss_reta_entry64> = table
+            .chunks(group)
+            .map(|chunk| {
+                let mut entry = dpdk_sys::rte_eth_rss_reta_entry64 {
+                    mask: if chunk.len() == 64 {
+                        u64::MAX
+                    } else {
+                        (1u64 << chunk.len()) - 1
+                    },
+                    ..Default::default()
+                };
+                entry.reta[..chunk.len()].copy_from_slice(chunk);
+                entry
+            })
+            .collect();
+        // SAFETY: the port is started; conf holds reta_size entries in 64-entry groups.
+        let ret = unsafe {
+            dpdk_sys::rte_eth_dev_rss_reta_update(self.id(), conf.as_mut_ptr(), reta_size)
+        };
+        if ret != 0 {
+            return Err(Error::from_ret(
+                format!("cannot set the RSS redirection table of port {}", self.id()),
+                ret,
+            ));
+        }
+        Ok(())
     }
 
     /// The port's MAC address.

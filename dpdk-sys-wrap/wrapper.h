@@ -13,6 +13,8 @@
 #include <rte_ring.h>
 #include <rte_eth_ring.h>
 #include <rte_thash.h>
+#include <rte_telemetry.h>
+#include <rte_pdump.h>
 
 /*
  * Exported by shim.c: DPDK's static-inline functions that Sluice calls, as real symbols.

@@ -119,6 +119,13 @@ impl EalBuilder {
                 other => other,
             });
         }
+        // dpdk-dumpcap captures through pdump, which needs the multi-process channel that
+        // --in-memory does without; so pdump is there for processes given a --file-prefix.
+        let multi_process = !args.iter().any(|a| a == "--in-memory");
+        if multi_process {
+            // SAFETY: the EAL is started; pdump registers its multi-process handler.
+            unsafe { dpdk_sys::rte_pdump_init() };
+        }
         let own_prefix = format!("--file-prefix={}", own_file_prefix());
         let own_runtime_dir = args.contains(&own_prefix).then(|| {
             // SAFETY: the EAL is started; the result is a NUL-terminated path it owns.
@@ -126,7 +133,11 @@ impl EalBuilder {
             std::path::PathBuf::from(dir.to_string_lossy().into_owned())
         });
         Ok(Eal {
-            _guard: Arc::new(EalInner { own_runtime_dir }),
+            _guard: Arc::new(EalInner {
+                own_runtime_dir,
+                pdump: multi_process,
+            }),
+            multi_process,
         })
     }
 }
@@ -188,6 +199,8 @@ struct EalInner {
     /// The runtime directory to remove after cleanup when we chose its per-process prefix:
     /// DPDK leaves it behind, with its telemetry socket, which it unlinks only at exit.
     own_runtime_dir: Option<std::path::PathBuf>,
+    /// rte_pdump_init ran (multi-process mode), so cleanup must undo it.
+    pdump: bool,
 }
 
 impl Drop for EalInner {
@@ -196,6 +209,10 @@ impl Drop for EalInner {
         // (each holds a handle); rte_eal_cleanup releases hugepages and runtime files.
         unsafe {
             dpdk_sys::rte_eal_cleanup();
+        }
+        if self.pdump {
+            // SAFETY: rte_pdump_init ran at start; nothing captures once the ports are gone.
+            unsafe { dpdk_sys::rte_pdump_uninit() };
         }
         if let Some(dir) = &self.own_runtime_dir {
             // The prefix is this process's own, so everything under it is ours.
@@ -209,9 +226,16 @@ impl Drop for EalInner {
 #[derive(Clone)]
 pub struct Eal {
     _guard: Arc<EalInner>,
+    multi_process: bool,
 }
 
 impl Eal {
+    /// Whether other processes can attach (no --in-memory): then dpdk-dumpcap can capture
+    /// from this one, and dpdk-proc-info can read it.
+    pub fn multi_process(&self) -> bool {
+        self.multi_process
+    }
+
     /// The main lcore: the thread that started the EAL.
     pub fn main_lcore(&self) -> u32 {
         // SAFETY: the EAL is started.

@@ -18,6 +18,7 @@ pub mod ring;
 pub mod rss;
 pub mod stage;
 pub mod stats;
+pub mod telemetry;
 pub mod worker;
 
 pub use eal::{Eal, EalBuilder};

@@ -301,6 +301,8 @@ impl Pipeline {
             }
         }
         let stats = Arc::new(stats);
+        crate::telemetry::publish_stats(stats.clone());
+        crate::telemetry::publish_placement(placement_text(&stats));
 
         let main = eal.main_lcore();
         let mut per_lcore: Vec<(u32, Vec<Task>)> = Vec::new();
@@ -345,6 +347,30 @@ impl Pipeline {
             None => Ok(Outcome { stats, elapsed }),
         }
     }
+}
+
+/// Which lcore polls which queue and runs which stage, a line each.
+fn placement_text(stats: &Stats) -> String {
+    let mut lines = Vec::new();
+    for q in &stats.rx_queues {
+        lines.push(format!(
+            "lcore {}: RX port {} queue {}",
+            q.lcore, q.port, q.queue
+        ));
+    }
+    for s in &stats.stages {
+        lines.push(format!(
+            "lcore {}: stage {} (lane {})",
+            s.lcore, s.name, s.lane
+        ));
+    }
+    for q in &stats.tx_queues {
+        lines.push(format!(
+            "lcore {}: TX port {} queue {}",
+            q.lcore, q.port, q.queue
+        ));
+    }
+    lines.join("\n")
 }
 
 /// The stages of a lane and the TX queues they send by; run on one lcore.

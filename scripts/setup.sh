@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   pkg-config clang libclang-dev          # bindgen
   libdpdk-dev dpdk dpdk-dev              # DPDK 22.11 LTS, its PMDs, dpdk-testpmd, dpdk-telemetry.py
-  libhwloc-dev                           # NUMA topology
+  libhwloc-dev libudev-dev               # NUMA topology (hwloc links udev)
   iproute2 ethtool tcpdump iperf3        # test hosts in network namespaces
   make                                   # DPDK's C examples, built as benchmark references
 )

@@ -256,6 +256,12 @@ impl Eal {
         }
     }
 
+    /// The CPU an lcore runs on.
+    pub fn lcore_cpu(&self, lcore: u32) -> u32 {
+        // SAFETY: the EAL is started.
+        unsafe { dpdk_sys::rte_lcore_to_cpu_id(lcore as i32) as u32 }
+    }
+
     /// The NUMA socket of an lcore.
     pub fn lcore_socket(&self, lcore: u32) -> u32 {
         // SAFETY: the EAL is started; out-of-range ids return SOCKET_ID_ANY's cast.

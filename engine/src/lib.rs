@@ -19,6 +19,7 @@ pub mod rss;
 pub mod stage;
 pub mod stats;
 pub mod telemetry;
+pub mod topology;
 pub mod worker;
 
 pub use eal::{Eal, EalBuilder};

@@ -231,9 +231,12 @@ pub struct RssApplied {
 mod tests {
     use super::*;
 
+    /// (destination address, port), (source address, port), hash of addresses, with ports.
+    type Vector = ((&'static str, u16), (&'static str, u16), u32, u32);
+
     // Microsoft's "Verifying the RSS Hash Calculation" vectors: (destination, source, hash of
     // the addresses, hash of addresses and ports). The input is source first.
-    const IPV4: [((&str, u16), (&str, u16), u32, u32); 5] = [
+    const IPV4: [Vector; 5] = [
         (
             ("161.142.100.80", 1766),
             ("66.9.149.187", 2794),
@@ -265,7 +268,7 @@ mod tests {
             0x10e828a2,
         ),
     ];
-    const IPV6: [((&str, u16), (&str, u16), u32, u32); 3] = [
+    const IPV6: [Vector; 3] = [
         (
             ("3ffe:2501:200:3::1", 1766),
             ("3ffe:2501:200:1fff::7", 2794),

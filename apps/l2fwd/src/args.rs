@@ -24,6 +24,7 @@ Forwards every packet received on a port out of its paired port, as DPDK's l2fwd
                      over a ring to a second lcore that forwards and transmits
   --idle POLICY      adaptive (default): idle lcores pause, then sleep between polls;
                      off: poll flat out (benchmarks)
+  --print-placement  print the topology and which lcore does what, and why; then exit
   -h, --help         this text
 
 EAL options (before --) are DPDK's: -l LCORES, --vdev DEVICE, -m MB, --no-huge, -a PCI, ...
@@ -48,6 +49,7 @@ pub struct Options {
     pub portmap: Option<Vec<(u16, u16)>>,
     pub mode: Mode,
     pub idle: bool,
+    pub print_placement: bool,
 }
 
 /// What the command line asks for.
@@ -104,6 +106,7 @@ fn parse_options(args: &[String]) -> Result<Options, UsageError> {
         portmap: None,
         mode: Mode::RunToCompletion,
         idle: true,
+        print_placement: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -131,6 +134,7 @@ fn parse_options(args: &[String]) -> Result<Options, UsageError> {
             "--portmap" => {
                 options.portmap = Some(parse_portmap(&value("port pairs such as \"(0,1)\"")?)?)
             }
+            "--print-placement" => options.print_placement = true,
             "--mode" => {
                 options.mode = value("rtc or pipeline")?
                     .parse()
@@ -359,6 +363,7 @@ mod tests {
                 portmap: None,
                 mode: Mode::RunToCompletion,
                 idle: true,
+                print_placement: false,
             }
         );
     }

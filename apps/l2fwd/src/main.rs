@@ -9,6 +9,7 @@ use sluice::mempool::{DEFAULT_CACHE, DEFAULT_DATA_ROOM};
 use sluice::pipeline::{IdlePolicy, Lane, Mode, Pipeline, Settings, Stats};
 use sluice::stage::L2Forward;
 use sluice::stats::Snapshot;
+use sluice::topology::{self, Lcore, Topology, Work};
 use sluice::worker::StopFlag;
 use sluice::{EalBuilder, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
 use std::cell::RefCell;
@@ -84,27 +85,89 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, Box<dyn std::er
         .into());
     }
 
-    let mbufs = (routes.len() as u32 * (2 * u32::from(DESCRIPTORS) + MAX_BURST as u32)
-        + (groups * lcores_per_group) as u32 * DEFAULT_CACHE)
-        .max(8192);
-    let pool = Mempool::pktmbuf(
-        &eal,
-        "l2fwd_pool",
-        mbufs,
-        DEFAULT_CACHE,
-        DEFAULT_DATA_ROOM,
-        None,
-    )?;
+    // One pool per NUMA node the ports are on, so that packets stay in their node's memory.
+    let mut port_info = Vec::new();
+    for &(port_id, _) in &routes {
+        port_info.push(sluice::port::info(port_id)?);
+    }
+    let mbufs = (2 * u32::from(DESCRIPTORS) + MAX_BURST as u32) * routes.len() as u32
+        + (groups * lcores_per_group) as u32 * DEFAULT_CACHE;
+    let mut pools: Vec<(Option<u32>, Mempool)> = Vec::new();
+    for info in &port_info {
+        if !pools.iter().any(|(node, _)| *node == info.socket) {
+            let name = format!(
+                "l2fwd_pool_{}",
+                info.socket.map_or("any".to_owned(), |n| n.to_string())
+            );
+            let pool = Mempool::pktmbuf(
+                &eal,
+                &name,
+                mbufs.max(8192),
+                DEFAULT_CACHE,
+                DEFAULT_DATA_ROOM,
+                info.socket,
+            )?;
+            pools.push((info.socket, pool));
+        }
+    }
+
+    // Which lcore serves each group of -q ports (and, pipelined, runs its stage).
+    let topology = Topology::detect().unwrap_or_else(|e| {
+        eprintln!("sluice-l2fwd: warning: {e}; placing without topology");
+        Topology { pus: Vec::new() }
+    });
+    let mut work = Vec::new();
+    for group in routes.chunks(per_group) {
+        let ports: Vec<String> = group.iter().map(|r| r.0.to_string()).collect();
+        let node = port_info[routes.iter().position(|r| r == &group[0]).expect("route")].socket;
+        work.push(Work {
+            label: format!("RX port(s) {}", ports.join(",")),
+            node,
+        });
+        if options.mode == Mode::Pipelined {
+            work.push(Work {
+                label: format!("stage and TX for port(s) {}", ports.join(",")),
+                node,
+            });
+        }
+    }
+    let lcore_list: Vec<Lcore> = lcores
+        .iter()
+        .map(|&id| Lcore {
+            id,
+            cpu: eal.lcore_cpu(id),
+        })
+        .collect();
+    let plan = topology::plan(&topology, &lcore_list, &work)?;
+    if options.print_placement {
+        println!("topology: {}", topology.describe());
+        for (info, &(port, _)) in port_info.iter().zip(&routes) {
+            let node = info
+                .socket
+                .map_or("unknown (virtual device)".to_owned(), |n| n.to_string());
+            println!("port {port}: {}, NUMA node {node}", info.driver);
+        }
+        println!("placement:");
+        for line in &plan.explanation {
+            println!("  {line}");
+        }
+        return Ok(true);
+    }
+
     let config = PortConfig {
         promiscuous: options.promiscuous,
         rx_descriptors: DESCRIPTORS,
         tx_descriptors: DESCRIPTORS,
         ..PortConfig::default()
     };
-    let mut ports: Vec<(u16, Port, Option<RxQueue>, Option<TxQueue>)> = Vec::new();
-    for &(port_id, _) in &routes {
-        let (port, rx, tx) = Port::start(&eal, port_id, &config, &pool)?;
-        let info = sluice::port::info(port_id)?;
+    let mut ports: Vec<(Port, Option<RxQueue>, Option<TxQueue>)> = Vec::new();
+    for (info, &(port_id, _)) in port_info.iter().zip(&routes) {
+        let pool = &pools
+            .iter()
+            .find(|(node, _)| *node == info.socket)
+            .expect("pool per node")
+            .1;
+        let (port, rx, tx) = Port::start(&eal, port_id, &config, pool)?;
         let link = port.link()?;
         println!(
             "port {port_id}: {}, MAC {}, link {}",
@@ -116,7 +179,7 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, Box<dyn std::er
                 "down".to_owned()
             }
         );
-        ports.push((port_id, port, rx.into_iter().next(), tx.into_iter().next()));
+        ports.push((port, rx.into_iter().next(), tx.into_iter().next()));
     }
     // `ports` follows `routes`' order: a port's slot is its route's index.
     let slot = |id: u16| {
@@ -136,9 +199,11 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, Box<dyn std::er
         report_period: Duration::from_secs(u64::from(options.stats_period_s)),
         ..Settings::default()
     });
-    for (group, group_routes) in routes.chunks(per_group).enumerate() {
-        let lcore = lcores[group * lcores_per_group];
-        let stage_lcore = (options.mode == Mode::Pipelined).then(|| lcores[group * 2 + 1]);
+    let mut placed = plan.lcores.iter().copied();
+    for group_routes in routes.chunks(per_group) {
+        let lcore = placed.next().expect("a plan entry per group");
+        let stage_lcore =
+            (options.mode == Mode::Pipelined).then(|| placed.next().expect("a stage lcore"));
         let mut lane = Lane {
             rx: vec![],
             tx: vec![],
@@ -150,18 +215,18 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, Box<dyn std::er
         for &(rx_port, tx_port) in group_routes {
             lane.rx.push(
                 ports[slot(rx_port)]
-                    .2
+                    .1
                     .take()
                     .expect("one RX queue per port"),
             );
             lane.tx.push(
                 ports[slot(tx_port)]
-                    .3
+                    .2
                     .take()
                     .expect("each port is one route's TX"),
             );
             let mac = if options.mac_updating {
-                Some(ports[slot(tx_port)].1.mac()?)
+                Some(ports[slot(tx_port)].0.mac()?)
             } else {
                 None
             };
@@ -192,11 +257,13 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, Box<dyn std::er
     );
     // The queues went with the pipeline; the last handles close the ports and free their mbufs.
     drop(ports);
+    let in_use = pools.iter().map(|(_, p)| p.in_use()).sum();
+    let capacity = pools.iter().map(|(_, p)| p.capacity()).sum();
     Ok(final_account(
         &outcome.stats,
         outcome.elapsed,
-        pool.in_use(),
-        pool.capacity(),
+        in_use,
+        capacity,
     ))
 }
 

@@ -240,12 +240,12 @@ fn each_port_on_its_own_lcore() {
         run.stdout, run.stderr
     );
     assert!(
-        run.stdout.contains("lcore 0: RX port 0 TX port 1"),
+        run.stdout.contains("lcore 1: RX port 0 TX port 1"),
         "{}",
         run.stdout
     );
     assert!(
-        run.stdout.contains("lcore 1: RX port 1 TX port 0"),
+        run.stdout.contains("lcore 0: RX port 1 TX port 0"),
         "{}",
         run.stdout
     );
@@ -275,7 +275,7 @@ fn pipeline_mode_forwards_the_same_bytes() {
     );
     assert!(
         run.stdout
-            .contains("lcore 0: RX port 0 -> lcore 1: TX port 1"),
+            .contains("lcore 1: RX port 0 -> lcore 0: TX port 1"),
         "{}",
         run.stdout
     );

@@ -53,7 +53,7 @@ fn main() {
         .clang_args(&cflags)
         .allowlist_function("rte_.*|sluice_.*")
         .allowlist_type("rte_.*")
-        .allowlist_var("RTE_.*|SOCKET_ID_ANY|rte_eth_fp_ops")
+        .allowlist_var("RTE_.*|RING_F_.*|SOCKET_ID_ANY|rte_eth_fp_ops")
         // Packed structs with aligned members that rustc rejects (E0588): keep them opaque.
         .opaque_type("rte_l2tpv2_.*")
         .opaque_type("rte_gtp_.*")

@@ -10,6 +10,7 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 #include <rte_thash.h>
 
 struct rte_mbuf *sluice_pktmbuf_alloc(struct rte_mempool *mp)
@@ -47,4 +48,16 @@ int sluice_errno(void)
 uint32_t sluice_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key)
 {
 	return rte_softrss(input_tuple, input_len, rss_key);
+}
+
+/* DPDK's own ring in single-producer/single-consumer mode: the reference the SPSC ring in
+ * sluice::ring is benchmarked against. */
+unsigned int sluice_ring_sp_enqueue_burst(struct rte_ring *r, void *const *obj_table, unsigned int n)
+{
+	return rte_ring_sp_enqueue_burst(r, obj_table, n, NULL);
+}
+
+unsigned int sluice_ring_sc_dequeue_burst(struct rte_ring *r, void **obj_table, unsigned int n)
+{
+	return rte_ring_sc_dequeue_burst(r, obj_table, n, NULL);
 }

@@ -27,4 +27,6 @@ void sluice_pktmbuf_free(struct rte_mbuf *m);
 char *sluice_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 unsigned int sluice_lcore_id(void);
 int sluice_errno(void);
+unsigned int sluice_ring_sp_enqueue_burst(struct rte_ring *r, void *const *obj_table, unsigned int n);
+unsigned int sluice_ring_sc_dequeue_burst(struct rte_ring *r, void **obj_table, unsigned int n);
 uint32_t sluice_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key);

@@ -153,13 +153,18 @@ fn apply_rules(user: &[String], extra: Option<&str>) -> Vec<String> {
         })
     };
     let add_no_pci = !names(PCI_OPTIONS) && !names(&["--no-pci"]);
-    let add_in_memory = !names(RUNTIME_FILE_OPTIONS);
+    let add_runtime_files = !names(RUNTIME_FILE_OPTIONS);
+    // --no-huge means legacy memory, which the EAL refuses with --in-memory; it creates no
+    // hugepage files, so a private prefix is all it needs.
+    let add_in_memory = add_runtime_files && !names(&["--no-huge"]);
     if add_no_pci {
         args.push("--no-pci".into());
     }
     if add_in_memory {
         args.push("--in-memory".into());
-        args.push(format!("--file-prefix=sluice-{}", std::process::id()));
+    }
+    if add_runtime_files {
+        args.push(format!("--file-prefix={}", own_file_prefix()));
     }
     args
 }
@@ -205,14 +210,15 @@ struct EalInner {
 
 impl Drop for EalInner {
     fn drop(&mut self) {
+        if self.pdump {
+            // SAFETY: rte_pdump_init ran at start, and the EAL (whose memory pdump uses) is
+            // still up; nothing captures once the ports are gone.
+            unsafe { dpdk_sys::rte_pdump_uninit() };
+        }
         // SAFETY: the last handle is gone, so no pool, port or queue of this EAL is left
         // (each holds a handle); rte_eal_cleanup releases hugepages and runtime files.
         unsafe {
             dpdk_sys::rte_eal_cleanup();
-        }
-        if self.pdump {
-            // SAFETY: rte_pdump_init ran at start; nothing captures once the ports are gone.
-            unsafe { dpdk_sys::rte_pdump_uninit() };
         }
         if let Some(dir) = &self.own_runtime_dir {
             // The prefix is this process's own, so everything under it is ours.
@@ -312,6 +318,15 @@ mod tests {
         assert!(args.contains(&"--no-pci".to_owned()));
         assert!(args.contains(&"--in-memory".to_owned()));
         assert!(args.iter().any(|a| a.starts_with("--file-prefix=sluice-")));
+    }
+
+    #[test]
+    fn no_huge_gets_a_private_prefix_but_not_in_memory() {
+        let args = effective(&["--no-huge"]);
+        assert!(!args.contains(&"--in-memory".to_owned()));
+        assert!(args.iter().any(|a| a.starts_with("--file-prefix=sluice-")));
+        let args = apply_rules(&["t".to_owned()], Some("--no-huge"));
+        assert!(!args.contains(&"--in-memory".to_owned()));
     }
 
     #[test]

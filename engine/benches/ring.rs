@@ -101,6 +101,7 @@ where
     std::thread::scope(|s| {
         let start = Instant::now();
         s.spawn(|| {
+            pin_to_another_cpu();
             let mut sent = 0u64;
             while sent < total {
                 let n = (total - sent).min(burst as u64) as usize;
@@ -113,6 +114,20 @@ where
         }
         start.elapsed()
     })
+}
+
+/// The EAL pinned this process's main thread to its lcore's CPU and threads inherit that:
+/// move the producer to a CPU of its own, or the two threads would share one.
+fn pin_to_another_cpu() {
+    // Not available_parallelism: it counts the CPUs of the inherited mask, i.e. one.
+    // SAFETY: sysconf has no preconditions; a zeroed cpu_set_t is empty; CPU_SET and
+    // sched_setaffinity get valid pointers.
+    unsafe {
+        let cpus = libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize;
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpus - 1, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 fn two_threads(c: &mut Criterion) {

@@ -28,7 +28,9 @@ use std::mem::MaybeUninit;
 #[repr(align(128))]
 struct CachePadded<T>(T);
 
-/// One slot; under loom, a tracked cell.
+/// One slot; under loom, a tracked cell. Transparent, so that the slots of a ring are a
+/// plain array of `T` for bulk copies.
+#[repr(transparent)]
 struct Slot<T> {
     #[cfg(not(loom))]
     cell: std::cell::UnsafeCell<MaybeUninit<T>>,
@@ -73,6 +75,18 @@ impl<T> Slot<T> {
         // SAFETY: as above.
         self.cell.with(|p| unsafe { (*p).assume_init_read() })
     }
+}
+
+/// The slots as a plain `*mut T` (they are transparent `UnsafeCell<MaybeUninit<T>>`s, so
+/// writing through the pointer is allowed).
+#[cfg(not(loom))]
+fn slots_ptr<T>(slots: &[Slot<T>]) -> *mut T {
+    std::cell::UnsafeCell::raw_get(
+        slots
+            .as_ptr()
+            .cast::<std::cell::UnsafeCell<MaybeUninit<T>>>(),
+    )
+    .cast::<T>()
 }
 
 struct Shared<T> {
@@ -202,13 +216,37 @@ impl<T> Producer<T> {
         Ok(())
     }
 
-    /// Copies as many of `items` as fit, from the front; returns how many.
+    /// Copies as many of `items` as fit, from the front; returns how many. A bulk copy in
+    /// at most two pieces (before and after the wrap), as rte_ring does.
     #[inline]
     pub fn push_slice(&mut self, items: &[T]) -> usize
     where
         T: Copy,
     {
-        self.push_with(items.len(), |i| items[i])
+        #[cfg(loom)]
+        return self.push_with(items.len(), |i| items[i]);
+        #[cfg(not(loom))]
+        {
+            let k = items.len().min(self.free(items.len()));
+            let start = self.head & self.shared.mask;
+            let first = k.min(self.capacity() - start);
+            let base = slots_ptr(&self.shared.slots);
+            // SAFETY: the k slots from head are empty and the producer's; [start, start+first)
+            // and [0, k-first) lie within the array; T: Copy needs no drop bookkeeping.
+            // Element loops rather than copy_nonoverlapping: they vectorise, where a copy of
+            // variable length becomes a memcpy call that costs more than a short burst.
+            unsafe {
+                for (i, item) in items[..first].iter().enumerate() {
+                    base.add(start + i).write(*item);
+                }
+                for (i, item) in items[first..k].iter().enumerate() {
+                    base.add(i).write(*item);
+                }
+            }
+            self.head = self.head.wrapping_add(k);
+            self.shared.head.0.store(self.head, Ordering::Release);
+            k
+        }
     }
 }
 
@@ -277,17 +315,41 @@ impl<T> Consumer<T> {
         out
     }
 
-    /// Copies up to `out.len()` items into `out`, oldest first; returns how many.
+    /// Copies up to `out.len()` items into `out`, oldest first; returns how many. A bulk copy
+    /// in at most two pieces.
     #[inline]
     pub fn pop_into(&mut self, out: &mut [T]) -> usize
     where
         T: Copy,
     {
-        let mut i = 0;
-        self.pop_with(out.len(), |v| {
-            out[i] = v;
-            i += 1;
-        })
+        #[cfg(loom)]
+        {
+            let mut i = 0;
+            return self.pop_with(out.len(), |v| {
+                out[i] = v;
+                i += 1;
+            });
+        }
+        #[cfg(not(loom))]
+        {
+            let k = out.len().min(self.available(out.len()));
+            let start = self.tail & self.shared.mask;
+            let first = k.min(self.capacity() - start);
+            let base = slots_ptr(&self.shared.slots);
+            // SAFETY: the k slots from tail hold published values and are the consumer's; the
+            // ranges lie within the array and within `out`.
+            unsafe {
+                for (i, slot) in out[..first].iter_mut().enumerate() {
+                    *slot = base.add(start + i).read();
+                }
+                for (i, slot) in out[first..k].iter_mut().enumerate() {
+                    *slot = base.add(i).read();
+                }
+            }
+            self.tail = self.tail.wrapping_add(k);
+            self.shared.tail.0.store(self.tail, Ordering::Release);
+            k
+        }
     }
 }
 

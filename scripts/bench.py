@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Mpps of Sluice's apps against C references on the same virtual ports, side by side.
+"""Benchmarks of Sluice's apps on virtual ports, side by side in one invocation.
+
+l2fwd, pipeline and idle are the benchmarks; see below.
 
 l2fwd: sluice-l2fwd, DPDK's own l2fwd (built from the installed example) and
 `dpdk-testpmd --forward-mode=macswap`, each forwarding on the same one lcore from a
@@ -8,6 +10,13 @@ The apps run alternately, --runs times each, --seconds per run. Each run's figur
 median of its per-second rates after a 2-second warm-up; the table shows each app's median
 over its runs and Sluice's ratio to each reference. The machines are shared and noisy: only
 figures from the same invocation are comparable.
+
+pipeline: sluice-l2fwd run to completion on one lcore beside --mode pipeline on two (RX on
+one, the stage and TX on the other), same ports and source, alternating, median Mpps each.
+
+idle: sluice-l2fwd with no traffic at all (two net_null ports with no-rx=1) for --seconds,
+with --idle adaptive and with --idle off; CPU time of the process from /proc/PID/stat, as a
+percentage of one core.
 """
 import argparse
 import os
@@ -90,37 +99,94 @@ def measure(name, cmd, parse, seconds):
     return statistics.median(rates) / 1e6
 
 
+def alternate(title, contenders, runs, seconds):
+    """Runs each (name, cmd, parse) in turn, `runs` times; returns {name: [Mpps per run]}."""
+    results = {name: [] for name, _, _ in contenders}
+    print(f"{title}, {runs} runs x {seconds} s, alternating")
+    for r in range(runs):
+        for name, cmd, parse in contenders:
+            mpps = measure(name, cmd, parse, seconds)
+            results[name].append(mpps)
+            print(f"  run {r + 1}: {name:<30} {mpps:7.2f} Mpps", flush=True)
+    return results
+
+
+def table(results, ours):
+    medians = {name: statistics.median(v) for name, v in results.items()}
+    print()
+    print(f"| app | runs (Mpps) | median Mpps | {ours} / app |")
+    print("| --- | --- | --- | --- |")
+    for name, values in results.items():
+        print(f"| {name} | {', '.join(f'{v:.2f}' for v in values)} | {medians[name]:.2f} | "
+              f"{medians[ours] / medians[name]:.2f}x |")
+
+
+def bench_l2fwd(a, pcap, lcore):
+    results = alternate(f"l2fwd: net_pcap (64-byte UDP, infinite_rx) -> net_null, forwarding on lcore {lcore}",
+                        apps(pcap, lcore), a.runs, a.seconds)
+    table(results, "sluice-l2fwd")
+
+
+def bench_pipeline(a, pcap, lcore):
+    l2fwd = f"{ROOT}/target/release/sluice-l2fwd"
+    args = ["--", "-p", "0x3", "-q", "2", "-T", "1", "--idle", "off"]
+    contenders = [
+        (f"rtc on lcore {lcore}", [l2fwd, *eal("sluice-bench", str(lcore), pcap), *args], sluice_rates),
+        (f"pipeline on lcores {lcore - 1},{lcore}",
+         [l2fwd, *eal("sluice-bench", f"{lcore - 1},{lcore}", pcap), *args, "--mode", "pipeline"], sluice_rates),
+    ]
+    results = alternate("pipeline: sluice-l2fwd run to completion vs pipelined, same ports", contenders, a.runs,
+                        a.seconds)
+    table(results, contenders[0][0])
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_idle(a, lcore):
+    l2fwd = f"{ROOT}/target/release/sluice-l2fwd"
+    print(f"idle: sluice-l2fwd on lcore {lcore} with no traffic (net_null, no-rx=1), CPU over {a.seconds} s")
+    for policy in ("adaptive", "off"):
+        cmd = [l2fwd, "-l", str(lcore), "-m", "256", "--in-memory", "--log-level=*:warning",
+               *os.environ.get("SLUICE_EAL_ARGS", "").split(),
+               "--vdev", "net_null0,no-rx=1", "--vdev", "net_null1,no-rx=1",
+               "--", "-p", "0x3", "-q", "2", "-T", "0", "--idle", policy]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(2)  # start-up and the idle policy's own ramp
+        before, start = cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(a.seconds)
+        used, wall = cpu_seconds(proc.pid) - before, time.monotonic() - start
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        print(f"| --idle {policy} | {100 * used / wall:.1f}% of a core |", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("benchmark", choices=["l2fwd"])
+    p.add_argument("benchmark", choices=["l2fwd", "pipeline", "idle"])
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--seconds", type=int, default=8)
+    p.add_argument("--seconds", type=int, default=None, help="per run (default 8; idle: 10)")
     a = p.parse_args()
+    a.seconds = a.seconds or (10 if a.benchmark == "idle" else 8)
     if a.seconds < WARMUP_SAMPLES + 2:
         sys.exit(f"bench.py: error: --seconds must be at least {WARMUP_SAMPLES + 2}")
     lcore = (os.cpu_count() or 2) - 1
     if lcore < 1:
-        sys.exit("bench.py: error: needs at least 2 CPUs (testpmd's main lcore and a forwarding lcore)")
+        sys.exit("bench.py: error: needs at least 2 CPUs (a main lcore and a forwarding lcore)")
+    if a.benchmark == "idle":
+        bench_idle(a, lcore)
+        return 0
     os.makedirs(f"{ROOT}/target/bench", exist_ok=True)
     pcap = f"{ROOT}/target/bench/udp64.pcap"
     subprocess.run([sys.executable, f"{ROOT}/scripts/gen-pcap.py", pcap, "--count", "1024", "--size", "60"],
                    check=True)
-    runs = {name: [] for name, _, _ in apps(pcap, lcore)}
-    print(f"l2fwd benchmark: net_pcap (64-byte UDP, infinite_rx) -> net_null, forwarding on lcore {lcore}, "
-          f"{a.runs} runs x {a.seconds} s, alternating")
-    for r in range(a.runs):
-        for name, cmd, parse in apps(pcap, lcore):
-            mpps = measure(name, cmd, parse, a.seconds)
-            runs[name].append(mpps)
-            print(f"  run {r + 1}: {name:<22} {mpps:7.2f} Mpps", flush=True)
-    medians = {name: statistics.median(v) for name, v in runs.items()}
-    ours = medians["sluice-l2fwd"]
-    print()
-    print(f"| app | runs (Mpps) | median Mpps | sluice-l2fwd / app |")
-    print(f"| --- | --- | --- | --- |")
-    for name, values in runs.items():
-        print(f"| {name} | {', '.join(f'{v:.2f}' for v in values)} | {medians[name]:.2f} | "
-              f"{ours / medians[name]:.2f}x |")
+    if a.benchmark == "l2fwd":
+        bench_l2fwd(a, pcap, lcore)
+    else:
+        bench_pipeline(a, pcap, lcore)
     return 0
 
 

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# Benchmarks of the apps against C references run side by side on the same virtual ports.
-#   scripts/bench.sh l2fwd [--runs N] [--seconds S]
+# Benchmarks of the apps on virtual ports, side by side in one invocation:
+#   scripts/bench.sh l2fwd [--runs N] [--seconds S]     sluice-l2fwd vs DPDK's l2fwd and testpmd
+#   scripts/bench.sh pipeline [--runs N] [--seconds S]  run to completion (1 lcore) vs pipelined (2)
+#   scripts/bench.sh idle [--seconds S]                 CPU of an idle sluice-l2fwd
+#   scripts/bench.sh ring                               the SPSC ring vs crossbeam and rte_ring (Criterion)
 # See scripts/bench.py for what is measured and how.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
-  l2fwd) ;;
-  ""|-h|--help) python3 scripts/bench.py --help; exit 0 ;;
-  *) echo "bench.sh: error: unknown benchmark '$1': expected l2fwd" >&2; exit 2 ;;
+  l2fwd|pipeline|idle|ring) ;;
+  ""|-h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "bench.sh: error: unknown benchmark '$1': expected l2fwd, pipeline, idle or ring" >&2; exit 2 ;;
 esac
 
 scripts/setup.sh >/dev/null
 [ -f target/sluice.env ] && . target/sluice.env
+if [ "$1" = ring ]; then
+  exec cargo bench -p sluice --bench ring
+fi
 cargo build --release -q -p sluice-l2fwd
 
 # DPDK's own l2fwd, built from the installed example sources (a copy; nothing of it is committed).
 ref=target/bench/dpdk-l2fwd
-if [ ! -x "$ref/build/l2fwd" ]; then
+if [ "$1" = l2fwd ] && [ ! -x "$ref/build/l2fwd" ]; then
   rm -rf "$ref" && mkdir -p target/bench && cp -r /usr/share/dpdk/examples/l2fwd "$ref"
   make -s -C "$ref" >/dev/null
 fi

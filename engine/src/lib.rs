@@ -18,7 +18,6 @@ pub mod ring;
 pub mod rss;
 pub mod stage;
 pub mod stats;
-pub mod telemetry;
 pub mod topology;
 pub mod worker;
 

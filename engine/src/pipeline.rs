@@ -16,7 +16,7 @@ use crate::mbuf::{Burst, Mbuf, MAX_BURST};
 use crate::port::{RxQueue, TxQueue};
 use crate::ring::{self, Consumer, Producer};
 use crate::stage::{Action, Stage, Verdict};
-use crate::stats::{counters, CounterWriter, Counters, DropReason, Snapshot};
+use crate::stats::{counters, CounterWriter, DropReason, QueueStats, StageStats, Stats};
 use crate::worker::{self, StopFlag};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -107,81 +107,6 @@ pub struct Lane {
     pub lcore: u32,
     /// Pipelined mode: the lcore that runs the stages and transmits.
     pub stage_lcore: Option<u32>,
-}
-
-/// Counters of one queue.
-#[derive(Clone, Debug)]
-pub struct QueueStats {
-    pub port: u16,
-    pub queue: u16,
-    pub lcore: u32,
-    pub counters: Arc<Counters>,
-}
-
-/// Counters of one stage of one lane: `rx` is packets in, drops are its verdicts.
-#[derive(Clone, Debug)]
-pub struct StageStats {
-    pub lane: usize,
-    pub name: String,
-    pub lcore: u32,
-    pub counters: Arc<Counters>,
-}
-
-/// Every counter of a pipeline, readable while it runs and after.
-#[derive(Clone, Debug, Default)]
-pub struct Stats {
-    /// `rx` counts what was received; drops here are `ring_full`.
-    pub rx_queues: Vec<QueueStats>,
-    /// `tx` counts what was sent; drops here are `tx_full`.
-    pub tx_queues: Vec<QueueStats>,
-    pub stages: Vec<StageStats>,
-    /// Per lane: packets no stage gave an output (`no_output`).
-    pub lanes: Vec<Arc<Counters>>,
-}
-
-impl Stats {
-    /// Everything added up: after a stop, `rx == tx + dropped()`.
-    pub fn totals(&self) -> Snapshot {
-        let rx: Snapshot = self.rx_queues.iter().map(|q| q.counters.snapshot()).sum();
-        let tx: Snapshot = self.tx_queues.iter().map(|q| q.counters.snapshot()).sum();
-        let stages: Snapshot = self.stages.iter().map(|s| s.counters.snapshot()).sum();
-        let lanes: Snapshot = self.lanes.iter().map(|l| l.snapshot()).sum();
-        Snapshot {
-            rx: rx.rx,
-            tx: tx.tx,
-            drops: (rx + tx + stages + lanes).drops,
-        }
-    }
-
-    /// One port: packets received on it, sent by it, and dropped at its TX queues.
-    pub fn port(&self, port: u16) -> Snapshot {
-        let rx: Snapshot = self
-            .rx_queues
-            .iter()
-            .filter(|q| q.port == port)
-            .map(|q| q.counters.snapshot())
-            .sum();
-        let tx: Snapshot = self
-            .tx_queues
-            .iter()
-            .filter(|q| q.port == port)
-            .map(|q| q.counters.snapshot())
-            .sum();
-        Snapshot { rx: rx.rx, ..tx }
-    }
-
-    /// Ports with a queue in the pipeline, in order.
-    pub fn ports(&self) -> Vec<u16> {
-        let mut ports: Vec<u16> = self
-            .rx_queues
-            .iter()
-            .chain(&self.tx_queues)
-            .map(|q| q.port)
-            .collect();
-        ports.sort_unstable();
-        ports.dedup();
-        ports
-    }
 }
 
 /// A pipeline, built lane by lane, then run.
@@ -301,8 +226,8 @@ impl Pipeline {
             }
         }
         let stats = Arc::new(stats);
-        crate::telemetry::publish_stats(stats.clone());
-        crate::telemetry::publish_placement(placement_text(&stats));
+        crate::stats::telemetry::publish_stats(stats.clone());
+        crate::stats::telemetry::publish_placement(placement_text(&stats));
 
         let main = eal.main_lcore();
         let mut per_lcore: Vec<(u32, Vec<Task>)> = Vec::new();

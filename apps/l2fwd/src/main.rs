@@ -6,13 +6,12 @@ mod args;
 
 use args::{Command, Options};
 use sluice::mempool::{DEFAULT_CACHE, DEFAULT_DATA_ROOM};
-use sluice::pipeline::{IdlePolicy, Lane, Mode, Pipeline, Settings, Stats};
+use sluice::pipeline::{IdlePolicy, Lane, Mode, Pipeline, Settings};
 use sluice::stage::L2Forward;
-use sluice::stats::Snapshot;
+use sluice::stats::{MbufUse, RateReport};
 use sluice::topology::{self, Lcore, Topology, Work};
 use sluice::worker::StopFlag;
 use sluice::{EalBuilder, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
-use std::cell::RefCell;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -242,14 +241,10 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, Box<dyn std::er
         pipeline.lane(lane);
     }
 
-    let previous = RefCell::new(Vec::new());
+    let period = Duration::from_secs(u64::from(options.stats_period_s));
+    let mut report = RateReport::default();
     let outcome = pipeline.run(&eal, &stop, |stats, since_start| {
-        print_rates(
-            stats,
-            since_start,
-            &mut previous.borrow_mut(),
-            options.stats_period_s,
-        );
+        println!("{}", report.line(stats, since_start, period));
     })?;
     println!(
         "\nstopping: {:.2} s of forwarding",
@@ -257,85 +252,11 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, Box<dyn std::er
     );
     // The queues went with the pipeline; the last handles close the ports and free their mbufs.
     drop(ports);
-    let in_use = pools.iter().map(|(_, p)| p.in_use()).sum();
-    let capacity = pools.iter().map(|(_, p)| p.capacity()).sum();
-    Ok(final_account(
-        &outcome.stats,
-        outcome.elapsed,
-        in_use,
-        capacity,
-    ))
-}
-
-/// One line per period: each port's RX and TX rate, and its drops in the period.
-fn print_rates(
-    stats: &Stats,
-    since_start: Duration,
-    previous: &mut Vec<(u16, Snapshot)>,
-    period_s: u32,
-) {
-    let now: Vec<(u16, Snapshot)> = stats
-        .ports()
-        .into_iter()
-        .map(|p| (p, stats.port(p)))
-        .collect();
-    let secs = f64::from(period_s.max(1));
-    let mut line = format!("[{:7.1}s]", since_start.as_secs_f64());
-    for (i, (port, s)) in now.iter().enumerate() {
-        let before = previous.get(i).map(|p| p.1).unwrap_or_default();
-        line.push_str(&format!(
-            "  port {port}: rx {:.3} Mpps tx {:.3} Mpps drop {}",
-            (s.rx - before.rx) as f64 / secs / 1e6,
-            (s.tx - before.tx) as f64 / secs / 1e6,
-            s.dropped() - before.dropped()
-        ));
-    }
-    println!("{line}");
-    *previous = now;
-}
-
-/// Prints the final account; true when every packet received was sent or dropped for a
-/// counted reason and every mbuf is back in its pool.
-fn final_account(stats: &Stats, elapsed: Duration, in_use: u32, capacity: u32) -> bool {
-    println!("final account:");
-    for port in stats.ports() {
-        let s = stats.port(port);
-        println!(
-            "  port {port}: rx {} tx {} dropped {} ({})",
-            s.rx,
-            s.tx,
-            s.dropped(),
-            s.drops_by_reason()
-        );
-    }
-    for stage in &stats.stages {
-        let s = stage.counters.snapshot();
-        if s.dropped() > 0 {
-            println!(
-                "  stage {} (lane {}): in {} dropped {} ({})",
-                stage.name,
-                stage.lane,
-                s.rx,
-                s.dropped(),
-                s.drops_by_reason()
-            );
-        }
-    }
-    let total = stats.totals();
-    let balanced = total.rx == total.tx + total.dropped();
-    println!(
-        "  total: rx {} = tx {} + dropped {} ({}){}",
-        total.rx,
-        total.tx,
-        total.dropped(),
-        total.drops_by_reason(),
-        if balanced { "" } else { "  MISMATCH" }
-    );
-    println!(
-        "  forwarding rate: {:.3} Mpps over {:.2} s",
-        total.tx as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6,
-        elapsed.as_secs_f64()
-    );
-    println!("  mbufs in use: {in_use} of {capacity}");
-    balanced && in_use == 0
+    let mbufs = MbufUse {
+        in_use: pools.iter().map(|(_, p)| p.in_use()).sum(),
+        capacity: pools.iter().map(|(_, p)| p.capacity()).sum(),
+    };
+    let (account, balanced) = outcome.stats.final_account(outcome.elapsed, mbufs);
+    println!("{account}");
+    Ok(balanced)
 }

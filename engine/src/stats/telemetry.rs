@@ -7,8 +7,7 @@
 //! Telemetry callbacks are plain C functions without a context pointer, so what they report
 //! is published here, process-wide, by the pipeline that runs.
 
-use crate::pipeline::Stats;
-use crate::stats::{DropReason, Snapshot};
+use super::{DropReason, Snapshot, Stats};
 use std::ffi::{c_char, c_int, CString};
 use std::sync::{Arc, Mutex, Once};
 

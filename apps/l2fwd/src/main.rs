@@ -84,29 +84,30 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, Box<dyn std::er
         .into());
     }
 
-    // One pool per NUMA node the ports are on, so that packets stay in their node's memory.
+    // One pool per NUMA node the ports are on, so that packets stay in their node's memory;
+    // a port of no known node (a virtual device) uses the main lcore's.
     let mut port_info = Vec::new();
     for &(port_id, _) in &routes {
         port_info.push(sluice::port::info(port_id)?);
     }
+    let main_node = eal.lcore_socket(eal.main_lcore());
+    let node_of = |info: &sluice::port::PortInfo| info.socket.unwrap_or(main_node);
     let mbufs = (2 * u32::from(DESCRIPTORS) + MAX_BURST as u32) * routes.len() as u32
         + (groups * lcores_per_group) as u32 * DEFAULT_CACHE;
-    let mut pools: Vec<(Option<u32>, Mempool)> = Vec::new();
+    let mut pools: Vec<(u32, Mempool)> = Vec::new();
     for info in &port_info {
-        if !pools.iter().any(|(node, _)| *node == info.socket) {
-            let name = format!(
-                "l2fwd_pool_{}",
-                info.socket.map_or("any".to_owned(), |n| n.to_string())
-            );
+        let node = node_of(info);
+        if !pools.iter().any(|(n, _)| *n == node) {
+            let name = format!("l2fwd_pool_{node}");
             let pool = Mempool::pktmbuf(
                 &eal,
                 &name,
                 mbufs.max(8192),
                 DEFAULT_CACHE,
                 DEFAULT_DATA_ROOM,
-                info.socket,
+                Some(node),
             )?;
-            pools.push((info.socket, pool));
+            pools.push((node, pool));
         }
     }
 
@@ -163,7 +164,7 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, Box<dyn std::er
     for (info, &(port_id, _)) in port_info.iter().zip(&routes) {
         let pool = &pools
             .iter()
-            .find(|(node, _)| *node == info.socket)
+            .find(|(n, _)| *n == node_of(info))
             .expect("pool per node")
             .1;
         let (port, rx, tx) = Port::start(&eal, port_id, &config, pool)?;

@@ -159,6 +159,15 @@ fn forward_two_ports_on(
     ([in0, in1], outputs, run)
 }
 
+/// The app printed `text`.
+fn assert_says(run: &Run, text: &str) {
+    assert!(
+        run.stdout.contains(text),
+        "expected {text:?} in:\n{}",
+        run.stdout
+    );
+}
+
 /// The run exited 0 (its account balanced and every mbuf came back).
 fn assert_succeeded(run: &Run) {
     assert!(
@@ -200,17 +209,9 @@ fn mac_updating_rewrites_source_and_destination() {
     let (inputs, outputs, run) = forward_two_ports(&[], mixed_frames(1, 50), mixed_frames(2, 30));
     assert_succeeded(&run);
     assert_macs_rewritten(&inputs, &outputs, &run.stdout);
-    assert!(
-        run.stdout.contains("total: rx 80 = tx 80 + dropped 0"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("port 0: rx 50 tx 30 dropped 0"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    assert_says(&run, "total: rx 80 = tx 80 + dropped 0");
+    assert_says(&run, "port 0: rx 50 tx 30 dropped 0");
+    assert_says(&run, "mbufs in use: 0 of");
 }
 
 #[test]
@@ -224,12 +225,8 @@ fn no_mac_updating_forwards_frames_unchanged() {
     assert!(run.stdout.contains("MAC updating disabled"));
     assert_eq!(outputs[1], inputs[0]);
     assert_eq!(outputs[0], inputs[1]);
-    assert!(
-        run.stdout.contains("total: rx 80 = tx 80 + dropped 0"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    assert_says(&run, "total: rx 80 = tx 80 + dropped 0");
+    assert_says(&run, "mbufs in use: 0 of");
 }
 
 #[test]
@@ -242,24 +239,12 @@ fn each_port_on_its_own_lcore() {
         mixed_frames(9, 20),
     );
     assert_succeeded(&run);
-    assert!(
-        run.stdout.contains("lcore 1: RX port 0 TX port 1"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("lcore 0: RX port 1 TX port 0"),
-        "{}",
-        run.stdout
-    );
+    assert_says(&run, "lcore 1: RX port 0 TX port 1");
+    assert_says(&run, "lcore 0: RX port 1 TX port 0");
     assert_eq!(outputs[1], inputs[0]);
     assert_eq!(outputs[0], inputs[1]);
-    assert!(
-        run.stdout.contains("total: rx 80 = tx 80 + dropped 0"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    assert_says(&run, "total: rx 80 = tx 80 + dropped 0");
+    assert_says(&run, "mbufs in use: 0 of");
 }
 
 #[test]
@@ -279,12 +264,8 @@ fn pipeline_mode_forwards_the_same_bytes() {
         run.stdout
     );
     assert_macs_rewritten(&inputs, &outputs, &run.stdout);
-    assert!(
-        run.stdout.contains("total: rx 95 = tx 95 + dropped 0"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    assert_says(&run, "total: rx 95 = tx 95 + dropped 0");
+    assert_says(&run, "mbufs in use: 0 of");
 }
 
 #[test]
@@ -301,7 +282,7 @@ fn runts_are_dropped_as_truncated_when_macs_must_be_rewritten() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    assert_says(&run, "mbufs in use: 0 of");
 }
 
 /// Full load from an endless pcap source into a null sink; stopped by `sig` after 2.5 s.
@@ -339,7 +320,7 @@ fn stop_under_load(lcores: &str, extra: &[&str], sig: i32) {
         .map(|s| s.parse().unwrap())
         .collect();
     assert!(n[0] > 0 && n[0] == n[1] + n[2], "{total}");
-    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    assert_says(&run, "mbufs in use: 0 of");
 }
 
 #[test]

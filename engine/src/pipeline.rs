@@ -16,8 +16,11 @@ use crate::mbuf::{Burst, Mbuf, MAX_BURST};
 use crate::port::{RxQueue, TxQueue};
 use crate::ring::{self, Consumer, Producer};
 use crate::stage::{Action, Stage, Verdict};
-use crate::stats::{counters, CounterWriter, DropReason, QueueStats, StageStats, Stats};
-use crate::worker::{self, StopFlag};
+use crate::stats::{
+    counters, loop_counters, CounterWriter, DropReason, LcoreStats, LoopCounterWriter, QueueStats,
+    StageStats, Stats,
+};
+use crate::worker::{self, IdlePolicy, StopFlag};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,31 +44,6 @@ impl FromStr for Mode {
             other => Err(Error::Config(format!(
                 "unknown mode '{other}': expected rtc (run to completion) or pipeline"
             ))),
-        }
-    }
-}
-
-/// What an lcore does when its queues are empty.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IdlePolicy {
-    /// Poll flat out (benchmarks; lowest latency).
-    Off,
-    /// Poll again at once for `spin_polls` empty rounds, then with a pause hint between polls
-    /// until the queues have been empty for `pause_for`, then sleep `sleep` between polls.
-    Adaptive {
-        spin_polls: u32,
-        pause_for: Duration,
-        sleep: Duration,
-    },
-}
-
-impl Default for IdlePolicy {
-    /// Idle for 10 ms, then poll every 500 µs: an idle engine costs about 1% of a core.
-    fn default() -> Self {
-        IdlePolicy::Adaptive {
-            spin_polls: 1024,
-            pause_for: Duration::from_millis(10),
-            sleep: Duration::from_micros(500),
         }
     }
 }
@@ -225,10 +203,6 @@ impl Pipeline {
                 }
             }
         }
-        let stats = Arc::new(stats);
-        crate::stats::telemetry::publish_stats(stats.clone());
-        crate::stats::telemetry::publish_placement(placement_text(&stats));
-
         let main = eal.main_lcore();
         let mut per_lcore: Vec<(u32, Vec<Task>)> = Vec::new();
         for (lcore, task) in tasks {
@@ -242,19 +216,37 @@ impl Pipeline {
             .position(|(l, _)| *l == main)
             .map(|i| per_lcore.remove(i).1)
             .unwrap_or_default();
-        let mut workers = Vec::new();
+        let mut loop_stats = Vec::new();
+        let mut loop_counters_for = |lcore: u32| {
+            let (writer, reader) = loop_counters();
+            loop_stats.push(LcoreStats {
+                lcore,
+                counters: reader,
+            });
+            writer
+        };
+        let main_counters = loop_counters_for(main);
+        let mut launches = Vec::new();
         for (lcore, list) in per_lcore {
+            launches.push((lcore, list, loop_counters_for(lcore)));
+        }
+        stats.lcores = loop_stats;
+        let stats = Arc::new(stats);
+        crate::stats::telemetry::publish_stats(stats.clone());
+        crate::stats::telemetry::publish_placement(placement_text(&stats));
+        let mut workers = Vec::new();
+        for (lcore, list, counters) in launches {
             let stop = stop.clone();
             let settings = settings.clone();
             workers.push(worker::launch(eal, lcore, move || {
-                poll_loop(list, &stop, &settings, &mut |_| {})
+                poll_loop(list, &stop, &settings, counters, &mut |_| {})
             })?);
         }
 
         let started = Instant::now();
         let mut last_report = started;
         let period = settings.report_period;
-        poll_loop(main_tasks, stop, &settings, &mut |now| {
+        poll_loop(main_tasks, stop, &settings, main_counters, &mut |now| {
             if !period.is_zero() && now - last_report >= period {
                 last_report = now;
                 report(&stats, now - started);
@@ -525,42 +517,6 @@ impl Task {
     }
 }
 
-/// Sleeps, pauses or spins between empty polls as the policy says.
-struct Idler {
-    policy: IdlePolicy,
-    empty_polls: u32,
-    idle_since: Option<Instant>,
-}
-
-impl Idler {
-    #[inline]
-    fn after(&mut self, moved: usize) {
-        let IdlePolicy::Adaptive {
-            spin_polls,
-            pause_for,
-            sleep,
-        } = self.policy
-        else {
-            return;
-        };
-        if moved > 0 {
-            self.empty_polls = 0;
-            self.idle_since = None;
-            return;
-        }
-        if self.empty_polls < spin_polls {
-            self.empty_polls += 1;
-            return;
-        }
-        let since = *self.idle_since.get_or_insert_with(Instant::now);
-        if since.elapsed() < pause_for {
-            dpdk_sys::pause();
-        } else {
-            std::thread::sleep(sleep);
-        }
-    }
-}
-
 /// The poll loop of one lcore. `tick(now)` runs every so many rounds (the main lcore reports
 /// from it). On stop: RX tasks end at once; stage tasks go on until their rings are drained
 /// and their producers gone.
@@ -568,31 +524,22 @@ fn poll_loop(
     mut tasks: Vec<Task>,
     stop: &StopFlag,
     settings: &Settings,
+    mut counters: LoopCounterWriter,
     tick: &mut dyn FnMut(Instant),
 ) {
     let mut burst = Burst::new();
-    let mut idler = Idler {
-        policy: settings.idle,
-        empty_polls: 0,
-        idle_since: None,
+    // An lcore with nothing to poll (a main lcore kept free) only reports: let it sleep.
+    let idle = if tasks.is_empty() {
+        IdlePolicy::NOTHING_TO_POLL
+    } else {
+        settings.idle
     };
-    let mut rounds: u32 = 0;
-    while !stop.is_stopped() {
-        let mut moved = 0;
-        for task in &mut tasks {
-            moved += task.poll(&mut burst, settings.burst);
-        }
-        idler.after(moved);
-        rounds = rounds.wrapping_add(1);
-        // Reading the clock costs more than an empty poll: look every 256 rounds, or at once
-        // when sleeping anyway (or when this lcore has nothing to poll).
-        if rounds.is_multiple_of(256) || idler.idle_since.is_some() || tasks.is_empty() {
-            tick(Instant::now());
-            if tasks.is_empty() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
+    worker::poll_until_stopped(stop, idle, &mut counters, tick, || {
+        tasks
+            .iter_mut()
+            .map(|task| task.poll(&mut burst, settings.burst))
+            .sum()
+    });
     // Drop the RX side (RX tasks, and run-to-completion tasks, whose queues stop with
     // them), closing each ring's producer; then drain the stage side.
     tasks.retain(|t| matches!(t, Task::Stages { .. }));

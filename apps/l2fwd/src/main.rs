@@ -6,11 +6,11 @@ mod args;
 
 use args::{Command, Options};
 use sluice::mempool::{DEFAULT_CACHE, DEFAULT_DATA_ROOM};
-use sluice::pipeline::{IdlePolicy, Lane, Mode, Pipeline, Settings};
+use sluice::pipeline::{Lane, Mode, Pipeline, Settings};
 use sluice::stage::L2Forward;
 use sluice::stats::{MbufUse, RateReport};
 use sluice::topology::{self, Lcore, Topology, Work};
-use sluice::worker::StopFlag;
+use sluice::worker::{IdlePolicy, StopFlag};
 use sluice::{EalBuilder, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
 use std::process::ExitCode;
 use std::time::Duration;

@@ -94,6 +94,59 @@ impl CounterWriter {
     }
 }
 
+/// Counters of one lcore's poll loop, one writer: rounds, rounds that moved packets, the
+/// packets, and the sleeps of the idle policy.
+#[repr(align(64))]
+#[derive(Default, Debug)]
+pub struct LoopCounters {
+    rounds: AtomicU64,
+    busy_rounds: AtomicU64,
+    packets: AtomicU64,
+    sleeps: AtomicU64,
+}
+
+/// The one handle that may write a [`LoopCounters`].
+#[derive(Debug)]
+pub struct LoopCounterWriter(Arc<LoopCounters>);
+
+/// A new poll-loop counter block: its writer, and a shared handle to read it.
+pub fn loop_counters() -> (LoopCounterWriter, Arc<LoopCounters>) {
+    let shared = Arc::new(LoopCounters::default());
+    (LoopCounterWriter(shared.clone()), shared)
+}
+
+impl LoopCounterWriter {
+    /// Adds what the loop counted since it last published (it keeps counts in registers and
+    /// publishes now and then, not every round).
+    #[inline]
+    pub fn add(&mut self, delta: &LoopSnapshot) {
+        bump(&self.0.rounds, delta.rounds);
+        bump(&self.0.busy_rounds, delta.busy_rounds);
+        bump(&self.0.packets, delta.packets);
+        bump(&self.0.sleeps, delta.sleeps);
+    }
+}
+
+/// [`LoopCounters`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopSnapshot {
+    pub rounds: u64,
+    pub busy_rounds: u64,
+    pub packets: u64,
+    pub sleeps: u64,
+}
+
+impl LoopCounters {
+    pub fn snapshot(&self) -> LoopSnapshot {
+        LoopSnapshot {
+            rounds: self.rounds.load(Relaxed),
+            busy_rounds: self.busy_rounds.load(Relaxed),
+            packets: self.packets.load(Relaxed),
+            sleeps: self.sleeps.load(Relaxed),
+        }
+    }
+}
+
 impl Counters {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
@@ -182,6 +235,15 @@ pub struct Stats {
     pub stages: Vec<StageStats>,
     /// Per lane: packets no stage gave an output (`no_output`).
     pub lanes: Vec<Arc<Counters>>,
+    /// Per lcore: its poll loop.
+    pub lcores: Vec<LcoreStats>,
+}
+
+/// The poll loop of one lcore.
+#[derive(Clone, Debug)]
+pub struct LcoreStats {
+    pub lcore: u32,
+    pub counters: Arc<LoopCounters>,
 }
 
 impl Stats {
@@ -303,6 +365,18 @@ impl Stats {
                 );
             }
         }
+        for l in &self.lcores {
+            let s = l.counters.snapshot();
+            let _ = writeln!(
+                text,
+                "  lcore {}: {} polls, {:.1}% with packets, {} packets, {} idle sleeps",
+                l.lcore,
+                s.rounds,
+                100.0 * s.busy_rounds as f64 / s.rounds.max(1) as f64,
+                s.packets,
+                s.sleeps
+            );
+        }
         let total = self.totals();
         let balanced = total.rx == total.tx + total.dropped();
         let _ = writeln!(
@@ -373,6 +447,7 @@ mod tests {
                 counters: stage_r,
             }],
             lanes: vec![],
+            lcores: vec![],
         }
     }
 
@@ -431,7 +506,47 @@ mod tests {
     }
 
     #[test]
+    fn loop_counters_count_busy_rounds_and_sleeps() {
+        let (mut w, shared) = loop_counters();
+        w.add(&LoopSnapshot {
+            rounds: 2,
+            busy_rounds: 1,
+            packets: 32,
+            sleeps: 0,
+        });
+        w.add(&LoopSnapshot {
+            rounds: 1,
+            busy_rounds: 0,
+            packets: 0,
+            sleeps: 1,
+        });
+        let s = shared.snapshot();
+        assert_eq!(
+            s,
+            LoopSnapshot {
+                rounds: 3,
+                busy_rounds: 1,
+                packets: 32,
+                sleeps: 1
+            }
+        );
+        let stats = Stats {
+            lcores: vec![LcoreStats {
+                lcore: 2,
+                counters: shared,
+            }],
+            ..Stats::default()
+        };
+        let (text, _) = stats.final_account(Duration::from_secs(1), MbufUse::default());
+        assert!(
+            text.contains("lcore 2: 3 polls, 33.3% with packets, 32 packets, 1 idle sleeps"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn counters_sit_on_their_own_cache_line() {
         assert_eq!(std::mem::align_of::<Counters>(), 64);
+        assert_eq!(std::mem::align_of::<LoopCounters>(), 64);
     }
 }

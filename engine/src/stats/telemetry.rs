@@ -1,7 +1,7 @@
 //! The engine's numbers as rte_telemetry commands, so that `dpdk-telemetry.py` (and any
 //! client of DPDK's telemetry socket) reads them from a running app:
 //!
-//! - `/sluice/stats`: totals, drops by reason, and per port rx/tx/dropped;
+//! - `/sluice/stats`: totals, drops by reason, per port rx/tx/dropped, and per lcore its polls;
 //! - `/sluice/placement`: which lcore polls which queue and runs which stage.
 //!
 //! Telemetry callbacks are plain C functions without a context pointer, so what they report
@@ -109,6 +109,20 @@ extern "C" fn stats_command(
             dpdk_sys::rte_tel_data_start_dict(c);
             add_snapshot(c, &stats.port(port));
             let name = CString::new(format!("port{port}")).expect("no NUL");
+            dpdk_sys::rte_tel_data_add_dict_container(d, name.as_ptr(), c, 0);
+        }
+        for l in &stats.lcores {
+            let c = dpdk_sys::rte_tel_data_alloc();
+            if c.is_null() {
+                return -libc::ENOMEM;
+            }
+            let s = l.counters.snapshot();
+            dpdk_sys::rte_tel_data_start_dict(c);
+            add_u64(c, "polls", s.rounds);
+            add_u64(c, "busy_polls", s.busy_rounds);
+            add_u64(c, "packets", s.packets);
+            add_u64(c, "idle_sleeps", s.sleeps);
+            let name = CString::new(format!("lcore{}", l.lcore)).expect("no NUL");
             dpdk_sys::rte_tel_data_add_dict_container(d, name.as_ptr(), c, 0);
         }
     }

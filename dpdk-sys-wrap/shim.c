@@ -7,6 +7,9 @@
  * rate on virtual ports). Per-packet accessors (mtod, rdtsc, pause) are in lib.rs too.
  */
 #include <rte_errno.h>
+#include <rte_hash_crc.h>
+#include <rte_lpm.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -60,4 +63,34 @@ unsigned int sluice_ring_sp_enqueue_burst(struct rte_ring *r, void *const *obj_t
 unsigned int sluice_ring_sc_dequeue_burst(struct rte_ring *r, void **obj_table, unsigned int n)
 {
 	return rte_ring_sc_dequeue_burst(r, obj_table, n, NULL);
+}
+
+/* IPv4 LPM lookup of a whole burst in one call (rte_lpm_lookup_bulk is a static-inline macro).
+ * An entry of `next_hops` without RTE_LPM_LOOKUP_SUCCESS set is a miss. */
+void sluice_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned int n)
+{
+	rte_lpm_lookup_bulk(lpm, ips, next_hops, n);
+}
+
+/* The CRC32 hash l3fwd's exact-match tables use, as a function pointer for rte_hash. */
+uint32_t sluice_hash_crc(const void *data, uint32_t data_len, uint32_t init_val)
+{
+	return rte_hash_crc(data, data_len, init_val);
+}
+
+/* A reader starts (online) or stops (offline) reporting quiescent states. */
+void sluice_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_id)
+{
+	rte_rcu_qsbr_thread_online(v, thread_id);
+}
+
+void sluice_rcu_qsbr_thread_offline(struct rte_rcu_qsbr *v, unsigned int thread_id)
+{
+	rte_rcu_qsbr_thread_offline(v, thread_id);
+}
+
+/* A reader reports a quiescent state (no table references held) once per burst. */
+void sluice_rcu_qsbr_quiescent(struct rte_rcu_qsbr *v, unsigned int thread_id)
+{
+	rte_rcu_qsbr_quiescent(v, thread_id);
 }

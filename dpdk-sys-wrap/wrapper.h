@@ -15,6 +15,13 @@
 #include <rte_thash.h>
 #include <rte_telemetry.h>
 #include <rte_pdump.h>
+#include <rte_lpm.h>
+#include <rte_lpm6.h>
+#include <rte_fib.h>
+#include <rte_fib6.h>
+#include <rte_hash.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_malloc.h>
 
 /*
  * Exported by shim.c: DPDK's static-inline functions that Sluice calls, as real symbols.
@@ -29,4 +36,9 @@ unsigned int sluice_lcore_id(void);
 int sluice_errno(void);
 unsigned int sluice_ring_sp_enqueue_burst(struct rte_ring *r, void *const *obj_table, unsigned int n);
 unsigned int sluice_ring_sc_dequeue_burst(struct rte_ring *r, void **obj_table, unsigned int n);
+void sluice_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned int n);
+uint32_t sluice_hash_crc(const void *data, uint32_t data_len, uint32_t init_val);
+void sluice_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_id);
+void sluice_rcu_qsbr_thread_offline(struct rte_rcu_qsbr *v, unsigned int thread_id);
+void sluice_rcu_qsbr_quiescent(struct rte_rcu_qsbr *v, unsigned int thread_id);
 uint32_t sluice_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key);

@@ -26,6 +26,8 @@ pub struct PortConfig {
     pub promiscuous: bool,
     /// Spread packets over the RX queues by hash (used with more than one RX queue).
     pub rss: Option<RssConfig>,
+    /// The largest IP packet to receive and send (None: the device's default, 1500).
+    pub mtu: Option<u16>,
 }
 
 impl Default for PortConfig {
@@ -37,6 +39,7 @@ impl Default for PortConfig {
             tx_descriptors: 1024,
             promiscuous: false,
             rss: None,
+            mtu: None,
         }
     }
 }
@@ -195,6 +198,9 @@ impl Port {
             )));
         }
         let mut conf = dpdk_sys::rte_eth_conf::default();
+        if let Some(mtu) = config.mtu {
+            conf.rxmode.mtu = u32::from(mtu);
+        }
         let mut rss_key = Vec::new();
         let rss = match &config.rss {
             Some(asked) if config.rx_queues > 1 => {

@@ -2,7 +2,14 @@
 //! buffer, its checked constructor returns [`Truncated`] rather than panicking, each field has
 //! one accessor, and a `Repr` parses and emits the header. Pure Rust: no DPDK here.
 
+pub mod arp;
+pub mod checksum;
 pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
+pub mod ipv6;
+pub mod udp;
+pub mod vlan;
 
 use std::fmt;
 

@@ -25,15 +25,38 @@ pub enum DropReason {
     NoOutput,
     /// A stage's own rule dropped it (a filter, a policer, a test stage).
     Filtered,
+    /// No route to its destination.
+    NoRoute,
+    /// Its TTL or hop limit would reach zero here.
+    TtlExceeded,
+    /// Its IPv4 header checksum is wrong.
+    BadChecksum,
+    /// A malformed IP header: wrong version, IHL under 5, lengths that do not fit the frame.
+    BadHeader,
+    /// A frame the router does not handle (an EtherType other than IPv4, IPv6 and ARP; a VLAN
+    /// tag; ARP without addresses to answer for).
+    Unsupported,
+    /// Addressed to the router itself and consumed there (ARP learned or ignored, a protocol
+    /// it does not answer).
+    Local,
+    /// The next hop's MAC address is not known yet and a request for it is already out.
+    NoNeighbour,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::TxFull,
         DropReason::RingFull,
         DropReason::Truncated,
         DropReason::NoOutput,
         DropReason::Filtered,
+        DropReason::NoRoute,
+        DropReason::TtlExceeded,
+        DropReason::BadChecksum,
+        DropReason::BadHeader,
+        DropReason::Unsupported,
+        DropReason::Local,
+        DropReason::NoNeighbour,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -44,6 +67,13 @@ impl DropReason {
             DropReason::Truncated => "truncated",
             DropReason::NoOutput => "no_output",
             DropReason::Filtered => "filtered",
+            DropReason::NoRoute => "no_route",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::BadHeader => "bad_header",
+            DropReason::Unsupported => "unsupported",
+            DropReason::Local => "local",
+            DropReason::NoNeighbour => "no_neighbour",
         }
     }
 

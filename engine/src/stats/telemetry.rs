@@ -147,3 +147,79 @@ extern "C" fn placement_command(
     }
     0
 }
+
+/// The counters of the pipeline running now (or that ran last), if any.
+pub fn current_stats() -> Option<Arc<Stats>> {
+    published().stats.clone()
+}
+
+type Handler = Box<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Commands an app registered, by name.
+static APP_COMMANDS: Mutex<Vec<(String, Handler)>> = Mutex::new(Vec::new());
+
+/// Registers `name` (such as `/l3fwd/control`) as a telemetry command whose reply is
+/// `handler(parameters)`, one dict entry per line. Fails if telemetry is off or the name is
+/// taken.
+pub fn register_command(
+    name: &str,
+    help: &str,
+    handler: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> Result<(), crate::Error> {
+    let (c_name, c_help) = (
+        CString::new(name).map_err(|_| crate::Error::Config("NUL in a command name".into()))?,
+        CString::new(help).map_err(|_| crate::Error::Config("NUL in a command help".into()))?,
+    );
+    APP_COMMANDS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((name.to_owned(), Box::new(handler)));
+    // SAFETY: valid C strings (telemetry copies them) and a callback valid for the process.
+    let ret = unsafe {
+        dpdk_sys::rte_telemetry_register_cmd(c_name.as_ptr(), Some(app_command), c_help.as_ptr())
+    };
+    if ret != 0 {
+        return Err(crate::Error::from_ret(
+            format!("registering telemetry command {name}"),
+            ret,
+        ));
+    }
+    Ok(())
+}
+
+extern "C" fn app_command(
+    cmd: *const c_char,
+    params: *const c_char,
+    d: *mut dpdk_sys::rte_tel_data,
+) -> c_int {
+    // SAFETY: telemetry passes NUL-terminated strings (params may be null).
+    let (cmd, params) = unsafe {
+        (
+            std::ffi::CStr::from_ptr(cmd).to_string_lossy().into_owned(),
+            if params.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(params)
+                    .to_string_lossy()
+                    .into_owned()
+            },
+        )
+    };
+    let reply = {
+        let commands = APP_COMMANDS.lock().unwrap_or_else(|e| e.into_inner());
+        match commands.iter().find(|(name, _)| *name == cmd) {
+            Some((_, handler)) => handler(&params),
+            None => return -libc::ENOENT,
+        }
+    };
+    // SAFETY: as in stats_command.
+    unsafe {
+        dpdk_sys::rte_tel_data_start_dict(d);
+        for (i, line) in reply.lines().enumerate() {
+            let name = CString::new(format!("{i}")).expect("no NUL");
+            let value = CString::new(line.replace('\0', "")).expect("NULs removed");
+            dpdk_sys::rte_tel_data_add_dict_string(d, name.as_ptr(), value.as_ptr());
+        }
+    }
+    0
+}

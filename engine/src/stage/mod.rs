@@ -4,6 +4,9 @@
 //! stage, leave by a port, or be dropped for a counted reason. It may rewrite packets in place.
 //! The pipeline does the moving; stages are safe Rust.
 
+pub mod router;
+pub mod table;
+
 use crate::mbuf::Mbuf;
 use crate::net::ethernet::{Address, AddressPair, Frame};
 use crate::stats::DropReason;

@@ -1,0 +1,399 @@
+//! l3fwd's rule files: `R` route lines, `#` comments and blank lines. For LPM and FIB a
+//! route is `R<prefix>/<depth> <port>`; for exact match, `R<dst> <src> <dst port> <src port>
+//! <protocol> <port>`. Numbers are read as C's strtoul with base 0 reads them (decimal, 0x
+//! hex), so the files DPDK ships load unchanged. Without a file, l3fwd's built-in tables.
+
+use sluice::stage::table::{FlowKey4, FlowKey6};
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+/// A line that does not parse: where, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// A route to `prefix/depth` by `port`, from line `line` (0: built in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route<A> {
+    pub prefix: A,
+    pub depth: u8,
+    pub port: u16,
+    pub line: usize,
+}
+
+/// An exact-match rule on the 5-tuple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exact<K> {
+    pub key: K,
+    pub port: u16,
+    pub line: usize,
+}
+
+/// Ports are a byte in l3fwd's files.
+const MAX_PORT: u64 = u8::MAX as u64;
+
+/// strtoul(text, .., 0): decimal, 0x hexadecimal or 0 octal.
+fn c_number(text: &str) -> Option<u64> {
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if text.len() > 1 && text.starts_with('0') {
+        u64::from_str_radix(&text[1..], 8).ok()
+    } else {
+        text.parse().ok()
+    }
+}
+
+/// The `R` lines of `text`, each with its line number and without the `R`.
+fn route_lines<'a>(
+    text: &'a str,
+    file: &'a str,
+) -> impl Iterator<Item = Result<(usize, &'a str), RuleError>> + 'a {
+    text.lines().enumerate().filter_map(move |(i, raw)| {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return None;
+        }
+        Some(match line.strip_prefix('R') {
+            Some(rest) => Ok((i + 1, rest)),
+            None => Err(RuleError {
+                file: file.to_owned(),
+                line: i + 1,
+                message: format!(
+                    "'{line}' is not a route: route lines start with R (e.g. R198.18.0.0/24 0); comments start with #"
+                ),
+            }),
+        })
+    })
+}
+
+fn fields<'a, const N: usize>(
+    rest: &'a str,
+    file: &str,
+    line: usize,
+    form: &str,
+) -> Result<[&'a str; N], RuleError> {
+    let parts: Vec<&str> = rest.split_whitespace().collect();
+    parts.try_into().map_err(|parts: Vec<&str>| RuleError {
+        file: file.to_owned(),
+        line,
+        message: format!(
+            "expected {N} fields ({form}), found {}: 'R{}'",
+            parts.len(),
+            rest.trim()
+        ),
+    })
+}
+
+fn port(text: &str, file: &str, line: usize) -> Result<u16, RuleError> {
+    match c_number(text) {
+        Some(p) if p <= MAX_PORT => Ok(p as u16),
+        _ => Err(RuleError {
+            file: file.to_owned(),
+            line,
+            message: format!("bad output port '{text}': expected a port number from 0 to 255"),
+        }),
+    }
+}
+
+fn prefix<A: std::str::FromStr>(
+    text: &str,
+    max_depth: u8,
+    family: &str,
+    file: &str,
+    line: usize,
+) -> Result<(A, u8), RuleError> {
+    let err = |message: String| RuleError {
+        file: file.to_owned(),
+        line,
+        message,
+    };
+    let (addr, depth) = text.split_once('/').ok_or_else(|| {
+        err(format!(
+            "'{text}' has no prefix length: expected an {family} ADDRESS/DEPTH"
+        ))
+    })?;
+    let addr = addr
+        .parse()
+        .map_err(|_| err(format!("'{addr}' is not an {family} address")))?;
+    match c_number(depth) {
+        Some(d) if d <= u64::from(max_depth) => Ok((addr, d as u8)),
+        _ => Err(err(format!(
+            "bad prefix length '{depth}': expected 0 to {max_depth}"
+        ))),
+    }
+}
+
+pub fn parse_lpm_v4(text: &str, file: &str) -> Result<Vec<Route<Ipv4Addr>>, RuleError> {
+    route_lines(text, file)
+        .map(|l| {
+            let (line, rest) = l?;
+            let [net, out] = fields::<2>(rest, file, line, "PREFIX/DEPTH PORT")?;
+            let (prefix, depth) = prefix(net, 32, "IPv4", file, line)?;
+            Ok(Route {
+                prefix,
+                depth,
+                port: port(out, file, line)?,
+                line,
+            })
+        })
+        .collect()
+}
+
+pub fn parse_lpm_v6(text: &str, file: &str) -> Result<Vec<Route<Ipv6Addr>>, RuleError> {
+    route_lines(text, file)
+        .map(|l| {
+            let (line, rest) = l?;
+            let [net, out] = fields::<2>(rest, file, line, "PREFIX/DEPTH PORT")?;
+            let (prefix, depth) = prefix(net, 128, "IPv6", file, line)?;
+            Ok(Route {
+                prefix,
+                depth,
+                port: port(out, file, line)?,
+                line,
+            })
+        })
+        .collect()
+}
+
+const EXACT_FORM: &str = "DST SRC DST_PORT SRC_PORT PROTOCOL PORT";
+
+fn l4_fields(
+    [dport, sport, proto]: [&str; 3],
+    file: &str,
+    line: usize,
+) -> Result<(u16, u16, u8), RuleError> {
+    let num = |text: &str, max: u64, what: &str| match c_number(text) {
+        Some(v) if v <= max => Ok(v),
+        _ => Err(RuleError {
+            file: file.to_owned(),
+            line,
+            message: format!("bad {what} '{text}': expected 0 to {max}"),
+        }),
+    };
+    Ok((
+        num(dport, 65535, "destination port")? as u16,
+        num(sport, 65535, "source port")? as u16,
+        num(proto, 255, "protocol")? as u8,
+    ))
+}
+
+fn address<A: std::str::FromStr>(
+    text: &str,
+    family: &str,
+    file: &str,
+    line: usize,
+) -> Result<A, RuleError> {
+    text.parse().map_err(|_| RuleError {
+        file: file.to_owned(),
+        line,
+        message: format!("'{text}' is not an {family} address"),
+    })
+}
+
+pub fn parse_em_v4(text: &str, file: &str) -> Result<Vec<Exact<FlowKey4>>, RuleError> {
+    route_lines(text, file)
+        .map(|l| {
+            let (line, rest) = l?;
+            let [dst, src, dport, sport, proto, out] = fields::<6>(rest, file, line, EXACT_FORM)?;
+            let (dport, sport, proto) = l4_fields([dport, sport, proto], file, line)?;
+            let dst = address(dst, "IPv4", file, line)?;
+            let src = address(src, "IPv4", file, line)?;
+            Ok(Exact {
+                key: FlowKey4::new(dst, src, dport, sport, proto),
+                port: port(out, file, line)?,
+                line,
+            })
+        })
+        .collect()
+}
+
+pub fn parse_em_v6(text: &str, file: &str) -> Result<Vec<Exact<FlowKey6>>, RuleError> {
+    route_lines(text, file)
+        .map(|l| {
+            let (line, rest) = l?;
+            let [dst, src, dport, sport, proto, out] = fields::<6>(rest, file, line, EXACT_FORM)?;
+            let (dport, sport, proto) = l4_fields([dport, sport, proto], file, line)?;
+            let dst = address(dst, "IPv6", file, line)?;
+            let src = address(src, "IPv6", file, line)?;
+            Ok(Exact {
+                key: FlowKey6::new(dst, src, dport, sport, proto),
+                port: port(out, file, line)?,
+                line,
+            })
+        })
+        .collect()
+}
+
+/// Reads a rule file, naming it in the error.
+pub fn read(path: &Path) -> Result<String, RuleError> {
+    std::fs::read_to_string(path).map_err(|e| RuleError {
+        file: path.display().to_string(),
+        line: 0,
+        message: format!("cannot read the rule file: {e}"),
+    })
+}
+
+/// l3fwd's built-in LPM table: 198.18.P.0/24 by port P, for P in 0..16.
+pub fn default_lpm_v4() -> Vec<Route<Ipv4Addr>> {
+    (0..16u8)
+        .map(|p| Route {
+            prefix: Ipv4Addr::new(198, 18, p, 0),
+            depth: 24,
+            port: u16::from(p),
+            line: 0,
+        })
+        .collect()
+}
+
+/// l3fwd's built-in IPv6 LPM table: 2001:200:0:P::/64 by port P.
+pub fn default_lpm_v6() -> Vec<Route<Ipv6Addr>> {
+    (0..16u16)
+        .map(|p| Route {
+            prefix: Ipv6Addr::new(0x2001, 0x200, 0, p, 0, 0, 0, 0),
+            depth: 64,
+            port: p,
+            line: 0,
+        })
+        .collect()
+}
+
+/// l3fwd's built-in exact-match table: 198.18.P.0 from 198.18.P.1, UDP 9 → 9, by port P.
+pub fn default_em_v4() -> Vec<Exact<FlowKey4>> {
+    (0..16u8)
+        .map(|p| Exact {
+            key: FlowKey4::new(
+                Ipv4Addr::new(198, 18, p, 0),
+                Ipv4Addr::new(198, 18, p, 1),
+                9,
+                9,
+                17,
+            ),
+            port: u16::from(p),
+            line: 0,
+        })
+        .collect()
+}
+
+/// l3fwd's built-in IPv6 exact-match table: 2001:200:0:P:: from 2001:200:0:P::1, UDP 9 → 9.
+pub fn default_em_v6() -> Vec<Exact<FlowKey6>> {
+    (0..16u16)
+        .map(|p| Exact {
+            key: FlowKey6::new(
+                Ipv6Addr::new(0x2001, 0x200, 0, p, 0, 0, 0, 0),
+                Ipv6Addr::new(0x2001, 0x200, 0, p, 0, 0, 0, 1),
+                9,
+                9,
+                17,
+            ),
+            port: p,
+            line: 0,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = "/usr/share/dpdk/examples/l3fwd";
+
+    fn shipped(name: &str) -> String {
+        std::fs::read_to_string(format!("{SHIPPED}/{name}")).unwrap_or_else(|e| {
+            panic!("{SHIPPED}/{name} (package dpdk-doc; scripts/setup.sh installs it): {e}")
+        })
+    }
+
+    #[test]
+    fn shipped_files_load_and_equal_the_built_in_tables() {
+        assert_eq!(
+            parse_lpm_v4(&shipped("lpm_default_v4.cfg"), "v4").unwrap(),
+            default_lpm_v4()
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| Route { line: i + 2, ..r })
+                .collect::<Vec<_>>()
+        );
+        let v6 = parse_lpm_v6(&shipped("lpm_default_v6.cfg"), "v6").unwrap();
+        assert_eq!(v6.len(), 16);
+        assert!(v6
+            .iter()
+            .zip(default_lpm_v6())
+            .all(|(a, b)| (a.prefix, a.depth, a.port) == (b.prefix, b.depth, b.port)));
+        let em4 = parse_em_v4(&shipped("em_default_v4.cfg"), "em4").unwrap();
+        assert!(em4
+            .iter()
+            .zip(default_em_v4())
+            .all(|(a, b)| (a.key, a.port) == (b.key, b.port)));
+        assert_eq!(em4.len(), 16);
+        let em6 = parse_em_v6(&shipped("em_default_v6.cfg"), "em6").unwrap();
+        assert!(em6
+            .iter()
+            .zip(default_em_v6())
+            .all(|(a, b)| (a.key, a.port) == (b.key, b.port)));
+        assert_eq!(em6.len(), 16);
+    }
+
+    fn v4_error(text: &str) -> String {
+        parse_lpm_v4(text, "r.cfg").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_lines_name_file_line_and_what_was_expected() {
+        let ok = "# routes\n\nR10.0.0.0/8 1\n";
+        assert_eq!(parse_lpm_v4(ok, "r.cfg").unwrap().len(), 1);
+        assert_eq!(
+            v4_error("R10.0.0.0/8 1\nR10.0.0/8 1\n"),
+            "r.cfg:2: '10.0.0' is not an IPv4 address"
+        );
+        assert_eq!(
+            v4_error("R10.0.0.0/33 1"),
+            "r.cfg:1: bad prefix length '33': expected 0 to 32"
+        );
+        assert_eq!(
+            v4_error("R10.0.0.0 1"),
+            "r.cfg:1: '10.0.0.0' has no prefix length: expected an IPv4 ADDRESS/DEPTH"
+        );
+        assert_eq!(
+            v4_error("R10.0.0.0/8 256"),
+            "r.cfg:1: bad output port '256': expected a port number from 0 to 255"
+        );
+        assert!(v4_error("junk here").starts_with("r.cfg:1: 'junk here' is not a route"));
+        assert_eq!(
+            v4_error("R10.0.0.0/8"),
+            "r.cfg:1: expected 2 fields (PREFIX/DEPTH PORT), found 1: 'R10.0.0.0/8'"
+        );
+        assert_eq!(
+            parse_lpm_v6("R2001:db8::/129 1", "r6.cfg")
+                .unwrap_err()
+                .to_string(),
+            "r6.cfg:1: bad prefix length '129': expected 0 to 128"
+        );
+        assert_eq!(
+            parse_em_v4("R1.1.1.1 2.2.2.2 9 70000 17 0", "em.cfg")
+                .unwrap_err()
+                .to_string(),
+            "em.cfg:1: bad source port '70000': expected 0 to 65535"
+        );
+    }
+
+    #[test]
+    fn numbers_read_as_strtoul_base_zero() {
+        assert_eq!(c_number("0x11"), Some(17));
+        assert_eq!(c_number("017"), Some(15));
+        assert_eq!(c_number("17"), Some(17));
+        assert_eq!(c_number("0"), Some(0));
+        assert_eq!(c_number("x"), None);
+    }
+}

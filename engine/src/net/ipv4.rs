@@ -1,0 +1,276 @@
+//! IPv4 headers (RFC 791), with the checks RFC 1812 §5.2.2 asks of a router.
+
+use super::checksum;
+use super::Truncated;
+use std::net::Ipv4Addr;
+
+mod field {
+    use std::ops::Range;
+    pub const VER_IHL: usize = 0;
+    pub const TOTAL_LEN: Range<usize> = 2..4;
+    pub const TTL: usize = 8;
+    pub const PROTOCOL: usize = 9;
+    pub const CHECKSUM: Range<usize> = 10..12;
+    pub const SOURCE: Range<usize> = 12..16;
+    pub const DESTINATION: Range<usize> = 16..20;
+}
+
+/// Length of a header without options.
+pub const MIN_HEADER_LEN: usize = 20;
+
+/// IP protocol numbers Sluice looks at.
+pub mod protocol {
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+}
+
+/// Why a header fails a router's checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// Fewer bytes than the header claims, or than a minimal header.
+    Truncated,
+    /// Version not 4, header length under 20 bytes, or total length shorter than the header
+    /// or longer than the bytes that arrived.
+    BadHeader,
+    BadChecksum,
+}
+
+/// A view of an IPv4 packet at the start of `buffer`.
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps `buffer` if it holds at least a minimal header (fields are then safe to read;
+    /// [`Packet::validate`] checks them).
+    pub fn new_checked(buffer: T) -> Result<Packet<T>, Truncated> {
+        if buffer.as_ref().len() < MIN_HEADER_LEN {
+            return Err(Truncated);
+        }
+        Ok(Packet { buffer })
+    }
+
+    /// RFC 1812 §5.2.2: version 4, IHL of at least 5 words within the buffer, total length
+    /// covering the header and within the buffer, and a correct checksum.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let len = self.buffer.as_ref().len();
+        if self.version() != 4 || self.header_len() < MIN_HEADER_LEN {
+            return Err(Invalid::BadHeader);
+        }
+        if self.header_len() > len {
+            return Err(Invalid::Truncated);
+        }
+        let total = usize::from(self.total_len());
+        if total < self.header_len() || total > len {
+            return Err(Invalid::BadHeader);
+        }
+        if !self.verify_checksum() {
+            return Err(Invalid::BadChecksum);
+        }
+        Ok(())
+    }
+
+    pub fn version(&self) -> u8 {
+        self.buffer.as_ref()[field::VER_IHL] >> 4
+    }
+
+    /// Header length in bytes (IHL × 4).
+    pub fn header_len(&self) -> usize {
+        usize::from(self.buffer.as_ref()[field::VER_IHL] & 0x0f) * 4
+    }
+
+    pub fn total_len(&self) -> u16 {
+        let b = self.buffer.as_ref();
+        u16::from_be_bytes([b[field::TOTAL_LEN.start], b[field::TOTAL_LEN.start + 1]])
+    }
+
+    pub fn ttl(&self) -> u8 {
+        self.buffer.as_ref()[field::TTL]
+    }
+
+    pub fn protocol(&self) -> u8 {
+        self.buffer.as_ref()[field::PROTOCOL]
+    }
+
+    pub fn checksum(&self) -> u16 {
+        let b = self.buffer.as_ref();
+        u16::from_be_bytes([b[field::CHECKSUM.start], b[field::CHECKSUM.start + 1]])
+    }
+
+    pub fn src_addr(&self) -> Ipv4Addr {
+        let b = &self.buffer.as_ref()[field::SOURCE];
+        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+    }
+
+    pub fn dst_addr(&self) -> Ipv4Addr {
+        let b = &self.buffer.as_ref()[field::DESTINATION];
+        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+    }
+
+    /// The destination as a host-order integer, as LPM tables take it.
+    pub fn dst_u32(&self) -> u32 {
+        let b = &self.buffer.as_ref()[field::DESTINATION];
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    /// Whether the header (with its options) sums to zero. Call only on a header that fits
+    /// the buffer (after [`Packet::validate`]'s length checks).
+    pub fn verify_checksum(&self) -> bool {
+        let b = self.buffer.as_ref();
+        b.len() >= self.header_len() && checksum::internet(&b[..self.header_len()]) == 0
+    }
+
+    /// What follows the header, up to the total length (both must fit the buffer).
+    pub fn payload(&self) -> &[u8] {
+        let b = self.buffer.as_ref();
+        let end = usize::from(self.total_len()).min(b.len());
+        &b[self.header_len().min(end)..end]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Takes one from the TTL, updating the checksum incrementally (RFC 1624). The caller has
+    /// checked that the TTL is above 1.
+    pub fn decrement_ttl(&mut self) {
+        let b = self.buffer.as_mut();
+        let old = u16::from_be_bytes([b[field::TTL], b[field::PROTOCOL]]);
+        b[field::TTL] -= 1;
+        let new = u16::from_be_bytes([b[field::TTL], b[field::PROTOCOL]]);
+        let csum = u16::from_be_bytes([b[field::CHECKSUM.start], b[field::CHECKSUM.start + 1]]);
+        b[field::CHECKSUM].copy_from_slice(&checksum::update(csum, old, new).to_be_bytes());
+    }
+
+    pub fn set_ttl(&mut self, ttl: u8) {
+        self.buffer.as_mut()[field::TTL] = ttl;
+    }
+
+    pub fn set_src_addr(&mut self, addr: Ipv4Addr) {
+        self.buffer.as_mut()[field::SOURCE].copy_from_slice(&addr.octets());
+    }
+
+    pub fn set_dst_addr(&mut self, addr: Ipv4Addr) {
+        self.buffer.as_mut()[field::DESTINATION].copy_from_slice(&addr.octets());
+    }
+
+    /// Recomputes the header checksum.
+    pub fn fill_checksum(&mut self) {
+        let len = self.header_len();
+        let b = self.buffer.as_mut();
+        b[field::CHECKSUM].copy_from_slice(&[0, 0]);
+        let csum = checksum::internet(&b[..len]);
+        b[field::CHECKSUM].copy_from_slice(&csum.to_be_bytes());
+    }
+
+    /// The bytes after the header, up to the total length, to rewrite in place.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let (start, total) = (self.header_len(), usize::from(self.total_len()));
+        let b = self.buffer.as_mut();
+        let end = total.min(b.len());
+        &mut b[start.min(end)..end]
+    }
+}
+
+/// A header without options, to build packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Repr {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub protocol: u8,
+    pub ttl: u8,
+    pub payload_len: u16,
+}
+
+impl Repr {
+    /// Writes the header, checksum included, into the first 20 bytes of `buffer`.
+    pub fn emit(&self, buffer: &mut [u8]) -> Result<(), Truncated> {
+        let b = buffer.get_mut(..MIN_HEADER_LEN).ok_or(Truncated)?;
+        b.fill(0);
+        b[field::VER_IHL] = 0x45;
+        let total = self.payload_len + MIN_HEADER_LEN as u16;
+        b[field::TOTAL_LEN].copy_from_slice(&total.to_be_bytes());
+        b[6] = 0x40; // don't fragment
+        b[field::TTL] = self.ttl;
+        b[field::PROTOCOL] = self.protocol;
+        b[field::SOURCE].copy_from_slice(&self.src.octets());
+        b[field::DESTINATION].copy_from_slice(&self.dst.octets());
+        let csum = checksum::internet(b);
+        b[field::CHECKSUM].copy_from_slice(&csum.to_be_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> [u8; 24] {
+        let mut b = [0u8; 24];
+        Repr {
+            src: Ipv4Addr::new(10, 0, 0, 1),
+            dst: Ipv4Addr::new(198, 18, 1, 7),
+            protocol: protocol::UDP,
+            ttl: 64,
+            payload_len: 4,
+        }
+        .emit(&mut b)
+        .unwrap();
+        b
+    }
+
+    #[test]
+    fn emitted_header_reads_back_and_validates() {
+        let b = header();
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert_eq!(p.validate(), Ok(()));
+        assert_eq!((p.version(), p.header_len(), p.total_len()), (4, 20, 24));
+        assert_eq!(p.dst_addr(), Ipv4Addr::new(198, 18, 1, 7));
+        assert_eq!(p.dst_u32(), 0xc612_0107);
+        assert_eq!(p.src_addr(), Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!((p.ttl(), p.protocol()), (64, 17));
+        assert_eq!(p.payload().len(), 4);
+    }
+
+    #[test]
+    fn router_checks_name_what_is_wrong() {
+        let check = |edit: &dyn Fn(&mut [u8; 24]), len: usize| {
+            let mut b = header();
+            edit(&mut b);
+            Packet::new_checked(&b[..len]).unwrap().validate()
+        };
+        assert_eq!(check(&|b| b[0] = 0x65, 24), Err(Invalid::BadHeader));
+        assert_eq!(check(&|b| b[0] = 0x44, 24), Err(Invalid::BadHeader));
+        assert_eq!(check(&|b| b[0] = 0x46, 20), Err(Invalid::Truncated));
+        assert_eq!(check(&|b| b[3] = 25, 24), Err(Invalid::BadHeader));
+        assert_eq!(check(&|b| b[3] = 19, 24), Err(Invalid::BadHeader));
+        assert_eq!(check(&|b| b[11] ^= 1, 24), Err(Invalid::BadChecksum));
+        // Trailing bytes beyond the total length (Ethernet padding) are fine.
+        assert_eq!(check(&|b| b[3] = 20, 24).err(), Some(Invalid::BadChecksum));
+        assert_eq!(
+            check(
+                &|b| {
+                    b[3] = 20;
+                    Packet::new_checked(&mut b[..]).unwrap().fill_checksum();
+                },
+                24
+            ),
+            Ok(())
+        );
+        assert_eq!(Packet::new_checked(&[0u8; 19][..]).err(), Some(Truncated));
+    }
+
+    #[test]
+    fn ttl_decrement_keeps_the_checksum_right() {
+        let mut b = header();
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        p.decrement_ttl();
+        assert_eq!(p.ttl(), 63);
+        assert!(p.verify_checksum());
+        p.set_ttl(2);
+        p.fill_checksum();
+        p.decrement_ttl();
+        assert_eq!(p.ttl(), 1);
+        assert_eq!(p.validate(), Ok(()));
+    }
+}

@@ -1,0 +1,627 @@
+//! The stages of an IPv4/IPv6 router (RFC 1812): [`L3Forward`], the fast path of header
+//! checks, route lookup, TTL decrement and MAC rewrite; and [`Responder`], which answers ARP
+//! and ICMP echo for the router's own addresses and learns neighbours. Both share a
+//! [`Router`]: its ports, their addresses, and the neighbour table.
+
+use super::table::{FlowKey4, FlowKey6, RouteTable, NO_ROUTE};
+use super::{Action, Stage};
+use crate::mbuf::{Mbuf, MAX_BURST};
+use crate::net::ethernet::{self, Address, AddressPair, EtherType, Frame};
+use crate::net::{arp, icmp, ipv4, ipv6, udp};
+use crate::stats::DropReason;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the destination MAC of a packet leaving a port is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextHopMac {
+    /// Always this address (l3fwd's `--eth-dest`, or its default 02:00:00:00:00:PORT).
+    Fixed(Address),
+    /// The MAC of the packet's destination, learned by ARP (the port has addresses).
+    Resolve,
+}
+
+/// One port of the router.
+#[derive(Clone, Debug)]
+pub struct RouterPort {
+    pub id: u16,
+    pub mac: Address,
+    pub next_hop: NextHopMac,
+    /// Interface addresses with their prefix lengths.
+    pub v4: Vec<(Ipv4Addr, u8)>,
+    pub v6: Vec<(Ipv6Addr, u8)>,
+}
+
+/// IP → MAC entries, learned by ARP or set statically; shared by every worker.
+#[derive(Default, Debug)]
+pub struct Neighbours {
+    /// Bumped on every change, so that workers refresh their copy only then.
+    version: AtomicU64,
+    entries: Mutex<HashMap<IpAddr, Address>>,
+}
+
+impl Neighbours {
+    /// Records `ip` at `mac`; returns whether that changed the table.
+    pub fn learn(&self, ip: IpAddr, mac: Address) -> bool {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.get(&ip) == Some(&mac) {
+            return false;
+        }
+        entries.insert(ip, mac);
+        self.version.fetch_add(1, Ordering::Release);
+        true
+    }
+
+    pub fn get(&self, ip: &IpAddr) -> Option<Address> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(ip)
+            .copied()
+    }
+
+    /// Every entry, sorted.
+    pub fn list(&self) -> Vec<(IpAddr, Address)> {
+        let mut all: Vec<_> = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(ip, mac)| (*ip, *mac))
+            .collect();
+        all.sort();
+        all
+    }
+
+    fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    fn snapshot(&self) -> HashMap<IpAddr, Address> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// The router's ports and neighbours.
+#[derive(Debug)]
+pub struct Router {
+    /// Indexed by port id.
+    ports: Vec<Option<RouterPort>>,
+    pub neighbours: Neighbours,
+}
+
+impl Router {
+    pub fn new(ports: Vec<RouterPort>) -> Router {
+        let size = ports
+            .iter()
+            .map(|p| usize::from(p.id) + 1)
+            .max()
+            .unwrap_or(0);
+        let mut table = vec![None; size];
+        for p in ports {
+            let id = usize::from(p.id);
+            table[id] = Some(p);
+        }
+        Router {
+            ports: table,
+            neighbours: Neighbours::default(),
+        }
+    }
+
+    pub fn port(&self, id: u16) -> Option<&RouterPort> {
+        self.ports.get(usize::from(id)).and_then(Option::as_ref)
+    }
+
+    pub fn ports(&self) -> impl Iterator<Item = &RouterPort> {
+        self.ports.iter().flatten()
+    }
+
+    /// Whether any port resolves next hops by ARP (else the fast path never reads the table).
+    fn resolves(&self) -> bool {
+        self.ports().any(|p| p.next_hop == NextHopMac::Resolve)
+    }
+
+    /// The port that owns `ip` as an interface address.
+    fn owner_v4(&self, ip: Ipv4Addr) -> Option<&RouterPort> {
+        self.ports().find(|p| p.v4.iter().any(|(a, _)| *a == ip))
+    }
+
+    fn owns_v6(&self, ip: &Ipv6Addr) -> bool {
+        self.ports().any(|p| p.v6.iter().any(|(a, _)| a == ip))
+    }
+
+    /// The port's address on the subnet of `ip`, else its first.
+    fn source_v4(&self, port: &RouterPort, ip: Ipv4Addr) -> Option<Ipv4Addr> {
+        let on_link = port.v4.iter().find(|(a, len)| same_subnet(*a, ip, *len));
+        on_link.or(port.v4.first()).map(|(a, _)| *a)
+    }
+}
+
+fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, len: u8) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    u32::from(a) & mask == u32::from(b) & mask
+}
+
+/// An ARP request for the same address goes out at most this often; packets to it in between
+/// are dropped as `no_neighbour`.
+const ARP_RETRY: Duration = Duration::from_millis(100);
+
+/// Checks, looks up, decrements TTL and rewrites MACs; see the module documentation.
+pub struct L3Forward {
+    router: Arc<Router>,
+    v4: Option<Arc<dyn RouteTable<FlowKey4>>>,
+    v6: Option<Arc<dyn RouteTable<FlowKey6>>>,
+    /// Whether the tables key on ports too (exact match), so keys need the L4 header.
+    keys_need_ports: bool,
+    /// Indexed by next hop (port id): where and how packets leave.
+    exits: Vec<Option<Exit>>,
+    resolver: Resolver,
+    online: bool,
+    /// Per-burst scratch, kept here so that it is not zeroed on every burst.
+    scratch: Box<Scratch>,
+}
+
+struct Scratch {
+    keys4: [FlowKey4; MAX_BURST],
+    keys6: [FlowKey6; MAX_BURST],
+    /// The burst index of each key.
+    at4: [u8; MAX_BURST],
+    at6: [u8; MAX_BURST],
+    hops: [u16; MAX_BURST],
+}
+
+/// A port as the fast path needs it.
+#[derive(Clone, Copy)]
+struct Exit {
+    mac: Address,
+    /// The MACs to write when the next hop's is fixed; None: resolve it.
+    fixed: Option<AddressPair>,
+}
+
+/// This worker's copy of the neighbour table, and the ARP requests it has sent.
+struct Resolver {
+    enabled: bool,
+    neighbours: HashMap<IpAddr, Address>,
+    seen: u64,
+    arp_sent: HashMap<Ipv4Addr, Instant>,
+}
+
+impl L3Forward {
+    /// Without a table for a family, its packets are dropped as `no_route`.
+    pub fn new(
+        router: Arc<Router>,
+        v4: Option<Arc<dyn RouteTable<FlowKey4>>>,
+        v6: Option<Arc<dyn RouteTable<FlowKey6>>>,
+        keys_need_ports: bool,
+    ) -> L3Forward {
+        let exits = router
+            .ports
+            .iter()
+            .map(|p| {
+                p.as_ref().map(|p| Exit {
+                    mac: p.mac,
+                    fixed: match p.next_hop {
+                        NextHopMac::Fixed(dst) => Some(AddressPair::new(dst, p.mac)),
+                        NextHopMac::Resolve => None,
+                    },
+                })
+            })
+            .collect();
+        let resolver = Resolver {
+            enabled: router.resolves(),
+            neighbours: HashMap::new(),
+            seen: u64::MAX,
+            arp_sent: HashMap::new(),
+        };
+        L3Forward {
+            router,
+            v4,
+            v6,
+            keys_need_ports,
+            exits,
+            resolver,
+            online: false,
+            scratch: Box::new(Scratch {
+                keys4: [FlowKey4::default(); MAX_BURST],
+                keys6: [FlowKey6::default(); MAX_BURST],
+                at4: [0; MAX_BURST],
+                at6: [0; MAX_BURST],
+                hops: [NO_ROUTE; MAX_BURST],
+            }),
+        }
+    }
+}
+
+/// A packet's family and lookup key, or why it goes no further.
+enum Class {
+    V4(FlowKey4),
+    V6(FlowKey6),
+}
+
+fn l4_ports(protocol: u8, l4: &[u8], wanted: bool) -> (u16, u16) {
+    if wanted && (protocol == ipv4::protocol::UDP || protocol == ipv4::protocol::TCP) {
+        udp::ports(l4).unwrap_or((0, 0))
+    } else {
+        (0, 0)
+    }
+}
+
+/// Read-only checks of RFC 1812 §5.2.2 and §5.3.1 (the TTL), and the lookup key.
+fn classify(data: &[u8], with_ports: bool) -> Result<Class, DropReason> {
+    let frame = Frame::new_checked(data).map_err(|_| DropReason::Truncated)?;
+    match frame.ethertype() {
+        EtherType::IPV4 => {
+            let ip =
+                ipv4::Packet::new_checked(frame.payload()).map_err(|_| DropReason::Truncated)?;
+            ip.validate().map_err(|e| match e {
+                ipv4::Invalid::Truncated => DropReason::Truncated,
+                ipv4::Invalid::BadHeader => DropReason::BadHeader,
+                ipv4::Invalid::BadChecksum => DropReason::BadChecksum,
+            })?;
+            if ip.ttl() <= 1 {
+                return Err(DropReason::TtlExceeded);
+            }
+            let (src_port, dst_port) = l4_ports(ip.protocol(), ip.payload(), with_ports);
+            Ok(Class::V4(FlowKey4::new(
+                ip.dst_addr(),
+                ip.src_addr(),
+                dst_port,
+                src_port,
+                ip.protocol(),
+            )))
+        }
+        EtherType::IPV6 => {
+            let ip =
+                ipv6::Packet::new_checked(frame.payload()).map_err(|_| DropReason::Truncated)?;
+            ip.validate().map_err(|_| DropReason::BadHeader)?;
+            if ip.hop_limit() <= 1 {
+                return Err(DropReason::TtlExceeded);
+            }
+            let (src_port, dst_port) = l4_ports(ip.next_header(), ip.payload(), with_ports);
+            Ok(Class::V6(FlowKey6::new(
+                ip.dst_addr(),
+                ip.src_addr(),
+                dst_port,
+                src_port,
+                ip.next_header(),
+            )))
+        }
+        _ => Err(DropReason::Unsupported),
+    }
+}
+
+impl Resolver {
+    /// The MAC of `dst` (on the link of the port it leaves by), or what to do instead.
+    fn mac(&mut self, dst: IpAddr) -> Result<Address, Unresolved> {
+        if let Some(mac) = self.neighbours.get(&dst) {
+            return Ok(*mac);
+        }
+        let IpAddr::V4(dst) = dst else {
+            return Err(Unresolved::Drop);
+        };
+        let now = Instant::now();
+        match self.arp_sent.get(&dst) {
+            Some(sent) if now.duration_since(*sent) < ARP_RETRY => Err(Unresolved::Drop),
+            _ => {
+                self.arp_sent.insert(dst, now);
+                Err(Unresolved::Request(dst))
+            }
+        }
+    }
+}
+
+/// What a worker needs to forward a classified packet.
+struct Forwarder<'a> {
+    router: &'a Router,
+    exits: &'a [Option<Exit>],
+    resolver: &'a mut Resolver,
+}
+
+impl Forwarder<'_> {
+    /// Forwards an IPv4 packet that passed [`classify`] to `hop`.
+    #[inline]
+    fn v4(&mut self, m: &mut Mbuf, hop: u16) -> Action {
+        let Some(Some(exit)) = self.exits.get(usize::from(hop)).copied() else {
+            return Action::drop(DropReason::NoRoute);
+        };
+        let data = m.data_mut();
+        let (eth, ip) = data.split_at_mut(ethernet::HEADER_LEN);
+        let mut ip = ipv4::Packet::new_checked(ip).expect("classified");
+        let addresses = match exit.fixed {
+            Some(pair) => pair,
+            None => match self.resolver.mac(IpAddr::V4(ip.dst_addr())) {
+                Ok(mac) => AddressPair::new(mac, exit.mac),
+                Err(Unresolved::Drop) => return Action::drop(DropReason::NoNeighbour),
+                Err(Unresolved::Request(target)) => {
+                    // The packet's buffer becomes the ARP request for its next hop: the
+                    // first packet to an unknown neighbour is the one a resolving router loses.
+                    let port = self.router.port(hop).expect("exit");
+                    return match self.router.source_v4(port, target) {
+                        Some(source) => arp_request(m, port.mac, source, target, hop),
+                        None => Action::drop(DropReason::NoNeighbour),
+                    };
+                }
+            },
+        };
+        ip.decrement_ttl();
+        Frame::new_checked(eth)
+            .expect("classified")
+            .set_addresses(&addresses);
+        Action::tx(hop)
+    }
+
+    #[inline]
+    fn v6(&mut self, m: &mut Mbuf, hop: u16) -> Action {
+        let Some(Some(exit)) = self.exits.get(usize::from(hop)).copied() else {
+            return Action::drop(DropReason::NoRoute);
+        };
+        let data = m.data_mut();
+        let (eth, ip) = data.split_at_mut(ethernet::HEADER_LEN);
+        let mut ip = ipv6::Packet::new_checked(ip).expect("classified");
+        let addresses = match exit.fixed {
+            Some(pair) => pair,
+            None => match self.resolver.mac(IpAddr::V6(ip.dst_addr())) {
+                Ok(mac) => AddressPair::new(mac, exit.mac),
+                Err(_) => return Action::drop(DropReason::NoNeighbour),
+            },
+        };
+        ip.decrement_hop_limit();
+        Frame::new_checked(eth)
+            .expect("classified")
+            .set_addresses(&addresses);
+        Action::tx(hop)
+    }
+}
+
+enum Unresolved {
+    /// Send this ARP request in the packet's place.
+    Request(Ipv4Addr),
+    /// A request is already out: drop.
+    Drop,
+}
+
+/// Rewrites `m` into a broadcast ARP request for `target` from `source` on the port.
+fn arp_request(
+    m: &mut Mbuf,
+    mac: Address,
+    source: Ipv4Addr,
+    target: Ipv4Addr,
+    port: u16,
+) -> Action {
+    let request = arp::Repr {
+        operation: arp::Operation::Request,
+        sender_mac: mac,
+        sender_ip: source,
+        target_mac: Address::default(),
+        target_ip: target,
+    };
+    let ok = emit_arp(m.data_mut(), Address::BROADCAST, mac, &request);
+    if ok {
+        Action::tx(port)
+    } else {
+        Action::drop(DropReason::NoNeighbour)
+    }
+}
+
+/// Writes an Ethernet header and ARP packet at the start of `data` (which is at least a
+/// minimal IPv4 frame, so they fit); the rest of the frame is left as padding.
+fn emit_arp(data: &mut [u8], dst: Address, src: Address, repr: &arp::Repr) -> bool {
+    if data.len() < ethernet::HEADER_LEN + arp::PACKET_LEN {
+        return false;
+    }
+    let mut frame = Frame::new_checked(&mut data[..]).expect("length checked");
+    frame.set_addresses(&AddressPair::new(dst, src));
+    frame.set_ethertype(EtherType::ARP);
+    repr.emit(&mut data[ethernet::HEADER_LEN..]).is_ok()
+}
+
+impl Stage for L3Forward {
+    fn name(&self) -> &str {
+        "l3fwd"
+    }
+
+    fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action]) {
+        let L3Forward {
+            router,
+            v4,
+            v6,
+            keys_need_ports,
+            exits,
+            resolver,
+            online,
+            scratch,
+        } = self;
+        if !*online {
+            v4.iter().for_each(|t| t.reader_online());
+            v6.iter().for_each(|t| t.reader_online());
+            *online = true;
+        }
+        if resolver.enabled && router.neighbours.version() != resolver.seen {
+            resolver.seen = router.neighbours.version();
+            resolver.neighbours = router.neighbours.snapshot();
+        }
+        let Scratch {
+            keys4,
+            keys6,
+            at4,
+            at6,
+            hops,
+        } = &mut **scratch;
+        let n = packets.len().min(MAX_BURST);
+        let (mut n4, mut n6) = (0, 0);
+        for i in 0..n {
+            match classify(packets[i].data(), *keys_need_ports) {
+                Ok(Class::V4(key)) => {
+                    keys4[n4] = key;
+                    at4[n4] = i as u8;
+                    n4 += 1;
+                }
+                Ok(Class::V6(key)) => {
+                    keys6[n6] = key;
+                    at6[n6] = i as u8;
+                    n6 += 1;
+                }
+                Err(reason) => actions[i] = Action::drop(reason),
+            }
+        }
+        let mut forward = Forwarder {
+            router,
+            exits,
+            resolver,
+        };
+        if n4 > 0 {
+            match v4 {
+                Some(table) => table.lookup(&keys4[..n4], &mut hops[..n4]),
+                None => hops[..n4].fill(NO_ROUTE),
+            }
+            for j in 0..n4 {
+                let i = usize::from(at4[j]);
+                actions[i] = forward.v4(&mut packets[i], hops[j]);
+            }
+        }
+        if n6 > 0 {
+            match v6 {
+                Some(table) => table.lookup(&keys6[..n6], &mut hops[..n6]),
+                None => hops[..n6].fill(NO_ROUTE),
+            }
+            for j in 0..n6 {
+                let i = usize::from(at6[j]);
+                actions[i] = forward.v6(&mut packets[i], hops[j]);
+            }
+        }
+        v4.iter().for_each(|t| t.quiescent());
+        v6.iter().for_each(|t| t.quiescent());
+    }
+}
+
+impl Drop for L3Forward {
+    fn drop(&mut self) {
+        if self.online {
+            self.v4.iter().for_each(|t| t.reader_offline());
+            self.v6.iter().for_each(|t| t.reader_offline());
+        }
+    }
+}
+
+/// Answers ARP requests and ICMP echo requests for the router's own addresses, learns
+/// neighbours from ARP, and consumes whatever else is addressed to the router; every other
+/// packet goes on to the next stage untouched.
+pub struct Responder {
+    router: Arc<Router>,
+}
+
+impl Responder {
+    pub fn new(router: Arc<Router>) -> Responder {
+        Responder { router }
+    }
+
+    fn arp(&self, m: &mut Mbuf) -> Action {
+        let rx = m.port();
+        let data = m.data_mut();
+        let Ok(request) = arp::Repr::parse(&data[ethernet::HEADER_LEN..]) else {
+            return Action::drop(DropReason::Unsupported);
+        };
+        let Some(port) = self.router.port(rx) else {
+            return Action::drop(DropReason::Unsupported);
+        };
+        let ours = port.v4.iter().any(|(a, _)| *a == request.target_ip);
+        // RFC 826: update a known sender; add it if the request is for us.
+        let known = self
+            .router
+            .neighbours
+            .get(&IpAddr::V4(request.sender_ip))
+            .is_some();
+        if (ours || known) && !request.sender_ip.is_unspecified() {
+            self.router
+                .neighbours
+                .learn(IpAddr::V4(request.sender_ip), request.sender_mac);
+        }
+        if !ours || request.operation != arp::Operation::Request {
+            return Action::drop(DropReason::Local);
+        }
+        let reply = arp::Repr {
+            operation: arp::Operation::Reply,
+            sender_mac: port.mac,
+            sender_ip: request.target_ip,
+            target_mac: request.sender_mac,
+            target_ip: request.sender_ip,
+        };
+        if emit_arp(data, request.sender_mac, port.mac, &reply) {
+            Action::tx(rx)
+        } else {
+            Action::drop(DropReason::Truncated)
+        }
+    }
+
+    /// An IPv4 packet to one of our addresses: an echo request is answered, the rest consumed.
+    fn local_v4(&self, m: &mut Mbuf) -> Action {
+        let rx = m.port();
+        let data = m.data_mut();
+        let Ok(mut ip) = ipv4::Packet::new_checked(&mut data[ethernet::HEADER_LEN..]) else {
+            return Action::drop(DropReason::Truncated);
+        };
+        if let Err(e) = ip.validate() {
+            return Action::drop(match e {
+                ipv4::Invalid::Truncated => DropReason::Truncated,
+                ipv4::Invalid::BadHeader => DropReason::BadHeader,
+                ipv4::Invalid::BadChecksum => DropReason::BadChecksum,
+            });
+        }
+        if ip.protocol() != ipv4::protocol::ICMP {
+            return Action::drop(DropReason::Local);
+        }
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        match icmp::Message::new_checked(ip.payload_mut()) {
+            Ok(mut msg)
+                if msg.msg_type() == icmp::ECHO_REQUEST
+                    && msg.code() == 0
+                    && msg.verify_checksum() =>
+            {
+                msg.make_echo_reply()
+            }
+            _ => return Action::drop(DropReason::Local),
+        }
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        ip.set_ttl(64);
+        ip.fill_checksum();
+        let mut frame = Frame::new_checked(data).expect("holds an IPv4 header");
+        let (to, from) = (frame.src_addr(), frame.dst_addr());
+        frame.set_addresses(&AddressPair::new(to, from));
+        Action::tx(rx)
+    }
+}
+
+impl Stage for Responder {
+    fn name(&self) -> &str {
+        "responder"
+    }
+
+    fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action]) {
+        for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
+            let Ok(frame) = Frame::new_checked(m.data()) else {
+                continue; // L3Forward counts it
+            };
+            *action = match frame.ethertype() {
+                EtherType::ARP => self.arp(m),
+                EtherType::IPV4 => match ipv4::Packet::new_checked(frame.payload()) {
+                    Ok(ip) if self.router.owner_v4(ip.dst_addr()).is_some() => self.local_v4(m),
+                    _ => Action::NEXT,
+                },
+                EtherType::IPV6 => match ipv6::Packet::new_checked(frame.payload()) {
+                    Ok(ip) if self.router.owns_v6(&ip.dst_addr()) => {
+                        Action::drop(DropReason::Local)
+                    }
+                    _ => Action::NEXT,
+                },
+                _ => Action::NEXT,
+            };
+        }
+    }
+}

@@ -1,0 +1,586 @@
+//! Route tables on DPDK's own libraries: longest-prefix match with rte_lpm/rte_lpm6 or
+//! rte_fib/rte_fib6, exact match on the 5-tuple with rte_hash. Each looks a whole burst up in
+//! one call. Tables are shared by every worker (`Sync`); writes are serialised by a lock.
+//!
+//! IPv4 LPM tables can change while workers read them: rte_lpm updates its tbl24 entries
+//! atomically, and it frees tbl8 groups through DPDK's RCU (QSBR, defer-queue mode), so a
+//! group a worker may still be reading is reused only after every worker reported a
+//! quiescent state, which [`RouteTable::quiescent`] does once per burst.
+
+use crate::eal::Eal;
+use crate::error::Error;
+use std::ffi::{c_void, CString};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+
+/// The next hop of a lookup that found nothing.
+pub const NO_ROUTE: u16 = u16::MAX;
+
+/// The fields of an IPv4 packet a lookup may use, in network byte order (the layout of the
+/// exact-match key, padded to 16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey4 {
+    pub dst: [u8; 4],
+    pub src: [u8; 4],
+    pub dst_port: [u8; 2],
+    pub src_port: [u8; 2],
+    pub protocol: u8,
+    padding: [u8; 3],
+}
+
+impl FlowKey4 {
+    pub fn new(dst: Ipv4Addr, src: Ipv4Addr, dst_port: u16, src_port: u16, protocol: u8) -> Self {
+        FlowKey4 {
+            dst: dst.octets(),
+            src: src.octets(),
+            dst_port: dst_port.to_be_bytes(),
+            src_port: src_port.to_be_bytes(),
+            protocol,
+            padding: [0; 3],
+        }
+    }
+}
+
+/// As [`FlowKey4`] for IPv6 (40 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey6 {
+    pub dst: [u8; 16],
+    pub src: [u8; 16],
+    pub dst_port: [u8; 2],
+    pub src_port: [u8; 2],
+    pub protocol: u8,
+    padding: [u8; 3],
+}
+
+impl FlowKey6 {
+    pub fn new(dst: Ipv6Addr, src: Ipv6Addr, dst_port: u16, src_port: u16, protocol: u8) -> Self {
+        FlowKey6 {
+            dst: dst.octets(),
+            src: src.octets(),
+            dst_port: dst_port.to_be_bytes(),
+            src_port: src_port.to_be_bytes(),
+            protocol,
+            padding: [0; 3],
+        }
+    }
+}
+
+/// A table a burst of keys is looked up in.
+pub trait RouteTable<K>: Send + Sync {
+    /// `next_hops[i]` becomes the next hop of `keys[i]`, or [`NO_ROUTE`].
+    fn lookup(&self, keys: &[K], next_hops: &mut [u16]);
+
+    /// The calling lcore will look up from now on (needed by tables that change live).
+    fn reader_online(&self) {}
+
+    /// The calling lcore holds no reference into the table (after each burst).
+    fn quiescent(&self) {}
+
+    /// The calling lcore stops looking up.
+    fn reader_offline(&self) {}
+}
+
+/// Up to this many keys per lookup call (a burst).
+const MAX_KEYS: usize = crate::mbuf::MAX_BURST;
+
+/// A name DPDK has not seen in this process (its tables live in a named registry).
+fn unique_name(kind: &str) -> CString {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    CString::new(format!("sluice_{kind}_{n}")).expect("no NUL")
+}
+
+fn socket(node: Option<u32>) -> i32 {
+    node.map_or(dpdk_sys::SOCKET_ID_ANY, |n| n as i32)
+}
+
+/// DPDK's RCU state for the readers of one table, one slot per lcore.
+struct Qsbr(NonNull<dpdk_sys::rte_rcu_qsbr>);
+
+impl Qsbr {
+    fn new(node: Option<u32>) -> Result<Qsbr, Error> {
+        let threads = dpdk_sys::RTE_MAX_LCORE;
+        // SAFETY: pure size computation.
+        let size = unsafe { dpdk_sys::rte_rcu_qsbr_get_memsize(threads) };
+        // SAFETY: allocates zeroed, cache-aligned memory of `size` bytes (the EAL is up).
+        let raw = unsafe {
+            dpdk_sys::rte_zmalloc_socket(std::ptr::null(), size, 64, socket(node))
+                as *mut dpdk_sys::rte_rcu_qsbr
+        };
+        let ptr = NonNull::new(raw).ok_or_else(|| {
+            Error::Config("out of hugepage memory for the LPM's RCU state: raise -m".into())
+        })?;
+        // SAFETY: `ptr` is `size` bytes for `threads` threads, as rte_rcu_qsbr_init expects.
+        let ret = unsafe { dpdk_sys::rte_rcu_qsbr_init(ptr.as_ptr(), threads) };
+        if ret != 0 {
+            // SAFETY: allocated above, not shared yet.
+            unsafe { dpdk_sys::rte_free(ptr.as_ptr().cast()) };
+            return Err(Error::from_rte_errno("rte_rcu_qsbr_init"));
+        }
+        Ok(Qsbr(ptr))
+    }
+}
+
+fn this_lcore() -> u32 {
+    // SAFETY: reads the calling thread's lcore id.
+    unsafe { dpdk_sys::sluice_lcore_id() }
+}
+
+/// IPv4 longest-prefix match on rte_lpm, changeable while workers read it.
+pub struct Lpm {
+    raw: NonNull<dpdk_sys::rte_lpm>,
+    qsbr: Qsbr,
+    writer: Mutex<()>,
+}
+
+// SAFETY: rte_lpm lookups are safe from many threads at once; writers are serialised by
+// `writer`, and freed tbl8 groups are reclaimed through the QSBR readers report to.
+unsafe impl Send for Lpm {}
+// SAFETY: as above.
+unsafe impl Sync for Lpm {}
+
+impl Lpm {
+    pub fn new(_eal: &Eal, max_rules: u32, node: Option<u32>) -> Result<Lpm, Error> {
+        let name = unique_name("lpm");
+        let config = dpdk_sys::rte_lpm_config {
+            max_rules,
+            number_tbl8s: 1 << 12,
+            flags: 0,
+        };
+        // SAFETY: valid name and config; the EAL is up (`_eal`).
+        let raw = unsafe { dpdk_sys::rte_lpm_create(name.as_ptr(), socket(node), &config) };
+        let raw = NonNull::new(raw).ok_or_else(|| Error::from_rte_errno("rte_lpm_create"))?;
+        let qsbr = Qsbr::new(node).inspect_err(|_| {
+            // SAFETY: created above, not shared.
+            unsafe { dpdk_sys::rte_lpm_free(raw.as_ptr()) }
+        })?;
+        let mut rcu = dpdk_sys::rte_lpm_rcu_config {
+            v: qsbr.0.as_ptr(),
+            mode: dpdk_sys::RTE_LPM_QSBR_MODE_DQ,
+            ..Default::default()
+        };
+        // SAFETY: both objects are live; the LPM keeps a pointer to the QSBR, which `Lpm`
+        // frees only after the LPM.
+        let ret = unsafe { dpdk_sys::rte_lpm_rcu_qsbr_add(raw.as_ptr(), &mut rcu) };
+        let lpm = Lpm {
+            raw,
+            qsbr,
+            writer: Mutex::new(()),
+        };
+        if ret != 0 {
+            return Err(Error::from_rte_errno("rte_lpm_rcu_qsbr_add"));
+        }
+        Ok(lpm)
+    }
+
+    /// Adds or replaces the route to `prefix/depth`.
+    pub fn add(&self, prefix: Ipv4Addr, depth: u8, next_hop: u16) -> Result<(), Error> {
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: writers are serialised; readers may run concurrently (see the module doc).
+        let ret = unsafe {
+            dpdk_sys::rte_lpm_add(
+                self.raw.as_ptr(),
+                u32::from(prefix),
+                depth,
+                u32::from(next_hop),
+            )
+        };
+        if ret < 0 {
+            return Err(Error::from_ret(
+                format!("adding route {prefix}/{depth}"),
+                ret,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Deletes the route to `prefix/depth`; false if there was none.
+    pub fn delete(&self, prefix: Ipv4Addr, depth: u8) -> bool {
+        let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: as in `add`.
+        unsafe { dpdk_sys::rte_lpm_delete(self.raw.as_ptr(), u32::from(prefix), depth) == 0 }
+    }
+}
+
+impl RouteTable<FlowKey4> for Lpm {
+    fn lookup(&self, keys: &[FlowKey4], next_hops: &mut [u16]) {
+        let n = keys.len().min(MAX_KEYS).min(next_hops.len());
+        let mut ips = [0u32; MAX_KEYS];
+        for (ip, key) in ips.iter_mut().zip(&keys[..n]) {
+            *ip = u32::from_be_bytes(key.dst);
+        }
+        let mut hops = [0u32; MAX_KEYS];
+        // SAFETY: `ips` and `hops` hold `n` entries; lookups may run concurrently.
+        unsafe {
+            dpdk_sys::sluice_lpm_lookup_bulk(
+                self.raw.as_ptr(),
+                ips.as_ptr(),
+                hops.as_mut_ptr(),
+                n as u32,
+            )
+        };
+        for (out, &hop) in next_hops.iter_mut().zip(&hops[..n]) {
+            *out = if hop & dpdk_sys::RTE_LPM_LOOKUP_SUCCESS != 0 {
+                hop as u16
+            } else {
+                NO_ROUTE
+            };
+        }
+    }
+
+    fn reader_online(&self) {
+        let id = this_lcore();
+        // SAFETY: `id` is the calling lcore's, below RTE_MAX_LCORE, the QSBR's size.
+        unsafe {
+            dpdk_sys::rte_rcu_qsbr_thread_register(self.qsbr.0.as_ptr(), id);
+            dpdk_sys::sluice_rcu_qsbr_thread_online(self.qsbr.0.as_ptr(), id);
+        }
+    }
+
+    #[inline]
+    fn quiescent(&self) {
+        // SAFETY: as in `reader_online`; the calling lcore registered there.
+        unsafe { dpdk_sys::sluice_rcu_qsbr_quiescent(self.qsbr.0.as_ptr(), this_lcore()) }
+    }
+
+    fn reader_offline(&self) {
+        let id = this_lcore();
+        // SAFETY: as in `reader_online`.
+        unsafe {
+            dpdk_sys::sluice_rcu_qsbr_thread_offline(self.qsbr.0.as_ptr(), id);
+            dpdk_sys::rte_rcu_qsbr_thread_unregister(self.qsbr.0.as_ptr(), id);
+        }
+    }
+}
+
+impl Drop for Lpm {
+    fn drop(&mut self) {
+        // SAFETY: no reader is left (the table is dropped with its last handle); the LPM goes
+        // before the QSBR it points to.
+        unsafe {
+            dpdk_sys::rte_lpm_free(self.raw.as_ptr());
+            dpdk_sys::rte_free(self.qsbr.0.as_ptr().cast());
+        }
+    }
+}
+
+/// IPv6 longest-prefix match on rte_lpm6 (built before forwarding starts).
+pub struct Lpm6(NonNull<dpdk_sys::rte_lpm6>);
+
+// SAFETY: lookups are read-only and safe from many threads; `add` takes `&mut self`.
+unsafe impl Send for Lpm6 {}
+// SAFETY: as above.
+unsafe impl Sync for Lpm6 {}
+
+impl Lpm6 {
+    pub fn new(_eal: &Eal, max_rules: u32, node: Option<u32>) -> Result<Lpm6, Error> {
+        let name = unique_name("lpm6");
+        let config = dpdk_sys::rte_lpm6_config {
+            max_rules,
+            number_tbl8s: 1 << 16,
+            flags: 0,
+        };
+        // SAFETY: valid name and config; the EAL is up.
+        let raw = unsafe { dpdk_sys::rte_lpm6_create(name.as_ptr(), socket(node), &config) };
+        NonNull::new(raw)
+            .map(Lpm6)
+            .ok_or_else(|| Error::from_rte_errno("rte_lpm6_create"))
+    }
+
+    pub fn add(&mut self, prefix: Ipv6Addr, depth: u8, next_hop: u16) -> Result<(), Error> {
+        // SAFETY: exclusive access; the address is 16 bytes.
+        let ret = unsafe {
+            dpdk_sys::rte_lpm6_add(
+                self.0.as_ptr(),
+                prefix.octets().as_ptr(),
+                depth,
+                u32::from(next_hop),
+            )
+        };
+        if ret < 0 {
+            return Err(Error::from_ret(
+                format!("adding route {prefix}/{depth}"),
+                ret,
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl RouteTable<FlowKey6> for Lpm6 {
+    fn lookup(&self, keys: &[FlowKey6], next_hops: &mut [u16]) {
+        let n = keys.len().min(MAX_KEYS).min(next_hops.len());
+        let mut ips = [[0u8; 16]; MAX_KEYS];
+        for (ip, key) in ips.iter_mut().zip(&keys[..n]) {
+            *ip = key.dst;
+        }
+        let mut hops = [0i32; MAX_KEYS];
+        // SAFETY: `ips` and `hops` hold `n` entries; the function only reads `ips`.
+        unsafe {
+            dpdk_sys::rte_lpm6_lookup_bulk_func(
+                self.0.as_ptr(),
+                ips.as_mut_ptr(),
+                hops.as_mut_ptr(),
+                n as u32,
+            )
+        };
+        for (out, &hop) in next_hops.iter_mut().zip(&hops[..n]) {
+            *out = if hop < 0 { NO_ROUTE } else { hop as u16 };
+        }
+    }
+}
+
+impl Drop for Lpm6 {
+    fn drop(&mut self) {
+        // SAFETY: the last handle; no reader is left.
+        unsafe { dpdk_sys::rte_lpm6_free(self.0.as_ptr()) }
+    }
+}
+
+/// IPv4 longest-prefix match on rte_fib (DIR-24-8), built before forwarding starts.
+pub struct Fib(NonNull<dpdk_sys::rte_fib>);
+
+// SAFETY: lookups are read-only and safe from many threads; `add` takes `&mut self`.
+unsafe impl Send for Fib {}
+// SAFETY: as above.
+unsafe impl Sync for Fib {}
+
+impl Fib {
+    pub fn new(_eal: &Eal, max_rules: u32, node: Option<u32>) -> Result<Fib, Error> {
+        let name = unique_name("fib");
+        let mut conf = dpdk_sys::rte_fib_conf {
+            type_: dpdk_sys::RTE_FIB_DIR24_8,
+            default_nh: u64::from(NO_ROUTE),
+            max_routes: max_rules as i32,
+            ..Default::default()
+        };
+        conf.__bindgen_anon_1.dir24_8 = dpdk_sys::rte_fib_conf__bindgen_ty_1__bindgen_ty_1 {
+            nh_sz: dpdk_sys::RTE_FIB_DIR24_8_4B,
+            num_tbl8: 1 << 12,
+        };
+        // SAFETY: valid name and config; the EAL is up.
+        let raw = unsafe { dpdk_sys::rte_fib_create(name.as_ptr(), socket(node), &mut conf) };
+        NonNull::new(raw)
+            .map(Fib)
+            .ok_or_else(|| Error::from_rte_errno("rte_fib_create"))
+    }
+
+    pub fn add(&mut self, prefix: Ipv4Addr, depth: u8, next_hop: u16) -> Result<(), Error> {
+        // SAFETY: exclusive access.
+        let ret = unsafe {
+            dpdk_sys::rte_fib_add(
+                self.0.as_ptr(),
+                u32::from(prefix),
+                depth,
+                u64::from(next_hop),
+            )
+        };
+        if ret < 0 {
+            return Err(Error::from_ret(
+                format!("adding route {prefix}/{depth}"),
+                ret,
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl RouteTable<FlowKey4> for Fib {
+    fn lookup(&self, keys: &[FlowKey4], next_hops: &mut [u16]) {
+        let n = keys.len().min(MAX_KEYS).min(next_hops.len());
+        let mut ips = [0u32; MAX_KEYS];
+        for (ip, key) in ips.iter_mut().zip(&keys[..n]) {
+            *ip = u32::from_be_bytes(key.dst);
+        }
+        let mut hops = [0u64; MAX_KEYS];
+        // SAFETY: `ips` and `hops` hold `n` entries; the lookup only reads the table.
+        unsafe {
+            dpdk_sys::rte_fib_lookup_bulk(
+                self.0.as_ptr(),
+                ips.as_mut_ptr(),
+                hops.as_mut_ptr(),
+                n as i32,
+            )
+        };
+        for (out, &hop) in next_hops.iter_mut().zip(&hops[..n]) {
+            *out = hop as u16; // the default next hop is NO_ROUTE
+        }
+    }
+}
+
+impl Drop for Fib {
+    fn drop(&mut self) {
+        // SAFETY: the last handle; no reader is left.
+        unsafe { dpdk_sys::rte_fib_free(self.0.as_ptr()) }
+    }
+}
+
+/// IPv6 longest-prefix match on rte_fib6 (trie), built before forwarding starts.
+pub struct Fib6(NonNull<dpdk_sys::rte_fib6>);
+
+// SAFETY: lookups are read-only and safe from many threads; `add` takes `&mut self`.
+unsafe impl Send for Fib6 {}
+// SAFETY: as above.
+unsafe impl Sync for Fib6 {}
+
+impl Fib6 {
+    pub fn new(_eal: &Eal, max_rules: u32, node: Option<u32>) -> Result<Fib6, Error> {
+        let name = unique_name("fib6");
+        let mut conf = dpdk_sys::rte_fib6_conf {
+            type_: dpdk_sys::RTE_FIB6_TRIE,
+            default_nh: u64::from(NO_ROUTE),
+            max_routes: max_rules as i32,
+            ..Default::default()
+        };
+        conf.__bindgen_anon_1.trie = dpdk_sys::rte_fib6_conf__bindgen_ty_1__bindgen_ty_1 {
+            nh_sz: dpdk_sys::RTE_FIB6_TRIE_4B,
+            num_tbl8: 1 << 15,
+        };
+        // SAFETY: valid name and config; the EAL is up.
+        let raw = unsafe { dpdk_sys::rte_fib6_create(name.as_ptr(), socket(node), &mut conf) };
+        NonNull::new(raw)
+            .map(Fib6)
+            .ok_or_else(|| Error::from_rte_errno("rte_fib6_create"))
+    }
+
+    pub fn add(&mut self, prefix: Ipv6Addr, depth: u8, next_hop: u16) -> Result<(), Error> {
+        // SAFETY: exclusive access; the address is 16 bytes.
+        let ret = unsafe {
+            dpdk_sys::rte_fib6_add(
+                self.0.as_ptr(),
+                prefix.octets().as_ptr(),
+                depth,
+                u64::from(next_hop),
+            )
+        };
+        if ret < 0 {
+            return Err(Error::from_ret(
+                format!("adding route {prefix}/{depth}"),
+                ret,
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl RouteTable<FlowKey6> for Fib6 {
+    fn lookup(&self, keys: &[FlowKey6], next_hops: &mut [u16]) {
+        let n = keys.len().min(MAX_KEYS).min(next_hops.len());
+        let mut ips = [[0u8; 16]; MAX_KEYS];
+        for (ip, key) in ips.iter_mut().zip(&keys[..n]) {
+            *ip = key.dst;
+        }
+        let mut hops = [0u64; MAX_KEYS];
+        // SAFETY: `ips` and `hops` hold `n` entries; the lookup only reads the table.
+        unsafe {
+            dpdk_sys::rte_fib6_lookup_bulk(
+                self.0.as_ptr(),
+                ips.as_mut_ptr(),
+                hops.as_mut_ptr(),
+                n as i32,
+            )
+        };
+        for (out, &hop) in next_hops.iter_mut().zip(&hops[..n]) {
+            *out = hop as u16;
+        }
+    }
+}
+
+impl Drop for Fib6 {
+    fn drop(&mut self) {
+        // SAFETY: the last handle; no reader is left.
+        unsafe { dpdk_sys::rte_fib6_free(self.0.as_ptr()) }
+    }
+}
+
+/// Keys an exact-match table can hold: plain bytes with no padding of their own.
+pub trait ExactKey: Copy + Send + Sync + 'static {}
+impl ExactKey for FlowKey4 {}
+impl ExactKey for FlowKey6 {}
+
+/// Exact match of whole keys on rte_hash (CRC32 hash, as l3fwd's), built before forwarding.
+pub struct ExactMatch<K: ExactKey> {
+    raw: NonNull<dpdk_sys::rte_hash>,
+    /// Next hop by the key's position in the hash.
+    next_hops: Vec<u16>,
+    _key: std::marker::PhantomData<K>,
+}
+
+// SAFETY: lookups are read-only and safe from many threads; `add` takes `&mut self`.
+unsafe impl<K: ExactKey> Send for ExactMatch<K> {}
+// SAFETY: as above.
+unsafe impl<K: ExactKey> Sync for ExactMatch<K> {}
+
+impl<K: ExactKey> ExactMatch<K> {
+    pub fn new(_eal: &Eal, entries: u32, node: Option<u32>) -> Result<ExactMatch<K>, Error> {
+        let name = unique_name("em");
+        let params = dpdk_sys::rte_hash_parameters {
+            name: name.as_ptr(),
+            entries: entries.max(8),
+            key_len: std::mem::size_of::<K>() as u32,
+            hash_func: Some(dpdk_sys::sluice_hash_crc),
+            socket_id: socket(node),
+            ..Default::default()
+        };
+        // SAFETY: valid parameters; the EAL is up.
+        let raw = unsafe { dpdk_sys::rte_hash_create(&params) };
+        let raw = NonNull::new(raw).ok_or_else(|| Error::from_rte_errno("rte_hash_create"))?;
+        Ok(ExactMatch {
+            raw,
+            next_hops: vec![NO_ROUTE; entries.max(8) as usize],
+            _key: std::marker::PhantomData,
+        })
+    }
+
+    pub fn add(&mut self, key: &K, next_hop: u16) -> Result<(), Error> {
+        // SAFETY: `key` is `key_len` bytes; exclusive access.
+        let pos =
+            unsafe { dpdk_sys::rte_hash_add_key(self.raw.as_ptr(), (key as *const K).cast()) };
+        if pos < 0 {
+            return Err(Error::from_ret("adding an exact-match rule", pos));
+        }
+        let pos = pos as usize;
+        if pos >= self.next_hops.len() {
+            self.next_hops.resize(pos + 1, NO_ROUTE);
+        }
+        self.next_hops[pos] = next_hop;
+        Ok(())
+    }
+}
+
+impl<K: ExactKey> RouteTable<K> for ExactMatch<K> {
+    fn lookup(&self, keys: &[K], next_hops: &mut [u16]) {
+        let n = keys.len().min(MAX_KEYS).min(next_hops.len());
+        let mut ptrs = [std::ptr::null::<c_void>(); MAX_KEYS];
+        for (p, key) in ptrs.iter_mut().zip(&keys[..n]) {
+            *p = (key as *const K).cast();
+        }
+        let mut positions = [0i32; MAX_KEYS];
+        // SAFETY: `n` valid key pointers and `n` position slots; lookups only read the hash.
+        unsafe {
+            dpdk_sys::rte_hash_lookup_bulk(
+                self.raw.as_ptr(),
+                ptrs.as_mut_ptr(),
+                n as u32,
+                positions.as_mut_ptr(),
+            )
+        };
+        for (out, &pos) in next_hops.iter_mut().zip(&positions[..n]) {
+            *out = usize::try_from(pos)
+                .ok()
+                .and_then(|p| self.next_hops.get(p).copied())
+                .unwrap_or(NO_ROUTE);
+        }
+    }
+}
+
+impl<K: ExactKey> Drop for ExactMatch<K> {
+    fn drop(&mut self) {
+        // SAFETY: the last handle; no reader is left.
+        unsafe { dpdk_sys::rte_hash_free(self.raw.as_ptr()) }
+    }
+}

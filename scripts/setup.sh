@@ -10,7 +10,7 @@ PACKAGES=(
   pkg-config clang libclang-dev          # bindgen
   libdpdk-dev dpdk dpdk-dev              # DPDK 22.11 LTS, its PMDs, dpdk-testpmd, dpdk-telemetry.py
   libhwloc-dev libudev-dev               # NUMA topology (hwloc links udev)
-  iproute2 ethtool tcpdump iperf3        # test hosts in network namespaces
+  iproute2 ethtool tcpdump iperf3 iputils-ping  # test hosts in network namespaces
   make dpdk-doc                          # DPDK's C examples (benchmark references) and l3fwd's route files
 )
 HUGEPAGES_MB=${SLUICE_HUGEPAGES_MB:-2048}

@@ -1,0 +1,211 @@
+//! sluice-l3fwd as the router between two real Linux hosts (network namespaces made by
+//! scripts/netns.sh), over net_af_packet on veth pairs: ARP, ping both ways and to the
+//! router, a TCP run of iperf3, TTL and checksums seen by tcpdump on the far host, and a
+//! route deleted and added back through the control socket. Root only.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const NETNS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/netns.sh");
+
+/// The namespaces, removed when dropped (also when the test fails).
+struct Hosts(String);
+
+impl Hosts {
+    fn up() -> Hosts {
+        let name = format!("l3h{}", std::process::id() % 100_000);
+        let _ = Command::new(NETNS).args(["down", &name]).status();
+        let status = Command::new(NETNS).args(["up", &name]).status().unwrap();
+        assert!(status.success(), "scripts/netns.sh up failed");
+        Hosts(name)
+    }
+
+    fn exec(&self, host: u8, cmd: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &format!("{}-h{host}", self.0)])
+            .args(cmd)
+            .output()
+            .unwrap()
+    }
+
+    fn ping(&self, host: u8, to: &str) -> bool {
+        self.exec(host, &["ping", "-c", "2", "-i", "0.2", "-W", "1", to])
+            .status
+            .success()
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        let _ = Command::new(NETNS).args(["down", &self.0]).status();
+    }
+}
+
+fn control(socket: &Path, command: &str) -> String {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream.write_all(format!("{command}\n").as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut reply = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        let last = line.starts_with("ok") || line.starts_with("error");
+        reply.push_str(&line);
+        if last {
+            break;
+        }
+    }
+    reply
+}
+
+#[test]
+fn real_hosts_route_through_sluice() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let hosts = Hosts::up();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let routes = dir.path().join("routes.cfg");
+    std::fs::write(
+        &routes,
+        "# the two host subnets\nR10.0.1.0/24 0\nR10.0.2.0/24 1\n",
+    )
+    .unwrap();
+    let mut args = strings(&["-l", "0", "-m", "128", "--log-level=*:warning"]);
+    for i in 1..=2 {
+        args.push(format!(
+            "--vdev=net_af_packet{},iface={}-r{i}",
+            i - 1,
+            hosts.0
+        ));
+    }
+    args.extend(strings(&[
+        "--",
+        "-p",
+        "0x3",
+        "--addr",
+        "0,10.0.1.1/24",
+        "--addr",
+        "1,10.0.2.1/24",
+    ]));
+    args.push(format!("--rule_ipv4={}", routes.display()));
+    args.push(format!("--control={}", socket.display()));
+    let router = start(&args);
+
+    assert!(hosts.ping(1, "10.0.1.1"), "host 1 cannot ping the router");
+    assert!(hosts.ping(2, "10.0.2.1"), "host 2 cannot ping the router");
+    // The first packet to a host not yet resolved becomes the router's ARP request for it.
+    let _ = hosts.ping(1, "10.0.2.2");
+    assert!(hosts.ping(1, "10.0.2.2"), "host 1 cannot ping host 2");
+    assert!(hosts.ping(2, "10.0.1.2"), "host 2 cannot ping host 1");
+    assert!(control(&socket, "neighbours").contains("10.0.2.2"));
+
+    // The far host sees TTL 63 (Linux sends 64) and valid checksums.
+    let capture = dir.path().join("h2.pcap");
+    let mut tcpdump = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("{}-h2", hosts.0),
+            "tcpdump",
+            "-n",
+            "-U", // write each packet at once: the capture is killed, not stopped
+            "-Z", // keep root: the capture file is in the test's private directory
+            "root",
+            "-c",
+            "2",
+            "-i",
+        ])
+        .arg(format!("{}-e2", hosts.0))
+        .args(["icmp", "-w"])
+        .arg(&capture)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(hosts.ping(1, "10.0.2.2"));
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = tcpdump.kill();
+    let _ = tcpdump.wait();
+    let seen = Command::new("tcpdump")
+        .args(["-n", "-v", "-r"])
+        .arg(&capture)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&seen.stdout);
+    let request = text
+        .lines()
+        .position(|l| l.contains("10.0.1.2 > 10.0.2.2"))
+        .map(|i| {
+            text.lines()
+                .nth(i.saturating_sub(1))
+                .unwrap_or_default()
+                .to_owned()
+                + text.lines().nth(i).unwrap()
+        })
+        .unwrap_or_else(|| panic!("no forwarded echo request captured:\n{text}"));
+    assert!(request.contains("ttl 63"), "{request}");
+    assert!(
+        !text.contains("bad cksum") && !text.contains("wrong icmp cksum"),
+        "{text}"
+    );
+
+    // A TCP run across the router.
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("{}-h2", hosts.0),
+            "iperf3",
+            "-s",
+            "-1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let client = hosts.exec(1, &["iperf3", "-c", "10.0.2.2", "-t", "3"]);
+    let _ = server.wait();
+    assert!(
+        client.status.success(),
+        "iperf3 failed: {}{}",
+        String::from_utf8_lossy(&client.stdout),
+        String::from_utf8_lossy(&client.stderr)
+    );
+
+    // Routes change live: without one, traffic stops; back, it resumes.
+    assert_eq!(control(&socket, "route del 10.0.2.0/24"), "ok\n");
+    assert!(
+        !hosts.ping(1, "10.0.2.2"),
+        "still forwarding after the route was deleted"
+    );
+    assert_eq!(control(&socket, "route add 10.0.2.0/24 1"), "ok\n");
+    assert!(
+        hosts.ping(1, "10.0.2.2"),
+        "not forwarding after the route came back"
+    );
+    assert!(control(&socket, "routes").contains("10.0.2.0/24 1\n"));
+    assert!(control(&socket, "route add 10.9.0.0/16 7").starts_with("error: port 7 is not enabled"));
+
+    let run = router.stop();
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("no_route"),
+        "the deleted route's drops are counted:\n{}",
+        run.stdout
+    );
+}

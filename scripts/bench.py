@@ -14,6 +14,13 @@ figures from the same invocation are comparable.
 pipeline: sluice-l2fwd run to completion on one lcore beside --mode pipeline on two (RX on
 one, the stage and TX on the other), same ports and source, alternating, median Mpps each.
 
+l3fwd: sluice-l3fwd and DPDK's own l3fwd (its build copy without the RX checksum offload
+request), one forwarding lcore each, a net_pcap source of 64-byte UDP frames (to
+198.18.1.0/24 for LPM, the built-in exact-match flow for EM; IPv6 likewise) and a net_null
+sink. Both are measured the same way: port 1's opackets read twice over rte_telemetry
+(/ethdev/stats), after the warm-up and at the end of the run. One table row per lookup and
+family, with the median over --runs alternating runs.
+
 idle: sluice-l2fwd with no traffic at all (two net_null ports with no-rx=1) for --seconds,
 with --idle adaptive and with --idle off; CPU time of the process from /proc/PID/stat, as a
 percentage of one core.
@@ -140,6 +147,74 @@ def bench_pipeline(a, pcap, lcore):
     table(results, contenders[0][0])
 
 
+def telemetry(prefix, command):
+    """One rte_telemetry command to the process whose --file-prefix is `prefix`."""
+    import json
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.connect(f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2")
+        s.recv(4096)
+        s.send(command.encode())
+        return json.loads(s.recv(1 << 16))
+
+
+def l3fwd_rate(name, cmd, prefix, seconds):
+    """Port 1's TX rate between the end of the warm-up and the end of the run, by telemetry."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace")
+    try:
+        time.sleep(WARMUP_SAMPLES)
+        first, t0 = telemetry(prefix, "/ethdev/stats,1")["/ethdev/stats"]["opackets"], time.monotonic()
+        time.sleep(seconds - WARMUP_SAMPLES)
+        last, t1 = telemetry(prefix, "/ethdev/stats,1")["/ethdev/stats"]["opackets"], time.monotonic()
+    except (OSError, KeyError, ValueError) as e:
+        proc.kill()
+        out, _ = proc.communicate()
+        sys.exit(f"bench.py: error: cannot read {name}'s port counters ({e}); its output ends with:\n{out[-2000:]}")
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
+    return (last - first) / (t1 - t0) / 1e6
+
+
+def bench_l3fwd(a, lcore):
+    ours = f"{ROOT}/target/release/sluice-l3fwd"
+    ref = f"{ROOT}/target/bench/dpdk-l3fwd/build/l3fwd"
+    gen = [sys.executable, f"{ROOT}/scripts/gen-pcap.py"]
+    rows = [("LPM", "IPv4", "lpm", []), ("LPM", "IPv6", "lpm", ["--ipv6"]),
+            ("EM", "IPv4", "em", ["--em-flow"]), ("EM", "IPv6", "em", ["--ipv6", "--em-flow"])]
+    config = ["--config", f"(0,0,{lcore}),(1,0,{lcore})"]
+    print(f"l3fwd: net_pcap (64-byte UDP, infinite_rx) -> net_null, forwarding on lcore {lcore}, "
+          f"{a.runs} runs x {a.seconds} s each, alternating")
+    table_rows = []
+    for lookup, family, method, gen_flags in rows:
+        pcap = f"{ROOT}/target/bench/l3fwd-{method}-{family}.pcap"
+        subprocess.run([*gen, pcap, "--count", "1024", "--size", "60", "--dst-net", "198.18.1",
+                        *gen_flags], check=True)
+        v6 = ["--ipv6"] if family == "IPv6" else []
+        contenders = [
+            ("sluice-l3fwd", [ours, *eal("bench-sl3", str(lcore), pcap), "--", "-p", "0x3", *config,
+                              "--lookup", method, *v6, "--idle", "off"], "bench-sl3"),
+            ("dpdk l3fwd (C)", [ref, *eal("bench-l3", str(lcore), pcap), "--", "-p", "0x3", *config,
+                                "--lookup", method, *v6, "--parse-ptype"], "bench-l3"),
+        ]
+        results = {name: [] for name, _, _ in contenders}
+        for r in range(a.runs):
+            for name, cmd, prefix in contenders:
+                mpps = l3fwd_rate(name, cmd, prefix, a.seconds)
+                results[name].append(mpps)
+                print(f"  {lookup} {family} run {r + 1}: {name:<16} {mpps:7.2f} Mpps", flush=True)
+        ours_m, ref_m = (statistics.median(results[n]) for n in ("sluice-l3fwd", "dpdk l3fwd (C)"))
+        table_rows.append(f"| {lookup} | {family} | {ours_m:.2f} | {ref_m:.2f} | {ours_m / ref_m:.2f}x |")
+    print()
+    print("| lookup | family | sluice-l3fwd Mpps | dpdk l3fwd (C) Mpps | ratio |")
+    print("| --- | --- | --- | --- | --- |")
+    print("\n".join(table_rows))
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -166,7 +241,7 @@ def bench_idle(a, lcore):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("benchmark", choices=["l2fwd", "pipeline", "idle"])
+    p.add_argument("benchmark", choices=["l2fwd", "l3fwd", "pipeline", "idle"])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seconds", type=int, default=None, help="per run (default 8; idle: 10)")
     a = p.parse_args()
@@ -178,6 +253,10 @@ def main():
         sys.exit("bench.py: error: needs at least 2 CPUs (a main lcore and a forwarding lcore)")
     if a.benchmark == "idle":
         bench_idle(a, lcore)
+        return 0
+    if a.benchmark == "l3fwd":
+        os.makedirs(f"{ROOT}/target/bench", exist_ok=True)
+        bench_l3fwd(a, lcore)
         return 0
     os.makedirs(f"{ROOT}/target/bench", exist_ok=True)
     pcap = f"{ROOT}/target/bench/udp64.pcap"

@@ -87,6 +87,27 @@ pub trait RouteTable<K>: Send + Sync {
 /// Up to this many keys per lookup call (a burst).
 const MAX_KEYS: usize = crate::mbuf::MAX_BURST;
 
+/// How many keys one call looks up, and their IPv4 destinations as host-order integers
+/// (the layout rte_lpm and rte_fib take).
+fn destinations_v4(keys: &[FlowKey4], room: usize) -> (usize, [u32; MAX_KEYS]) {
+    let n = keys.len().min(MAX_KEYS).min(room);
+    let mut ips = [0u32; MAX_KEYS];
+    for (ip, key) in ips.iter_mut().zip(&keys[..n]) {
+        *ip = u32::from_be_bytes(key.dst);
+    }
+    (n, ips)
+}
+
+/// As [`destinations_v4`] for IPv6: the 16-byte arrays rte_lpm6 and rte_fib6 take.
+fn destinations_v6(keys: &[FlowKey6], room: usize) -> (usize, [[u8; 16]; MAX_KEYS]) {
+    let n = keys.len().min(MAX_KEYS).min(room);
+    let mut ips = [[0u8; 16]; MAX_KEYS];
+    for (ip, key) in ips.iter_mut().zip(&keys[..n]) {
+        *ip = key.dst;
+    }
+    (n, ips)
+}
+
 /// A name DPDK has not seen in this process (its tables live in a named registry).
 fn unique_name(kind: &str) -> CString {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -208,11 +229,7 @@ impl Lpm {
 
 impl RouteTable<FlowKey4> for Lpm {
     fn lookup(&self, keys: &[FlowKey4], next_hops: &mut [u16]) {
-        let n = keys.len().min(MAX_KEYS).min(next_hops.len());
-        let mut ips = [0u32; MAX_KEYS];
-        for (ip, key) in ips.iter_mut().zip(&keys[..n]) {
-            *ip = u32::from_be_bytes(key.dst);
-        }
+        let (n, ips) = destinations_v4(keys, next_hops.len());
         let mut hops = [0u32; MAX_KEYS];
         // SAFETY: `ips` and `hops` hold `n` entries; lookups may run concurrently.
         unsafe {
@@ -313,11 +330,7 @@ impl Lpm6 {
 
 impl RouteTable<FlowKey6> for Lpm6 {
     fn lookup(&self, keys: &[FlowKey6], next_hops: &mut [u16]) {
-        let n = keys.len().min(MAX_KEYS).min(next_hops.len());
-        let mut ips = [[0u8; 16]; MAX_KEYS];
-        for (ip, key) in ips.iter_mut().zip(&keys[..n]) {
-            *ip = key.dst;
-        }
+        let (n, mut ips) = destinations_v6(keys, next_hops.len());
         let mut hops = [0i32; MAX_KEYS];
         // SAFETY: `ips` and `hops` hold `n` entries; the function only reads `ips`.
         unsafe {
@@ -391,11 +404,7 @@ impl Fib {
 
 impl RouteTable<FlowKey4> for Fib {
     fn lookup(&self, keys: &[FlowKey4], next_hops: &mut [u16]) {
-        let n = keys.len().min(MAX_KEYS).min(next_hops.len());
-        let mut ips = [0u32; MAX_KEYS];
-        for (ip, key) in ips.iter_mut().zip(&keys[..n]) {
-            *ip = u32::from_be_bytes(key.dst);
-        }
+        let (n, mut ips) = destinations_v4(keys, next_hops.len());
         let mut hops = [0u64; MAX_KEYS];
         // SAFETY: `ips` and `hops` hold `n` entries; the lookup only reads the table.
         unsafe {
@@ -469,11 +478,7 @@ impl Fib6 {
 
 impl RouteTable<FlowKey6> for Fib6 {
     fn lookup(&self, keys: &[FlowKey6], next_hops: &mut [u16]) {
-        let n = keys.len().min(MAX_KEYS).min(next_hops.len());
-        let mut ips = [[0u8; 16]; MAX_KEYS];
-        for (ip, key) in ips.iter_mut().zip(&keys[..n]) {
-            *ip = key.dst;
-        }
+        let (n, mut ips) = destinations_v6(keys, next_hops.len());
         let mut hops = [0u64; MAX_KEYS];
         // SAFETY: `ips` and `hops` hold `n` entries; the lookup only reads the table.
         unsafe {

@@ -76,10 +76,18 @@ impl Running {
             .read_to_string(&mut stderr)
             .unwrap();
         Run {
-            stdout: self.stdout,
+            stdout: std::mem::take(&mut self.stdout),
             stderr,
             success: status.success(),
         }
+    }
+}
+
+impl Drop for Running {
+    /// A test that fails before `stop` must not leave its router running (it holds hugepages).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -69,13 +69,12 @@ fn enabled_only<T>(
                 options.portmask
             )
             .into());
-        } else {
+        } else if line > 0 {
+            // Built-in rules (line 0) name 16 ports: skipping those is expected, not news.
             skipped.push(port);
         }
     }
-    // Built-in tables name 16 ports: skipping the ones not enabled is expected, not news.
-    let from_file = options.rule_ipv4.is_some() || options.rule_ipv6.is_some();
-    if !skipped.is_empty() && from_file && !file.starts_with("built-in") {
+    if !skipped.is_empty() {
         skipped.sort_unstable();
         skipped.dedup();
         eprintln!(
@@ -84,6 +83,12 @@ fn enabled_only<T>(
         );
     }
     Ok(kept)
+}
+
+/// How messages name a rule file, or the built-in rules.
+fn rule_source(path: &Option<std::path::PathBuf>) -> String {
+    path.as_ref()
+        .map_or("built-in rules".to_owned(), |p| p.display().to_string())
 }
 
 /// The IPv4 and IPv6 tables, and for `--control` the live-changeable LPM with its routes.
@@ -105,22 +110,24 @@ fn load_routes(options: &Options) -> Result<Routes, BoxError> {
         Some(p) => rules::parse_lpm_v6(&rules::read(p)?, &p.display().to_string())?,
         None => rules::default_lpm_v6(),
     };
-    let name = |p: &Option<std::path::PathBuf>| {
-        p.as_ref()
-            .map_or("built-in routes".to_owned(), |p| p.display().to_string())
-    };
     Ok((
-        enabled_only(v4, |r| (r.port, r.line), &name(&options.rule_ipv4), options)?,
-        enabled_only(v6, |r| (r.port, r.line), &name(&options.rule_ipv6), options)?,
+        enabled_only(
+            v4,
+            |r| (r.port, r.line),
+            &rule_source(&options.rule_ipv4),
+            options,
+        )?,
+        enabled_only(
+            v6,
+            |r| (r.port, r.line),
+            &rule_source(&options.rule_ipv6),
+            options,
+        )?,
     ))
 }
 
 fn build_tables(eal: &Eal, options: &Options, router: &Arc<Router>) -> Result<Tables, BoxError> {
     let node = Some(eal.lcore_socket(eal.main_lcore()));
-    let name = |p: &Option<std::path::PathBuf>| {
-        p.as_ref()
-            .map_or("built-in rules".to_owned(), |p| p.display().to_string())
-    };
     match options.lookup {
         Lookup::Lpm => {
             let (v4, v6) = load_routes(options)?;
@@ -176,13 +183,13 @@ fn build_tables(eal: &Eal, options: &Options, router: &Arc<Router>) -> Result<Ta
             let v4 = enabled_only(
                 v4,
                 |r: &Exact<FlowKey4>| (r.port, r.line),
-                &name(&options.rule_ipv4),
+                &rule_source(&options.rule_ipv4),
                 options,
             )?;
             let v6 = enabled_only(
                 v6,
                 |r: &Exact<FlowKey6>| (r.port, r.line),
-                &name(&options.rule_ipv6),
+                &rule_source(&options.rule_ipv6),
                 options,
             )?;
             let mut em4 = ExactMatch::new(eal, (v4.len() as u32 * 2).max(1024), node)?;

@@ -135,12 +135,18 @@ fn prefix<A: std::str::FromStr>(
     }
 }
 
-pub fn parse_lpm_v4(text: &str, file: &str) -> Result<Vec<Route<Ipv4Addr>>, RuleError> {
+/// `R<prefix>/<depth> <port>` lines of one address family.
+fn parse_lpm<A: std::str::FromStr>(
+    text: &str,
+    file: &str,
+    family: &str,
+    max_depth: u8,
+) -> Result<Vec<Route<A>>, RuleError> {
     route_lines(text, file)
         .map(|l| {
             let (line, rest) = l?;
             let [net, out] = fields::<2>(rest, file, line, "PREFIX/DEPTH PORT")?;
-            let (prefix, depth) = prefix(net, 32, "IPv4", file, line)?;
+            let (prefix, depth) = prefix(net, max_depth, family, file, line)?;
             Ok(Route {
                 prefix,
                 depth,
@@ -151,20 +157,12 @@ pub fn parse_lpm_v4(text: &str, file: &str) -> Result<Vec<Route<Ipv4Addr>>, Rule
         .collect()
 }
 
+pub fn parse_lpm_v4(text: &str, file: &str) -> Result<Vec<Route<Ipv4Addr>>, RuleError> {
+    parse_lpm(text, file, "IPv4", 32)
+}
+
 pub fn parse_lpm_v6(text: &str, file: &str) -> Result<Vec<Route<Ipv6Addr>>, RuleError> {
-    route_lines(text, file)
-        .map(|l| {
-            let (line, rest) = l?;
-            let [net, out] = fields::<2>(rest, file, line, "PREFIX/DEPTH PORT")?;
-            let (prefix, depth) = prefix(net, 128, "IPv6", file, line)?;
-            Ok(Route {
-                prefix,
-                depth,
-                port: port(out, file, line)?,
-                line,
-            })
-        })
-        .collect()
+    parse_lpm(text, file, "IPv6", 128)
 }
 
 const EXACT_FORM: &str = "DST SRC DST_PORT SRC_PORT PROTOCOL PORT";
@@ -202,16 +200,23 @@ fn address<A: std::str::FromStr>(
     })
 }
 
-pub fn parse_em_v4(text: &str, file: &str) -> Result<Vec<Exact<FlowKey4>>, RuleError> {
+/// `R<dst> <src> <dport> <sport> <proto> <port>` lines of one address family, each key made
+/// by `key(dst, src, dst_port, src_port, protocol)`.
+fn parse_em<A: std::str::FromStr, K>(
+    text: &str,
+    file: &str,
+    family: &str,
+    key: impl Fn(A, A, u16, u16, u8) -> K,
+) -> Result<Vec<Exact<K>>, RuleError> {
     route_lines(text, file)
         .map(|l| {
             let (line, rest) = l?;
             let [dst, src, dport, sport, proto, out] = fields::<6>(rest, file, line, EXACT_FORM)?;
             let (dport, sport, proto) = l4_fields([dport, sport, proto], file, line)?;
-            let dst = address(dst, "IPv4", file, line)?;
-            let src = address(src, "IPv4", file, line)?;
+            let dst = address(dst, family, file, line)?;
+            let src = address(src, family, file, line)?;
             Ok(Exact {
-                key: FlowKey4::new(dst, src, dport, sport, proto),
+                key: key(dst, src, dport, sport, proto),
                 port: port(out, file, line)?,
                 line,
             })
@@ -219,21 +224,12 @@ pub fn parse_em_v4(text: &str, file: &str) -> Result<Vec<Exact<FlowKey4>>, RuleE
         .collect()
 }
 
+pub fn parse_em_v4(text: &str, file: &str) -> Result<Vec<Exact<FlowKey4>>, RuleError> {
+    parse_em(text, file, "IPv4", FlowKey4::new)
+}
+
 pub fn parse_em_v6(text: &str, file: &str) -> Result<Vec<Exact<FlowKey6>>, RuleError> {
-    route_lines(text, file)
-        .map(|l| {
-            let (line, rest) = l?;
-            let [dst, src, dport, sport, proto, out] = fields::<6>(rest, file, line, EXACT_FORM)?;
-            let (dport, sport, proto) = l4_fields([dport, sport, proto], file, line)?;
-            let dst = address(dst, "IPv6", file, line)?;
-            let src = address(src, "IPv6", file, line)?;
-            Ok(Exact {
-                key: FlowKey6::new(dst, src, dport, sport, proto),
-                port: port(out, file, line)?,
-                line,
-            })
-        })
-        .collect()
+    parse_em(text, file, "IPv6", FlowKey6::new)
 }
 
 /// Reads a rule file, naming it in the error.

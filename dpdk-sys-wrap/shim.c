@@ -6,6 +6,7 @@
  * than it moves a burst, and each poll through the shim cost a call (measured: ~7% of l2fwd's
  * rate on virtual ports). Per-packet accessors (mtod, rdtsc, pause) are in lib.rs too.
  */
+#include <string.h>
 #include <rte_errno.h>
 #include <rte_hash_crc.h>
 #include <rte_lpm.h>
@@ -65,11 +66,18 @@ unsigned int sluice_ring_sc_dequeue_burst(struct rte_ring *r, void **obj_table, 
 	return rte_ring_sc_dequeue_burst(r, obj_table, n, NULL);
 }
 
-/* IPv4 LPM lookup of a whole burst in one call (rte_lpm_lookup_bulk is a static-inline macro).
- * An entry of `next_hops` without RTE_LPM_LOOKUP_SUCCESS set is a miss. */
-void sluice_lpm_lookup_bulk(const struct rte_lpm *lpm, const uint32_t *ips, uint32_t *next_hops, unsigned int n)
+/* IPv4 LPM lookup of a whole burst in one call. Key i starts `stride * i` bytes into `keys`
+ * with its destination address in network order; its next hop goes to next_hops[i], `miss` if
+ * no route matches. */
+void sluice_lpm_lookup_keys(const struct rte_lpm *lpm, const void *keys, size_t stride,
+			    uint16_t *next_hops, unsigned int n, uint16_t miss)
 {
-	rte_lpm_lookup_bulk(lpm, ips, next_hops, n);
+	const uint8_t *key = keys;
+	for (unsigned int i = 0; i < n; i++, key += stride) {
+		uint32_t dst, hop;
+		memcpy(&dst, key, sizeof(dst));
+		next_hops[i] = rte_lpm_lookup(lpm, rte_be_to_cpu_32(dst), &hop) == 0 ? (uint16_t)hop : miss;
+	}
 }
 
 /* The CRC32 hash l3fwd's exact-match tables use, as a function pointer for rte_hash. */

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage: sluice-l3fwd [EAL options] -- -p PORTMASK [-P] [--config (port,queue,lcore)[,...]]
-                    [--lookup lpm|em|fib] [-L|-E] [--rule_ipv4=FILE] [--rule_ipv6=FILE]
+                    [--lookup lpm|em|fib|acl] [-L|-E] [--rule_ipv4=FILE] [--rule_ipv6=FILE]
+                    [--alg ALGORITHM]
                     [--eth-dest=X,MM:MM:MM:MM:MM:MM] [--rx-queue-size N] [--tx-queue-size N]
                     [--max-pkt-len LEN] [--no-numa] [--ipv6] [--parse-ptype] [--per-port-pool]
                     [--hash-entry-num N] [--mode rtc|pipeline] [--stats-period S]
@@ -22,11 +23,17 @@ l3fwd's options:
   --config LIST        which lcore polls which RX queue, e.g. \"(0,0,1),(1,0,1)\";
                        default: queue 0 of every port on the first lcore
   --lookup METHOD      lpm (default; rte_lpm/rte_lpm6), em (exact match of the 5-tuple
-                       on rte_hash) or fib (rte_fib/rte_fib6); -L and -E are lpm and em
+                       on rte_hash), fib (rte_fib/rte_fib6) or acl (rte_acl: rules on
+                       prefixes, port ranges and protocol); -L and -E are lpm and em
   --rule_ipv4=FILE     IPv4 rules, l3fwd's format: R<prefix>/<depth> <port> for lpm and
                        fib, R<dst> <src> <dport> <sport> <proto> <port> for em;
-                       default: l3fwd's built-in table (198.18.P.0/24 to port P)
+                       default: l3fwd's built-in table (198.18.P.0/24 to port P). For acl
+                       (required, as in l3fwd): @ lines drop, R lines route, first match wins:
+                       @<src/len> <dst/len> <sport lo> : <sport hi> <dport lo> : <dport hi> <proto/mask>
+                       R<same fields> <port>
   --rule_ipv6=FILE     IPv6 rules, same formats (default: 2001:200:0:P::/64 to port P)
+  --alg ALGORITHM      the ACL's classifier: scalar, sse, avx2, neon, altivec, avx512x16 or
+                       avx512x32 (default: the best this CPU runs)
   --eth-dest=X,MAC     destination MAC of packets leaving port X
                        (default 02:00:00:00:00:X, unless port X has an --addr)
   --rx-queue-size N    RX descriptors per queue (default 1024)
@@ -68,6 +75,7 @@ pub enum Lookup {
     Lpm,
     ExactMatch,
     Fib,
+    Acl,
 }
 
 /// One `(port,queue,lcore)` of `--config`.
@@ -84,6 +92,7 @@ pub struct Options {
     pub promiscuous: bool,
     pub config: Vec<QueueConfig>,
     pub lookup: Lookup,
+    pub acl_algorithm: Option<String>,
     pub rule_ipv4: Option<PathBuf>,
     pub rule_ipv6: Option<PathBuf>,
     pub eth_dest: Vec<(u16, Address)>,
@@ -155,6 +164,7 @@ fn parse_options(args: &[String]) -> Result<Options, UsageError> {
         promiscuous: false,
         config: Vec::new(),
         lookup: Lookup::Lpm,
+        acl_algorithm: None,
         rule_ipv4: None,
         rule_ipv6: None,
         eth_dest: Vec::new(),
@@ -197,21 +207,27 @@ fn parse_options(args: &[String]) -> Result<Options, UsageError> {
             "-P" => o.promiscuous = true,
             "-L" => set_lookup(Lookup::Lpm)?,
             "-E" => set_lookup(Lookup::ExactMatch)?,
-            "--lookup" => set_lookup(match value("lpm, em or fib")?.as_str() {
+            "--lookup" => set_lookup(match value("lpm, em, fib or acl")?.as_str() {
                 "lpm" => Lookup::Lpm,
                 "em" => Lookup::ExactMatch,
                 "fib" => Lookup::Fib,
-                "acl" => {
-                    return Err(usage(
-                        "--lookup acl is not supported by sluice-l3fwd yet: use lpm, em or fib",
-                    ))
-                }
+                "acl" => Lookup::Acl,
                 other => {
                     return Err(usage(format!(
-                        "unknown --lookup '{other}': expected lpm, em or fib"
+                        "unknown --lookup '{other}': expected lpm, em, fib or acl"
                     )))
                 }
             })?,
+            "--alg" => {
+                let name = value("an ACL algorithm")?;
+                if sluice::stage::table::acl_algorithm(&name).is_none() {
+                    return Err(usage(format!(
+                        "unknown --alg '{name}': expected one of {}",
+                        sluice::stage::table::ACL_ALGORITHMS
+                    )));
+                }
+                o.acl_algorithm = Some(name);
+            }
             "--config" => o.config = parse_config(&value("(port,queue,lcore) triples")?)?,
             "--rule_ipv4" => o.rule_ipv4 = Some(value("a rule file")?.into()),
             "--rule_ipv6" => o.rule_ipv6 = Some(value("a rule file")?.into()),
@@ -298,6 +314,15 @@ fn parse_options(args: &[String]) -> Result<Options, UsageError> {
                 o.portmask
             )));
         }
+    }
+    if o.lookup == Lookup::Acl && (o.rule_ipv4.is_none() || o.rule_ipv6.is_none()) {
+        return Err(usage(
+            "--lookup acl needs --rule_ipv4=FILE and --rule_ipv6=FILE (an ACL has no built-in rules), \
+             e.g. a line R0.0.0.0/0 198.18.1.0/24 0 : 65535 0 : 65535 0/0 1",
+        ));
+    }
+    if o.acl_algorithm.is_some() && o.lookup != Lookup::Acl {
+        return Err(usage("--alg chooses the ACL's classifier: it needs --lookup acl"));
     }
     if o.control.is_some() && o.lookup != Lookup::Lpm {
         return Err(usage(
@@ -473,6 +498,11 @@ mod tests {
         assert_eq!(run("-- -p 3 -E").unwrap().lookup, Lookup::ExactMatch);
         assert_eq!(run("-- -p 3 -L").unwrap().lookup, Lookup::Lpm);
         assert_eq!(run("-- -p 3 --lookup=fib").unwrap().lookup, Lookup::Fib);
+        let acl = run("-- -p 3 --lookup acl --rule_ipv4 a --rule_ipv6 b --alg scalar").unwrap();
+        assert_eq!(
+            (acl.lookup, acl.acl_algorithm.as_deref()),
+            (Lookup::Acl, Some("scalar"))
+        );
         assert_eq!(
             run("-- -p 3 --mode poll").unwrap().mode,
             Mode::RunToCompletion
@@ -501,7 +531,10 @@ mod tests {
         assert!(error("-- -p 1 --config (1,0,0)")
             .contains("port 1 (1,0,0), which -p 0x1 does not enable"));
         assert!(error("-- -p 3 --config (0,0,1),(0,0,2)").contains("appears twice"));
-        assert!(error("-- -p 3 --lookup hash").contains("expected lpm, em or fib"));
+        assert!(error("-- -p 3 --lookup hash").contains("expected lpm, em, fib or acl"));
+        assert!(error("-- -p 3 --lookup acl --rule_ipv4 a").contains("needs --rule_ipv4"));
+        assert!(error("-- -p 3 --alg sse").contains("needs --lookup acl"));
+        assert!(error("-- -p 3 --lookup acl --alg fast").contains("unknown --alg 'fast'"));
         assert!(error("-- -p 3 -L -E").contains("one lookup method"));
         assert!(error("-- -p 3 --eth-dest 1,zz").contains("expected PORT,MAC"));
         assert!(error("-- -p 3 --addr 0,10.0.0.1/33").contains("0 to 32"));

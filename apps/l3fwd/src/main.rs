@@ -14,7 +14,9 @@ use sluice::mempool::{DEFAULT_CACHE, DEFAULT_DATA_ROOM};
 use sluice::net::ethernet::Address;
 use sluice::pipeline::{Lane, Mode, Pipeline, Settings};
 use sluice::stage::router::{L3Forward, NextHopMac, Responder, Router, RouterPort};
-use sluice::stage::table::{ExactMatch, Fib, Fib6, FlowKey4, FlowKey6, Lpm, Lpm6, RouteTable};
+use sluice::stage::table::{
+    Acl, AclAction, AclRule, ExactMatch, Fib, Fib6, FlowKey4, FlowKey6, Lpm, Lpm6, RouteTable,
+};
 use sluice::stage::Stage;
 use sluice::stats::{MbufUse, RateReport};
 use sluice::worker::{IdlePolicy, StopFlag};
@@ -207,7 +209,45 @@ fn build_tables(eal: &Eal, options: &Options, router: &Arc<Router>) -> Result<Ta
                 control: None,
             })
         }
+        Lookup::Acl => {
+            let (Some(p4), Some(p6)) = (&options.rule_ipv4, &options.rule_ipv6) else {
+                unreachable!("the command line requires both rule files for acl");
+            };
+            let (f4, f6) = (p4.display().to_string(), p6.display().to_string());
+            let v4 = rules::parse_acl_v4(&rules::read(p4)?, &f4)?;
+            let v6 = rules::parse_acl_v6(&rules::read(p6)?, &f6)?;
+            let routes_to = |action: AclAction| match action {
+                AclAction::Forward(port) => port,
+                AclAction::Deny => 0, // denying rules name no port: always kept
+            };
+            let v4 = enabled_only(v4, |r| (routes_to(r.rule.action), r.line), &f4, options)?;
+            let v6 = enabled_only(v6, |r| (routes_to(r.rule.action), r.line), &f6, options)?;
+            let algorithm = options
+                .acl_algorithm
+                .as_deref()
+                .and_then(sluice::stage::table::acl_algorithm);
+            let rules4: Vec<_> = v4.iter().map(|r| r.rule).collect();
+            let rules6: Vec<_> = v6.iter().map(|r| r.rule).collect();
+            let acl4 = Acl::<FlowKey4>::new(eal, &rules4, algorithm, node)?;
+            let acl6 = Acl::<FlowKey6>::new(eal, &rules6, algorithm, node)?;
+            println!(
+                "ACL: {} IPv4 rules ({} deny) and {} IPv6 rules ({} deny)",
+                rules4.len(),
+                denying(&rules4),
+                rules6.len(),
+                denying(&rules6)
+            );
+            Ok(Tables {
+                v4: Arc::new(acl4),
+                v6: Arc::new(acl6),
+                control: None,
+            })
+        }
     }
+}
+
+fn denying<A>(rules: &[AclRule<A>]) -> usize {
+    rules.iter().filter(|r| r.action == AclAction::Deny).count()
 }
 
 /// Static neighbours: one `IP MAC` per line, `#` comments.
@@ -524,7 +564,7 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
             router.clone(),
             Some(tables.v4.clone()),
             Some(tables.v6.clone()),
-            options.lookup == Lookup::ExactMatch,
+            matches!(options.lookup, Lookup::ExactMatch | Lookup::Acl),
         )));
         pipeline.lane(Lane {
             rx,

@@ -2,8 +2,9 @@
 //! route is `R<prefix>/<depth> <port>`; for exact match, `R<dst> <src> <dst port> <src port>
 //! <protocol> <port>`. Numbers are read as C's strtoul with base 0 reads them (decimal, 0x
 //! hex), so the files DPDK ships load unchanged. Without a file, l3fwd's built-in tables.
+//! ACL files add `@` lines (see [`parse_acl_v4`]).
 
-use sluice::stage::table::{FlowKey4, FlowKey6};
+use sluice::stage::table::{AclAction, AclRule, FlowKey4, FlowKey6};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -55,18 +56,27 @@ fn c_number(text: &str) -> Option<u64> {
     }
 }
 
-/// The `R` lines of `text`, each with its line number and without the `R`.
-fn route_lines<'a>(
+/// The rule lines of `text` that start with one of `leads` (`R` routes, `@` ACL rules), each
+/// with its line number, its lead and the rest.
+fn rule_lines<'a>(
     text: &'a str,
     file: &'a str,
-) -> impl Iterator<Item = Result<(usize, &'a str), RuleError>> + 'a {
+    leads: &'static [char],
+) -> impl Iterator<Item = Result<(usize, char, &'a str), RuleError>> + 'a {
     text.lines().enumerate().filter_map(move |(i, raw)| {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             return None;
         }
-        Some(match line.strip_prefix('R') {
-            Some(rest) => Ok((i + 1, rest)),
+        Some(match line.chars().next().filter(|c| leads.contains(c)) {
+            Some(lead) => Ok((i + 1, lead, &line[1..])),
+            None if leads.contains(&'@') => Err(RuleError {
+                file: file.to_owned(),
+                line: i + 1,
+                message: format!(
+                    "'{line}' is not a rule: ACL files have @ lines (rules that drop) and R lines (rules that route); comments start with #"
+                ),
+            }),
             None => Err(RuleError {
                 file: file.to_owned(),
                 line: i + 1,
@@ -78,7 +88,25 @@ fn route_lines<'a>(
     })
 }
 
+/// The `R` lines of `text`, each with its line number and without the `R`.
+fn route_lines<'a>(
+    text: &'a str,
+    file: &'a str,
+) -> impl Iterator<Item = Result<(usize, &'a str), RuleError>> + 'a {
+    rule_lines(text, file, &['R']).map(|l| l.map(|(line, _, rest)| (line, rest)))
+}
+
 fn fields<'a, const N: usize>(
+    rest: &'a str,
+    file: &str,
+    line: usize,
+    form: &str,
+) -> Result<[&'a str; N], RuleError> {
+    lead_fields('R', rest, file, line, form)
+}
+
+fn lead_fields<'a, const N: usize>(
+    lead: char,
     rest: &'a str,
     file: &str,
     line: usize,
@@ -89,7 +117,7 @@ fn fields<'a, const N: usize>(
         file: file.to_owned(),
         line,
         message: format!(
-            "expected {N} fields ({form}), found {}: 'R{}'",
+            "expected {N} fields ({form}), found {}: '{lead}{}'",
             parts.len(),
             rest.trim()
         ),
@@ -230,6 +258,87 @@ pub fn parse_em_v4(text: &str, file: &str) -> Result<Vec<Exact<FlowKey4>>, RuleE
 
 pub fn parse_em_v6(text: &str, file: &str) -> Result<Vec<Exact<FlowKey6>>, RuleError> {
     parse_em(text, file, "IPv6", FlowKey6::new)
+}
+
+/// An ACL rule and the line it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AclLine<A> {
+    pub rule: AclRule<A>,
+    pub line: usize,
+}
+
+const ACL_FORM: &str = "SRC/LEN DST/LEN SPORT_LOW : SPORT_HIGH DPORT_LOW : DPORT_HIGH PROTO/MASK";
+
+/// l3fwd's ACL files: `@` lines drop what they match, `R` lines route it by their port;
+/// both are `SRC/LEN DST/LEN SPORT_LOW : SPORT_HIGH DPORT_LOW : DPORT_HIGH PROTO/MASK`, an
+/// `R` line followed by its port. The first matching line wins.
+fn parse_acl<A: std::str::FromStr>(
+    text: &str,
+    file: &str,
+    family: &str,
+    max_depth: u8,
+) -> Result<Vec<AclLine<A>>, RuleError> {
+    let err = |line: usize, message: String| RuleError {
+        file: file.to_owned(),
+        line,
+        message,
+    };
+    rule_lines(text, file, &['@', 'R'])
+        .map(|l| {
+            let (line, lead, rest) = l?;
+            let (fields, action) = if lead == 'R' {
+                let [f @ .., out] =
+                    lead_fields::<10>(lead, rest, file, line, &format!("{ACL_FORM} PORT"))?;
+                (f, AclAction::Forward(port(out, file, line)?))
+            } else {
+                (lead_fields::<9>(lead, rest, file, line, ACL_FORM)?, AclAction::Deny)
+            };
+            let [src, dst, slo, scolon, shi, dlo, dcolon, dhi, proto] = fields;
+            let range = |low: &str, colon: &str, high: &str, what: &str| {
+                let bound = |t: &str| c_number(t).filter(|&v| v <= 65535).map(|v| v as u16);
+                match (bound(low), colon, bound(high)) {
+                    (Some(l), ":", Some(h)) if l <= h => Ok((l, h)),
+                    _ => Err(err(
+                        line,
+                        format!(
+                            "bad {what} port range '{low} {colon} {high}': expected LOW : HIGH, 0 to 65535, LOW not above HIGH"
+                        ),
+                    )),
+                }
+            };
+            let protocol = proto
+                .split_once('/')
+                .and_then(|(v, m)| {
+                    let byte = |t: &str| c_number(t).filter(|&v| v <= 255).map(|v| v as u8);
+                    Some((byte(v)?, byte(m)?))
+                })
+                .ok_or_else(|| {
+                    err(
+                        line,
+                        format!("bad protocol '{proto}': expected VALUE/MASK such as 6/0xff (TCP) or 0/0 (any)"),
+                    )
+                })?;
+            Ok(AclLine {
+                rule: AclRule {
+                    src: prefix(src, max_depth, family, file, line)?,
+                    dst: prefix(dst, max_depth, family, file, line)?,
+                    src_ports: range(slo, scolon, shi, "source")?,
+                    dst_ports: range(dlo, dcolon, dhi, "destination")?,
+                    protocol,
+                    action,
+                },
+                line,
+            })
+        })
+        .collect()
+}
+
+pub fn parse_acl_v4(text: &str, file: &str) -> Result<Vec<AclLine<Ipv4Addr>>, RuleError> {
+    parse_acl(text, file, "IPv4", 32)
+}
+
+pub fn parse_acl_v6(text: &str, file: &str) -> Result<Vec<AclLine<Ipv6Addr>>, RuleError> {
+    parse_acl(text, file, "IPv6", 128)
 }
 
 /// Reads a rule file, naming it in the error.
@@ -382,6 +491,34 @@ mod tests {
                 .to_string(),
             "em.cfg:1: bad source port '70000': expected 0 to 65535"
         );
+    }
+
+    #[test]
+    fn acl_lines_route_or_deny_in_file_order() {
+        let text = "# ACL\n@0.0.0.0/0 10.1.0.0/16 0 : 65535 22 : 22 6/0xff\n\
+                    R0.0.0.0/0 10.0.0.0/8 0 : 65535 0 : 65535 0/0 1\n";
+        let rules = parse_acl_v4(text, "acl.cfg").unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].line, 2);
+        assert_eq!(rules[0].rule.action, AclAction::Deny);
+        assert_eq!(rules[0].rule.dst, (Ipv4Addr::new(10, 1, 0, 0), 16));
+        assert_eq!(rules[0].rule.dst_ports, (22, 22));
+        assert_eq!(rules[0].rule.protocol, (6, 0xff));
+        assert_eq!(rules[1].rule.action, AclAction::Forward(1));
+        let v6 = parse_acl_v6("R::/0 2001:db8::/32 0 : 65535 0 : 65535 17/0xff 0", "a6").unwrap();
+        assert_eq!(v6[0].rule.dst.1, 32);
+        let error = |text: &str| parse_acl_v4(text, "acl.cfg").unwrap_err().to_string();
+        assert_eq!(
+            error("@0.0.0.0/0 10.0.0.0/8 0 : 65535 80 : 22 6/0xff"),
+            "acl.cfg:1: bad destination port range '80 : 22': expected LOW : HIGH, 0 to 65535, LOW not above HIGH"
+        );
+        assert_eq!(
+            error("@0.0.0.0/0 10.0.0.0/8 0 : 65535 0 : 65535 6"),
+            "acl.cfg:1: bad protocol '6': expected VALUE/MASK such as 6/0xff (TCP) or 0/0 (any)"
+        );
+        assert!(error("R0.0.0.0/0 10.0.0.0/8 0 : 65535 0 : 65535 0/0")
+            .starts_with("acl.cfg:1: expected 10 fields (SRC/LEN"));
+        assert!(error("X1").starts_with("acl.cfg:1: 'X1' is not a rule: ACL files have @ lines"));
     }
 
     #[test]

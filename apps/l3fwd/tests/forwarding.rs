@@ -190,8 +190,24 @@ fn cases(lookup: &str) -> Vec<Case> {
             Expect::Drop("no_route")
         },
     });
+    if lookup == "acl" {
+        // ACL_V4's first line denies UDP to port 9 of 198.18.1.200.
+        list.push(Case {
+            frame: udp4([198, 18, 1, 200], [10, 0, 0, 1], 64, mac_in),
+            expect: Expect::Drop("filtered"),
+        });
+    }
     list
 }
+
+/// ACL rules that route as l3fwd's built-in LPM tables do to port 1, after one that denies.
+const ACL_V4: &str = "# deny first: the first matching line wins
+@0.0.0.0/0 198.18.1.200/32 0 : 65535 9 : 9 17/0xff
+R0.0.0.0/0 198.18.1.0/24 0 : 65535 0 : 65535 0/0 1
+R0.0.0.0/0 198.18.0.0/24 0 : 65535 0 : 65535 0/0 0
+";
+const ACL_V6: &str = "R0:0:0:0:0:0:0:0/0 2001:200:0:1:0:0:0:0/64 0 : 65535 0 : 65535 0/0 1
+";
 
 /// Forwards `cases(lookup)` from port 0 and checks port 1's output and the drop counts.
 fn check_lookup(lookup: &str, extra: &[&str]) {
@@ -214,6 +230,12 @@ fn check_lookup(lookup: &str, extra: &[&str]) {
     ));
     args.extend(strings(&["--", "-p", "0x3", "--lookup", lookup]));
     args.extend(strings(extra));
+    if lookup == "acl" {
+        std::fs::write(dir.path().join("acl4.cfg"), ACL_V4).unwrap();
+        std::fs::write(dir.path().join("acl6.cfg"), ACL_V6).unwrap();
+        args.push(format!("--rule_ipv4={}", p("acl4.cfg")));
+        args.push(format!("--rule_ipv6={}", p("acl6.cfg")));
+    }
     let running = start(&args);
     std::thread::sleep(Duration::from_millis(1500));
     let run = running.stop();
@@ -242,6 +264,7 @@ fn check_lookup(lookup: &str, extra: &[&str]) {
     reasons.sort_unstable();
     let order = [
         "truncated",
+        "filtered",
         "no_route",
         "ttl_exceeded",
         "bad_checksum",
@@ -270,6 +293,11 @@ fn fib_forwards_and_drops_as_a_router_must() {
 #[test]
 fn exact_match_forwards_and_drops_as_a_router_must() {
     check_lookup("em", &[]);
+}
+
+#[test]
+fn acl_forwards_denies_and_drops_as_a_router_must() {
+    check_lookup("acl", &[]);
 }
 
 #[test]

@@ -131,10 +131,15 @@ fn real_hosts_route_through_sluice() {
         .args(["icmp", "-w"])
         .arg(&capture)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // tcpdump says "listening on" once it captures; on a loaded machine that takes a while.
+    let mut progress = BufReader::new(tcpdump.stderr.take().unwrap());
+    let mut line = String::new();
+    while progress.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("listening on") {
+        line.clear();
+    }
     assert!(hosts.ping(1, "10.0.2.2"));
     std::thread::sleep(Duration::from_millis(300));
     let _ = tcpdump.kill();

@@ -31,6 +31,17 @@ fn fold64(acc: u64) -> u32 {
     (acc as u32 & 0xffff) + (acc as u32 >> 16)
 }
 
+/// Whether a 20-byte IPv4 header sums to 0xffff (its checksum is right). The ones'-complement
+/// sum does not depend on byte order (RFC 1071 §2(B)), so the words are read in the CPU's own.
+#[inline(always)]
+pub fn verify_plain_header(h: &[u8; 20]) -> bool {
+    let word = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    // 2^16 ≡ 1 (mod 0xffff), so the ones'-complement sum is 0xffff exactly when the plain sum
+    // of the 32-bit words is a non-zero multiple of 0xffff.
+    let acc = word(0) + word(4) + word(8) + word(12) + word(16);
+    acc != 0 && acc % 0xffff == 0
+}
+
 /// Adds partial sums.
 pub fn combine(parts: &[u32]) -> u32 {
     parts.iter().map(|&p| u64::from(p)).sum::<u64>() as u32
@@ -94,6 +105,18 @@ mod tests {
         let mut with = HEADER;
         with[10..12].copy_from_slice(&0xb861u16.to_be_bytes());
         assert_eq!(internet(&with), 0, "a correct header sums to zero");
+    }
+
+    #[test]
+    fn plain_header_check_agrees_with_the_sum() {
+        let mut with = HEADER;
+        with[10..12].copy_from_slice(&0xb861u16.to_be_bytes());
+        assert!(verify_plain_header(&with));
+        for byte in 0..20 {
+            let mut bad = with;
+            bad[byte] ^= 0x10;
+            assert!(!verify_plain_header(&bad), "byte {byte} changed");
+        }
     }
 
     #[test]

@@ -115,6 +115,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
         u32::from_be_bytes([b[0], b[1], b[2], b[3]])
     }
 
+    /// Whether this is the commonest packet, checked in one pass: a header without options
+    /// (first byte 0x45) whose total length fits the buffer and whose checksum is right, with
+    /// a TTL above 1 (so that it can be forwarded). If not, [`Packet::validate`] says why.
+    #[inline(always)]
+    pub fn is_forwardable_plain(&self) -> bool {
+        let b = self.buffer.as_ref();
+        let Some(h) = b.first_chunk::<MIN_HEADER_LEN>() else {
+            return false;
+        };
+        let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        h[field::VER_IHL] == 0x45
+            && (MIN_HEADER_LEN..=b.len()).contains(&total)
+            && h[field::TTL] > 1
+            && checksum::verify_plain_header(h)
+    }
+
     /// Whether the header (with its options) sums to zero. Call only on a header that fits
     /// the buffer (after [`Packet::validate`]'s length checks).
     pub fn verify_checksum(&self) -> bool {
@@ -135,11 +151,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// checked that the TTL is above 1.
     pub fn decrement_ttl(&mut self) {
         let b = self.buffer.as_mut();
-        let old = u16::from_be_bytes([b[field::TTL], b[field::PROTOCOL]]);
         b[field::TTL] -= 1;
-        let new = u16::from_be_bytes([b[field::TTL], b[field::PROTOCOL]]);
         let csum = u16::from_be_bytes([b[field::CHECKSUM.start], b[field::CHECKSUM.start + 1]]);
-        b[field::CHECKSUM].copy_from_slice(&checksum::update(csum, old, new).to_be_bytes());
+        // The word TTL:protocol went down by 0x100, so RFC 1624's ~m + m' is 0xfeff; the sum
+        // is under 0x1ffff, which one fold brings to 16 bits.
+        let acc = u32::from(!csum) + 0xfeff;
+        let csum = !((acc & 0xffff) + (acc >> 16)) as u16;
+        b[field::CHECKSUM].copy_from_slice(&csum.to_be_bytes());
     }
 
     pub fn set_ttl(&mut self, ttl: u8) {

@@ -3,7 +3,7 @@
 //! and ICMP echo for the router's own addresses and learns neighbours. Both share a
 //! [`Router`]: its ports, their addresses, and the neighbour table.
 
-use super::table::{FlowKey4, FlowKey6, RouteTable, NO_ROUTE};
+use super::table::{FlowKey4, FlowKey6, RouteTable, DENIED, NO_ROUTE};
 use super::{Action, Stage};
 use crate::mbuf::{Mbuf, MAX_BURST};
 use crate::net::ethernet::{self, Address, AddressPair, EtherType, Frame};
@@ -252,6 +252,43 @@ fn l4_ports(protocol: u8, l4: &[u8], wanted: bool) -> (u16, u16) {
     }
 }
 
+/// Where the fields of an untagged IPv4 frame without options are.
+mod plain {
+    use std::ops::Range;
+    pub const ETHERTYPE: Range<usize> = 12..14;
+    pub const IP: usize = 14;
+    pub const PROTOCOL: usize = IP + 9;
+    pub const SOURCE: Range<usize> = IP + 12..IP + 16;
+    pub const DESTINATION: Range<usize> = IP + 16..IP + 20;
+    pub const PORTS: Range<usize> = IP + 20..IP + 24;
+    pub const HEADERS_LEN: usize = IP + 20;
+}
+
+/// The fast path of [`classify`]: the key of an untagged IPv4 packet without options that
+/// passes every check, read straight from the frame; None sends the packet the long way.
+#[inline(always)]
+fn classify_plain_v4(data: &[u8], with_ports: bool) -> Option<FlowKey4> {
+    let frame = data.first_chunk::<{ plain::HEADERS_LEN }>()?;
+    if frame[plain::ETHERTYPE] != EtherType::IPV4.0.to_be_bytes()
+        || !ipv4::Packet::new_checked(&data[plain::IP..]).ok()?.is_forwardable_plain()
+    {
+        return None;
+    }
+    let protocol = frame[plain::PROTOCOL];
+    let mut key = FlowKey4::default();
+    key.dst.copy_from_slice(&frame[plain::DESTINATION]);
+    key.src.copy_from_slice(&frame[plain::SOURCE]);
+    key.protocol = protocol;
+    if with_ports && (protocol == ipv4::protocol::UDP || protocol == ipv4::protocol::TCP) {
+        let total = usize::from(u16::from_be_bytes([data[plain::IP + 2], data[plain::IP + 3]]));
+        if let Some(ports) = data.get(plain::PORTS).filter(|_| total >= 24) {
+            key.src_port.copy_from_slice(&ports[..2]);
+            key.dst_port.copy_from_slice(&ports[2..]);
+        }
+    }
+    Some(key)
+}
+
 /// Read-only checks of RFC 1812 §5.2.2 and §5.3.1 (the TTL), and the lookup key.
 fn classify(data: &[u8], with_ports: bool) -> Result<Class, DropReason> {
     let frame = Frame::new_checked(data).map_err(|_| DropReason::Truncated)?;
@@ -328,11 +365,15 @@ impl Forwarder<'_> {
     #[inline]
     fn v4(&mut self, m: &mut Mbuf, hop: u16) -> Action {
         let Some(Some(exit)) = self.exits.get(usize::from(hop)).copied() else {
-            return Action::drop(DropReason::NoRoute);
+            return no_exit(hop);
         };
-        let data = m.data_mut();
-        let (eth, ip) = data.split_at_mut(ethernet::HEADER_LEN);
-        let mut ip = ipv4::Packet::new_checked(ip).expect("classified");
+        // Classified: at least the headers of a packet without options (the TTL and checksum
+        // are where they are with options too).
+        let Some(headers) = m.data_mut().first_chunk_mut::<{ plain::HEADERS_LEN }>() else {
+            return Action::drop(DropReason::Truncated);
+        };
+        let (eth, ip) = headers.split_at_mut(ethernet::HEADER_LEN);
+        let mut ip = ipv4::Packet::new_checked(ip).expect("a minimal header");
         let addresses = match exit.fixed {
             Some(pair) => pair,
             None => match self.resolver.mac(IpAddr::V4(ip.dst_addr())) {
@@ -351,7 +392,7 @@ impl Forwarder<'_> {
         };
         ip.decrement_ttl();
         Frame::new_checked(eth)
-            .expect("classified")
+            .expect("an Ethernet header")
             .set_addresses(&addresses);
         Action::tx(hop)
     }
@@ -359,7 +400,7 @@ impl Forwarder<'_> {
     #[inline]
     fn v6(&mut self, m: &mut Mbuf, hop: u16) -> Action {
         let Some(Some(exit)) = self.exits.get(usize::from(hop)).copied() else {
-            return Action::drop(DropReason::NoRoute);
+            return no_exit(hop);
         };
         let data = m.data_mut();
         let (eth, ip) = data.split_at_mut(ethernet::HEADER_LEN);
@@ -377,6 +418,15 @@ impl Forwarder<'_> {
             .set_addresses(&addresses);
         Action::tx(hop)
     }
+}
+
+/// Why a packet whose lookup gave `hop` has no way out.
+fn no_exit(hop: u16) -> Action {
+    Action::drop(if hop == DENIED {
+        DropReason::Filtered
+    } else {
+        DropReason::NoRoute
+    })
 }
 
 enum Unresolved {
@@ -456,7 +506,14 @@ impl Stage for L3Forward {
         let n = packets.len().min(MAX_BURST);
         let (mut n4, mut n6) = (0, 0);
         for i in 0..n {
-            match classify(packets[i].data(), *keys_need_ports) {
+            let data = packets[i].data();
+            if let Some(key) = classify_plain_v4(data, *keys_need_ports) {
+                keys4[n4] = key;
+                at4[n4] = i as u8;
+                n4 += 1;
+                continue;
+            }
+            match classify(data, *keys_need_ports) {
                 Ok(Class::V4(key)) => {
                     keys4[n4] = key;
                     at4[n4] = i as u8;

@@ -31,6 +31,9 @@ pub struct FlowKey4 {
     padding: [u8; 3],
 }
 
+// The LPM lookup reads the destination at the start of each key.
+const _: () = assert!(std::mem::offset_of!(FlowKey4, dst) == 0);
+
 impl FlowKey4 {
     pub fn new(dst: Ipv4Addr, src: Ipv4Addr, dst_port: u16, src_port: u16, protocol: u8) -> Self {
         FlowKey4 {
@@ -229,24 +232,19 @@ impl Lpm {
 
 impl RouteTable<FlowKey4> for Lpm {
     fn lookup(&self, keys: &[FlowKey4], next_hops: &mut [u16]) {
-        let (n, ips) = destinations_v4(keys, next_hops.len());
-        let mut hops = [0u32; MAX_KEYS];
-        // SAFETY: `ips` and `hops` hold `n` entries; lookups may run concurrently.
+        let n = keys.len().min(next_hops.len());
+        // SAFETY: `keys` and `next_hops` hold `n` entries; each key starts with the destination
+        // in network order, as the shim reads it; lookups may run concurrently.
         unsafe {
-            dpdk_sys::sluice_lpm_lookup_bulk(
+            dpdk_sys::sluice_lpm_lookup_keys(
                 self.raw.as_ptr(),
-                ips.as_ptr(),
-                hops.as_mut_ptr(),
+                keys.as_ptr().cast(),
+                std::mem::size_of::<FlowKey4>(),
+                next_hops.as_mut_ptr(),
                 n as u32,
+                NO_ROUTE,
             )
         };
-        for (out, &hop) in next_hops.iter_mut().zip(&hops[..n]) {
-            *out = if hop & dpdk_sys::RTE_LPM_LOOKUP_SUCCESS != 0 {
-                hop as u16
-            } else {
-                NO_ROUTE
-            };
-        }
     }
 
     fn reader_online(&self) {
@@ -587,5 +585,299 @@ impl<K: ExactKey> Drop for ExactMatch<K> {
     fn drop(&mut self) {
         // SAFETY: the last handle; no reader is left.
         unsafe { dpdk_sys::rte_hash_free(self.raw.as_ptr()) }
+    }
+}
+
+/// The next hop [`Acl`] gives a packet an ACL rule denies (it is dropped as `filtered`).
+pub const DENIED: u16 = u16::MAX - 1;
+
+/// What an ACL rule does with the packets it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AclAction {
+    /// Route them by this port.
+    Forward(u16),
+    /// Drop them.
+    Deny,
+}
+
+/// One rule of an [`Acl`] (l3fwd's ClassBench-style lines): prefixes of the source and
+/// destination, inclusive ranges of their ports, and the protocol under a mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AclRule<A> {
+    pub src: (A, u8),
+    pub dst: (A, u8),
+    pub src_ports: (u16, u16),
+    pub dst_ports: (u16, u16),
+    /// Value and mask: (6, 0xff) is TCP only, (0, 0) any protocol.
+    pub protocol: (u8, u8),
+    pub action: AclAction,
+}
+
+/// A key type an ACL classifies: where its fields lie, and how a rule becomes ACL fields.
+pub trait AclKey: Copy + Send + Sync + 'static {
+    type Addr: Copy;
+    /// The number of ACL fields.
+    const FIELDS: usize;
+    /// rte_acl's field definitions over the key's bytes.
+    fn field_defs() -> Vec<dpdk_sys::rte_acl_field_def>;
+    /// A rule's fields, in the order of [`AclKey::field_defs`].
+    fn rule_fields(rule: &AclRule<Self::Addr>) -> Vec<dpdk_sys::rte_acl_field>;
+}
+
+fn acl_def(
+    kind: u32,
+    size: usize,
+    index: usize,
+    input: usize,
+    offset: usize,
+) -> dpdk_sys::rte_acl_field_def {
+    dpdk_sys::rte_acl_field_def {
+        type_: kind as u8,
+        size: size as u8,
+        field_index: index as u8,
+        input_index: input as u8,
+        offset: offset as u32,
+    }
+}
+
+fn acl_field(value: u64, mask_range: u64) -> dpdk_sys::rte_acl_field {
+    dpdk_sys::rte_acl_field {
+        value: dpdk_sys::rte_acl_field_types { u64_: value },
+        mask_range: dpdk_sys::rte_acl_field_types { u64_: mask_range },
+    }
+}
+
+/// The definitions shared by both families: the protocol first (rte_acl wants a one-byte
+/// field first, alone in its 4-byte input), then the addresses in 4-byte words, then the two
+/// ports, which share one input and so must be defined in the order they lie in the key.
+fn acl_defs(
+    protocol_at: usize,
+    src_at: usize,
+    dst_at: usize,
+    words: usize,
+    ports_at: usize,
+) -> Vec<dpdk_sys::rte_acl_field_def> {
+    use dpdk_sys::{RTE_ACL_FIELD_TYPE_BITMASK, RTE_ACL_FIELD_TYPE_MASK, RTE_ACL_FIELD_TYPE_RANGE};
+    let mut defs = vec![acl_def(RTE_ACL_FIELD_TYPE_BITMASK, 1, 0, 0, protocol_at)];
+    for (base, at) in [(0, src_at), (words, dst_at)] {
+        for w in 0..words {
+            let index = 1 + base + w;
+            defs.push(acl_def(RTE_ACL_FIELD_TYPE_MASK, 4, index, index, at + 4 * w));
+        }
+    }
+    let ports = 1 + 2 * words;
+    // The key holds the destination port first.
+    defs.push(acl_def(RTE_ACL_FIELD_TYPE_RANGE, 2, ports, ports, ports_at));
+    defs.push(acl_def(RTE_ACL_FIELD_TYPE_RANGE, 2, ports + 1, ports, ports_at + 2));
+    defs
+}
+
+/// A prefix as rte_acl's 32-bit MASK fields: each word's value (host order) and how many of
+/// its bits the prefix covers.
+fn prefix_words(octets: &[u8], len: u8) -> impl Iterator<Item = dpdk_sys::rte_acl_field> + '_ {
+    octets.chunks_exact(4).enumerate().map(move |(w, bytes)| {
+        let covered = u64::from(len).saturating_sub(32 * w as u64).min(32);
+        let value = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        acl_field(u64::from(value), covered)
+    })
+}
+
+fn rule_fields(
+    src: (&[u8], u8),
+    dst: (&[u8], u8),
+    rule_ports: [(u16, u16); 2],
+    protocol: (u8, u8),
+) -> Vec<dpdk_sys::rte_acl_field> {
+    let mut fields = vec![acl_field(u64::from(protocol.0), u64::from(protocol.1))];
+    fields.extend(prefix_words(src.0, src.1));
+    fields.extend(prefix_words(dst.0, dst.1));
+    for (low, high) in rule_ports {
+        fields.push(acl_field(u64::from(low), u64::from(high)));
+    }
+    fields
+}
+
+impl AclKey for FlowKey4 {
+    type Addr = Ipv4Addr;
+    const FIELDS: usize = 5;
+
+    fn field_defs() -> Vec<dpdk_sys::rte_acl_field_def> {
+        acl_defs(12, 4, 0, 1, 8)
+    }
+
+    fn rule_fields(r: &AclRule<Ipv4Addr>) -> Vec<dpdk_sys::rte_acl_field> {
+        rule_fields(
+            (&r.src.0.octets(), r.src.1),
+            (&r.dst.0.octets(), r.dst.1),
+            [r.dst_ports, r.src_ports],
+            r.protocol,
+        )
+    }
+}
+
+impl AclKey for FlowKey6 {
+    type Addr = Ipv6Addr;
+    const FIELDS: usize = 11;
+
+    fn field_defs() -> Vec<dpdk_sys::rte_acl_field_def> {
+        acl_defs(36, 16, 0, 4, 32)
+    }
+
+    fn rule_fields(r: &AclRule<Ipv6Addr>) -> Vec<dpdk_sys::rte_acl_field> {
+        rule_fields(
+            (&r.src.0.octets(), r.src.1),
+            (&r.dst.0.octets(), r.dst.1),
+            [r.dst_ports, r.src_ports],
+            r.protocol,
+        )
+    }
+}
+
+/// ACL userdata of a denying rule (forwarding rules carry port + 1; 0 is no match).
+const ACL_DENY: u32 = 0x8000_0000;
+
+/// Which implementation rte_acl classifies with (l3fwd's `--alg`).
+pub fn acl_algorithm(name: &str) -> Option<dpdk_sys::rte_acl_classify_alg> {
+    Some(match name {
+        "scalar" => dpdk_sys::RTE_ACL_CLASSIFY_SCALAR,
+        "sse" => dpdk_sys::RTE_ACL_CLASSIFY_SSE,
+        "avx2" => dpdk_sys::RTE_ACL_CLASSIFY_AVX2,
+        "neon" => dpdk_sys::RTE_ACL_CLASSIFY_NEON,
+        "altivec" => dpdk_sys::RTE_ACL_CLASSIFY_ALTIVEC,
+        "avx512x16" => dpdk_sys::RTE_ACL_CLASSIFY_AVX512X16,
+        "avx512x32" => dpdk_sys::RTE_ACL_CLASSIFY_AVX512X32,
+        _ => return None,
+    })
+}
+
+/// The names [`acl_algorithm`] takes.
+pub const ACL_ALGORITHMS: &str = "scalar, sse, avx2, neon, altivec, avx512x16, avx512x32";
+
+/// Classification of the 5-tuple by rules with prefixes, port ranges and priorities, on
+/// rte_acl; built once from its rules, the earlier of two matching rules winning (as in
+/// l3fwd, where a file's first lines have the highest priority).
+pub struct Acl<K: AclKey> {
+    raw: NonNull<dpdk_sys::rte_acl_ctx>,
+    _key: std::marker::PhantomData<fn(&K)>,
+}
+
+// SAFETY: rte_acl_classify only reads the built context, from any number of threads.
+unsafe impl<K: AclKey> Send for Acl<K> {}
+// SAFETY: as above.
+unsafe impl<K: AclKey> Sync for Acl<K> {}
+
+impl<K: AclKey> Acl<K> {
+    pub fn new(
+        _eal: &Eal,
+        rules: &[AclRule<K::Addr>],
+        algorithm: Option<dpdk_sys::rte_acl_classify_alg>,
+        node: Option<u32>,
+    ) -> Result<Acl<K>, Error> {
+        let name = unique_name("acl");
+        // An rte_acl_rule is its data then its fields (RTE_ACL_RULE_SZ).
+        let data_len = std::mem::size_of::<dpdk_sys::rte_acl_rule>();
+        let field_len = std::mem::size_of::<dpdk_sys::rte_acl_field>();
+        let rule_size = data_len + field_len * K::FIELDS;
+        let params = dpdk_sys::rte_acl_param {
+            name: name.as_ptr(),
+            socket_id: socket(node),
+            rule_size: rule_size as u32,
+            max_rule_num: rules.len().max(1) as u32,
+        };
+        // SAFETY: valid parameters; the EAL is up.
+        let raw = unsafe { dpdk_sys::rte_acl_create(&params) };
+        let raw = NonNull::new(raw).ok_or_else(|| Error::from_rte_errno("rte_acl_create"))?;
+        let acl = Acl {
+            raw,
+            _key: std::marker::PhantomData,
+        };
+        if let Some(alg) = algorithm {
+            // SAFETY: a live context.
+            let ret = unsafe { dpdk_sys::rte_acl_set_ctx_classify(raw.as_ptr(), alg) };
+            if ret != 0 {
+                return Err(Error::Config(
+                    "this CPU or DPDK build cannot run the chosen --alg: try scalar or sse".into(),
+                ));
+            }
+        }
+        // The rules as rte_acl lays them out, as u64 words so that the fields are aligned.
+        let mut bytes = vec![0u64; (rule_size * rules.len()).div_ceil(8)];
+        let max_priority = dpdk_sys::RTE_ACL_MAX_PRIORITY as usize;
+        for (i, rule) in rules.iter().enumerate() {
+            let data = dpdk_sys::rte_acl_rule_data {
+                category_mask: 1,
+                priority: max_priority.saturating_sub(i).max(1) as i32,
+                userdata: match rule.action {
+                    AclAction::Forward(port) => u32::from(port) + 1,
+                    AclAction::Deny => ACL_DENY,
+                },
+            };
+            let fields = K::rule_fields(rule);
+            debug_assert_eq!(fields.len(), K::FIELDS);
+            // SAFETY: rule i's `rule_size` bytes lie inside `bytes`, 8-aligned (rule_size is a
+            // multiple of 8), and are written as the C layout: the data, then the fields.
+            unsafe {
+                let start = bytes.as_mut_ptr().cast::<u8>().add(i * rule_size);
+                start.cast::<dpdk_sys::rte_acl_rule_data>().write(data);
+                let at = start.add(data_len).cast::<dpdk_sys::rte_acl_field>();
+                std::ptr::copy_nonoverlapping(fields.as_ptr(), at, K::FIELDS);
+            }
+        }
+        // SAFETY: `rules.len()` rules of `rule_size` bytes each, as created.
+        let ret = unsafe {
+            dpdk_sys::rte_acl_add_rules(raw.as_ptr(), bytes.as_ptr().cast(), rules.len() as u32)
+        };
+        if ret != 0 {
+            return Err(Error::from_ret("adding ACL rules", ret));
+        }
+        let defs = K::field_defs();
+        let mut config = dpdk_sys::rte_acl_config {
+            num_categories: 1,
+            num_fields: defs.len() as u32,
+            ..Default::default()
+        };
+        config.defs[..defs.len()].copy_from_slice(&defs);
+        // SAFETY: a live context with its rules; the config is complete.
+        let ret = unsafe { dpdk_sys::rte_acl_build(raw.as_ptr(), &config) };
+        if ret != 0 {
+            return Err(Error::from_ret("building the ACL", ret));
+        }
+        Ok(acl)
+    }
+}
+
+impl<K: AclKey> RouteTable<K> for Acl<K> {
+    fn lookup(&self, keys: &[K], next_hops: &mut [u16]) {
+        let n = keys.len().min(MAX_KEYS).min(next_hops.len());
+        let mut data = [std::ptr::null::<u8>(); MAX_KEYS];
+        for (d, key) in data.iter_mut().zip(&keys[..n]) {
+            *d = (key as *const K).cast();
+        }
+        let mut results = [0u32; MAX_KEYS];
+        // SAFETY: `n` pointers to whole keys, which the field definitions lie within, and
+        // `n` result slots for one category; classification only reads the context.
+        unsafe {
+            dpdk_sys::rte_acl_classify(
+                self.raw.as_ptr(),
+                data.as_mut_ptr(),
+                results.as_mut_ptr(),
+                n as u32,
+                1,
+            )
+        };
+        for (out, &result) in next_hops.iter_mut().zip(&results[..n]) {
+            *out = match result {
+                0 => NO_ROUTE,
+                ACL_DENY => DENIED,
+                port => (port - 1) as u16,
+            };
+        }
+    }
+}
+
+impl<K: AclKey> Drop for Acl<K> {
+    fn drop(&mut self) {
+        // SAFETY: the last handle; no reader is left.
+        unsafe { dpdk_sys::rte_acl_free(self.raw.as_ptr()) }
     }
 }

@@ -121,6 +121,7 @@ fn real_hosts_route_through_sluice() {
             "tcpdump",
             "-n",
             "-U", // write each packet at once: the capture is killed, not stopped
+            "--immediate-mode", // and take it from the kernel at once, not once a second
             "-Z", // keep root: the capture file is in the test's private directory
             "root",
             "-c",
@@ -160,7 +161,12 @@ fn real_hosts_route_through_sluice() {
                 .to_owned()
                 + text.lines().nth(i).unwrap()
         })
-        .unwrap_or_else(|| panic!("no forwarded echo request captured:\n{text}"));
+        .unwrap_or_else(|| {
+            panic!(
+                "no forwarded echo request captured:\n{text}\n{}",
+                String::from_utf8_lossy(&seen.stderr)
+            )
+        });
     assert!(request.contains("ttl 63"), "{request}");
     assert!(
         !text.contains("bad cksum") && !text.contains("wrong icmp cksum"),

@@ -51,8 +51,9 @@ l3fwd's options:
 Sluice's options:
   --stats-period S     one line of rates every S seconds (default 0: off)
   --addr PORT,IP/LEN   an address of the router on PORT (repeatable; IPv4 or IPv6): the
-                       router answers ARP and ping for it, and resolves next hops on that
-                       port by ARP instead of using a fixed destination MAC
+                       router answers ARP, neighbour solicitations and ping for it, and
+                       resolves next hops on that port by ARP and neighbour discovery
+                       instead of using a fixed destination MAC
   --neighbours FILE    static neighbours, one \"IP MAC\" per line (# comments)
   --control PATH       a Unix socket taking one command per line: route add PREFIX/LEN PORT,
                        route del PREFIX/LEN, routes, neighbours, stats (needs --lookup lpm)
@@ -322,7 +323,9 @@ fn parse_options(args: &[String]) -> Result<Options, UsageError> {
         ));
     }
     if o.acl_algorithm.is_some() && o.lookup != Lookup::Acl {
-        return Err(usage("--alg chooses the ACL's classifier: it needs --lookup acl"));
+        return Err(usage(
+            "--alg chooses the ACL's classifier: it needs --lookup acl",
+        ));
     }
     if o.control.is_some() && o.lookup != Lookup::Lpm {
         return Err(usage(

@@ -120,9 +120,9 @@ fn real_hosts_route_through_sluice() {
             &format!("{}-h2", hosts.0),
             "tcpdump",
             "-n",
-            "-U", // write each packet at once: the capture is killed, not stopped
+            "-U",               // write each packet at once: the capture is killed, not stopped
             "--immediate-mode", // and take it from the kernel at once, not once a second
-            "-Z", // keep root: the capture file is in the test's private directory
+            "-Z",               // keep root: the capture file is in the test's private directory
             "root",
             "-c",
             "2",
@@ -219,4 +219,62 @@ fn real_hosts_route_through_sluice() {
         "the deleted route's drops are counted:\n{}",
         run.stdout
     );
+}
+
+#[test]
+fn real_ipv6_hosts_route_through_sluice_with_neighbour_discovery() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let hosts = Hosts::up();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let routes = dir.path().join("routes6.cfg");
+    std::fs::write(&routes, "Rfd00:1::/64 0\nRfd00:2::/64 1\n").unwrap();
+    let mut args = strings(&["-l", "0", "-m", "128", "--log-level=*:warning"]);
+    for i in 1..=2 {
+        args.push(format!(
+            "--vdev=net_af_packet{},iface={}-r{i}",
+            i - 1,
+            hosts.0
+        ));
+    }
+    args.extend(strings(&[
+        "--",
+        "-p",
+        "0x3",
+        "--addr",
+        "0,fd00:1::1/64",
+        "--addr",
+        "1,fd00:2::1/64",
+    ]));
+    args.push(format!("--rule_ipv6={}", routes.display()));
+    args.push(format!("--control={}", socket.display()));
+    let router = start(&args);
+
+    // The hosts resolve the router by neighbour solicitation, and it answers their pings.
+    assert!(hosts.ping(1, "fd00:1::1"), "host 1 cannot ping the router");
+    assert!(hosts.ping(2, "fd00:2::1"), "host 2 cannot ping the router");
+    // The first packet to an unresolved host becomes the router's solicitation for it.
+    let _ = hosts.ping(1, "fd00:2::2");
+    assert!(hosts.ping(1, "fd00:2::2"), "host 1 cannot ping host 2");
+    assert!(hosts.ping(2, "fd00:1::2"), "host 2 cannot ping host 1");
+    let neighbours = control(&socket, "neighbours");
+    assert!(
+        neighbours.contains("fd00:2::2") && neighbours.contains("fd00:1::2"),
+        "{neighbours}"
+    );
+    // The hosts' own view: the router's MAC, learned from its advertisements.
+    let cache = hosts.exec(1, &["ip", "-6", "neigh", "show", "fd00:1::1"]);
+    let cache = String::from_utf8_lossy(&cache.stdout);
+    assert!(
+        cache.contains("lladdr") && cache.contains("router"),
+        "{cache}"
+    );
+
+    let run = router.stop();
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
 }

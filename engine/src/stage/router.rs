@@ -1,12 +1,14 @@
 //! The stages of an IPv4/IPv6 router (RFC 1812): [`L3Forward`], the fast path of header
-//! checks, route lookup, TTL decrement and MAC rewrite; and [`Responder`], which answers ARP
-//! and ICMP echo for the router's own addresses and learns neighbours. Both share a
+//! checks, route lookup, TTL decrement and MAC rewrite; and [`Responder`], which answers ARP,
+//! neighbour solicitations and echo requests for the router's own addresses and learns
+//! neighbours. Both share a
 //! [`Router`]: its ports, their addresses, and the neighbour table.
 
 use super::table::{FlowKey4, FlowKey6, RouteTable, DENIED, NO_ROUTE};
 use super::{Action, Stage};
 use crate::mbuf::{Mbuf, MAX_BURST};
 use crate::net::ethernet::{self, Address, AddressPair, EtherType, Frame};
+use crate::net::icmpv6::{self, NeighbourKind, NeighbourRepr};
 use crate::net::{arp, icmp, ipv4, ipv6, udp};
 use crate::stats::DropReason;
 use std::collections::HashMap;
@@ -141,6 +143,11 @@ impl Router {
         let on_link = port.v4.iter().find(|(a, len)| same_subnet(*a, ip, *len));
         on_link.or(port.v4.first()).map(|(a, _)| *a)
     }
+
+    fn source_v6(&self, port: &RouterPort, ip: &Ipv6Addr) -> Option<Ipv6Addr> {
+        let on_link = port.v6.iter().find(|(a, len)| same_subnet_v6(a, ip, *len));
+        on_link.or(port.v6.first()).map(|(a, _)| *a)
+    }
 }
 
 fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, len: u8) -> bool {
@@ -148,9 +155,14 @@ fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, len: u8) -> bool {
     u32::from(a) & mask == u32::from(b) & mask
 }
 
-/// An ARP request for the same address goes out at most this often; packets to it in between
-/// are dropped as `no_neighbour`.
-const ARP_RETRY: Duration = Duration::from_millis(100);
+fn same_subnet_v6(a: &Ipv6Addr, b: &Ipv6Addr, len: u8) -> bool {
+    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+    u128::from(*a) & mask == u128::from(*b) & mask
+}
+
+/// An ARP request or neighbour solicitation for the same address goes out at most this often;
+/// packets to it in between are dropped as `no_neighbour`.
+const RESOLVE_RETRY: Duration = Duration::from_millis(100);
 
 /// Checks, looks up, decrements TTL and rewrites MACs; see the module documentation.
 pub struct L3Forward {
@@ -184,12 +196,13 @@ struct Exit {
     fixed: Option<AddressPair>,
 }
 
-/// This worker's copy of the neighbour table, and the ARP requests it has sent.
+/// This worker's copy of the neighbour table, and the requests (ARP, neighbour solicitation)
+/// it has sent.
 struct Resolver {
     enabled: bool,
     neighbours: HashMap<IpAddr, Address>,
     seen: u64,
-    arp_sent: HashMap<Ipv4Addr, Instant>,
+    requested: HashMap<IpAddr, Instant>,
 }
 
 impl L3Forward {
@@ -217,7 +230,7 @@ impl L3Forward {
             enabled: router.resolves(),
             neighbours: HashMap::new(),
             seen: u64::MAX,
-            arp_sent: HashMap::new(),
+            requested: HashMap::new(),
         };
         L3Forward {
             router,
@@ -270,7 +283,9 @@ mod plain {
 fn classify_plain_v4(data: &[u8], with_ports: bool) -> Option<FlowKey4> {
     let frame = data.first_chunk::<{ plain::HEADERS_LEN }>()?;
     if frame[plain::ETHERTYPE] != EtherType::IPV4.0.to_be_bytes()
-        || !ipv4::Packet::new_checked(&data[plain::IP..]).ok()?.is_forwardable_plain()
+        || !ipv4::Packet::new_checked(&data[plain::IP..])
+            .ok()?
+            .is_forwardable_plain()
     {
         return None;
     }
@@ -280,7 +295,10 @@ fn classify_plain_v4(data: &[u8], with_ports: bool) -> Option<FlowKey4> {
     key.src.copy_from_slice(&frame[plain::SOURCE]);
     key.protocol = protocol;
     if with_ports && (protocol == ipv4::protocol::UDP || protocol == ipv4::protocol::TCP) {
-        let total = usize::from(u16::from_be_bytes([data[plain::IP + 2], data[plain::IP + 3]]));
+        let total = usize::from(u16::from_be_bytes([
+            data[plain::IP + 2],
+            data[plain::IP + 3],
+        ]));
         if let Some(ports) = data.get(plain::PORTS).filter(|_| total >= 24) {
             key.src_port.copy_from_slice(&ports[..2]);
             key.dst_port.copy_from_slice(&ports[2..]);
@@ -339,14 +357,11 @@ impl Resolver {
         if let Some(mac) = self.neighbours.get(&dst) {
             return Ok(*mac);
         }
-        let IpAddr::V4(dst) = dst else {
-            return Err(Unresolved::Drop);
-        };
         let now = Instant::now();
-        match self.arp_sent.get(&dst) {
-            Some(sent) if now.duration_since(*sent) < ARP_RETRY => Err(Unresolved::Drop),
+        match self.requested.get(&dst) {
+            Some(sent) if now.duration_since(*sent) < RESOLVE_RETRY => Err(Unresolved::Drop),
             _ => {
-                self.arp_sent.insert(dst, now);
+                self.requested.insert(dst, now);
                 Err(Unresolved::Request(dst))
             }
         }
@@ -383,6 +398,9 @@ impl Forwarder<'_> {
                     // The packet's buffer becomes the ARP request for its next hop: the
                     // first packet to an unknown neighbour is the one a resolving router loses.
                     let port = self.router.port(hop).expect("exit");
+                    let IpAddr::V4(target) = target else {
+                        unreachable!("asked for an IPv4 address")
+                    };
                     return match self.router.source_v4(port, target) {
                         Some(source) => arp_request(m, port.mac, source, target, hop),
                         None => Action::drop(DropReason::NoNeighbour),
@@ -409,7 +427,18 @@ impl Forwarder<'_> {
             Some(pair) => pair,
             None => match self.resolver.mac(IpAddr::V6(ip.dst_addr())) {
                 Ok(mac) => AddressPair::new(mac, exit.mac),
-                Err(_) => return Action::drop(DropReason::NoNeighbour),
+                Err(Unresolved::Drop) => return Action::drop(DropReason::NoNeighbour),
+                Err(Unresolved::Request(target)) => {
+                    // As for ARP: the packet becomes the neighbour solicitation.
+                    let port = self.router.port(hop).expect("exit");
+                    let IpAddr::V6(target) = target else {
+                        unreachable!("asked for an IPv6 address")
+                    };
+                    return match self.router.source_v6(port, &target) {
+                        Some(source) => neighbour_solicitation(m, port.mac, source, target, hop),
+                        None => Action::drop(DropReason::NoNeighbour),
+                    };
+                }
             },
         };
         ip.decrement_hop_limit();
@@ -430,8 +459,8 @@ fn no_exit(hop: u16) -> Action {
 }
 
 enum Unresolved {
-    /// Send this ARP request in the packet's place.
-    Request(Ipv4Addr),
+    /// Send an ARP request or neighbour solicitation for this address in the packet's place.
+    Request(IpAddr),
     /// A request is already out: drop.
     Drop,
 }
@@ -469,6 +498,63 @@ fn emit_arp(data: &mut [u8], dst: Address, src: Address, repr: &arp::Repr) -> bo
     frame.set_addresses(&AddressPair::new(dst, src));
     frame.set_ethertype(EtherType::ARP);
     repr.emit(&mut data[ethernet::HEADER_LEN..]).is_ok()
+}
+
+/// Rewrites `m` into a neighbour solicitation for `target` from `source` on the port, sent to
+/// the target's solicited-node group.
+fn neighbour_solicitation(
+    m: &mut Mbuf,
+    mac: Address,
+    source: Ipv6Addr,
+    target: Ipv6Addr,
+    port: u16,
+) -> Action {
+    let group = icmpv6::solicited_node(&target);
+    let solicitation = NeighbourRepr {
+        kind: NeighbourKind::Solicitation,
+        target,
+        link_addr: Some(mac),
+    };
+    let macs = AddressPair::new(icmpv6::multicast_mac(&group), mac);
+    if emit_neighbour(m, macs, (source, group), &solicitation) {
+        Action::tx(port)
+    } else {
+        Action::drop(DropReason::NoNeighbour)
+    }
+}
+
+/// Writes an Ethernet header, an IPv6 header and a neighbour discovery message over `m`,
+/// growing it if it is shorter; bytes past them are padding (the payload length ends the
+/// packet).
+fn emit_neighbour(
+    m: &mut Mbuf,
+    macs: AddressPair,
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    repr: &NeighbourRepr,
+) -> bool {
+    const IP_AT: usize = ethernet::HEADER_LEN;
+    const MESSAGE_AT: usize = IP_AT + ipv6::HEADER_LEN;
+    const LEN: usize = MESSAGE_AT + icmpv6::NEIGHBOUR_LEN;
+    let short = LEN.saturating_sub(m.data().len());
+    if m.segments() != 1 || (short > 0 && m.append(short as u16).is_none()) {
+        return false;
+    }
+    let data = m.data_mut();
+    let mut frame = Frame::new_checked(&mut data[..]).expect("grown to fit");
+    frame.set_addresses(&macs);
+    frame.set_ethertype(EtherType::IPV6);
+    let header = ipv6::Repr {
+        src,
+        dst,
+        next_header: icmpv6::NEXT_HEADER,
+        hop_limit: icmpv6::ND_HOP_LIMIT,
+        payload_len: icmpv6::NEIGHBOUR_LEN as u16,
+    };
+    if header.emit(&mut data[IP_AT..]).is_err() || repr.emit(&mut data[MESSAGE_AT..]).is_err() {
+        return false;
+    }
+    icmpv6::fill_checksum(&src, &dst, &mut data[MESSAGE_AT..LEN]);
+    true
 }
 
 impl Stage for L3Forward {
@@ -566,9 +652,10 @@ impl Drop for L3Forward {
     }
 }
 
-/// Answers ARP requests and ICMP echo requests for the router's own addresses, learns
-/// neighbours from ARP, and consumes whatever else is addressed to the router; every other
-/// packet goes on to the next stage untouched.
+/// Answers ARP requests, neighbour solicitations and ICMP/ICMPv6 echo requests for the
+/// router's own addresses, learns neighbours from ARP and neighbour discovery, and consumes
+/// whatever else is addressed to the router; every other packet goes on to the next stage
+/// untouched.
 pub struct Responder {
     router: Arc<Router>,
 }
@@ -653,6 +740,118 @@ impl Responder {
         frame.set_addresses(&AddressPair::new(to, from));
         Action::tx(rx)
     }
+
+    /// A neighbour solicitation or advertisement (RFC 4861 §7.1.1 and §7.1.2 checks):
+    /// solicitations for our addresses are answered, both teach us their sender's MAC, and
+    /// none goes further (they are link-local by nature).
+    fn neighbour_v6(&self, m: &mut Mbuf) -> Action {
+        let rx = m.port();
+        let Some(port) = self.router.port(rx) else {
+            return Action::drop(DropReason::Unsupported);
+        };
+        let data = m.data();
+        let sender_mac = Frame::new_checked(data).expect("classified").src_addr();
+        let Ok(ip) = ipv6::Packet::new_checked(&data[ethernet::HEADER_LEN..]) else {
+            return Action::drop(DropReason::Truncated);
+        };
+        if ip.validate().is_err() {
+            return Action::drop(DropReason::BadHeader);
+        }
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        if icmpv6::checksum(&src, &dst, ip.payload()) != 0 {
+            return Action::drop(DropReason::BadChecksum);
+        }
+        let message = match NeighbourRepr::parse(ip.payload()) {
+            Ok(nd) if ip.hop_limit() == icmpv6::ND_HOP_LIMIT => nd,
+            _ => return Action::drop(DropReason::BadHeader),
+        };
+        let neighbours = &self.router.neighbours;
+        let ours = port.v6.iter().any(|(a, _)| *a == message.target);
+        match message.kind {
+            NeighbourKind::Advertisement(_) => {
+                let mac = message.link_addr.unwrap_or(sender_mac);
+                neighbours.learn(IpAddr::V6(message.target), mac);
+                Action::drop(DropReason::Local)
+            }
+            NeighbourKind::Solicitation if !ours => Action::drop(DropReason::Local),
+            NeighbourKind::Solicitation => {
+                // From the unspecified address (duplicate address detection) the answer goes
+                // to all nodes, unsolicited; otherwise back to the sender, who is learned.
+                let (to, to_mac, flags) = if src.is_unspecified() {
+                    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+                    let mac = icmpv6::multicast_mac(&all_nodes);
+                    (all_nodes, mac, icmpv6::FLAG_ROUTER | icmpv6::FLAG_OVERRIDE)
+                } else {
+                    let mac = message.link_addr.unwrap_or(sender_mac);
+                    neighbours.learn(IpAddr::V6(src), mac);
+                    let flags =
+                        icmpv6::FLAG_ROUTER | icmpv6::FLAG_SOLICITED | icmpv6::FLAG_OVERRIDE;
+                    (src, mac, flags)
+                };
+                let advertisement = NeighbourRepr {
+                    kind: NeighbourKind::Advertisement(flags),
+                    target: message.target,
+                    link_addr: Some(port.mac),
+                };
+                let macs = AddressPair::new(to_mac, port.mac);
+                if emit_neighbour(m, macs, (message.target, to), &advertisement) {
+                    Action::tx(rx)
+                } else {
+                    Action::drop(DropReason::Truncated)
+                }
+            }
+        }
+    }
+
+    /// An IPv6 packet to one of our addresses: an echo request is answered, the rest consumed.
+    fn local_v6(&self, m: &mut Mbuf) -> Action {
+        let rx = m.port();
+        let data = m.data_mut();
+        let (eth, rest) = data.split_at_mut(ethernet::HEADER_LEN);
+        let Ok(ip) = ipv6::Packet::new_checked(&*rest) else {
+            return Action::drop(DropReason::Truncated);
+        };
+        if ip.validate().is_err() {
+            return Action::drop(DropReason::BadHeader);
+        }
+        let (src, dst, end) = (
+            ip.src_addr(),
+            ip.dst_addr(),
+            ipv6::HEADER_LEN + ip.payload().len(),
+        );
+        if ip.next_header() != icmpv6::NEXT_HEADER {
+            return Action::drop(DropReason::Local);
+        }
+        let (header, message) = rest[..end].split_at_mut(ipv6::HEADER_LEN);
+        let is_request = message.len() >= icmpv6::HEADER_LEN
+            && message[..2] == [icmpv6::ECHO_REQUEST, 0]
+            && icmpv6::checksum(&src, &dst, message) == 0;
+        if !is_request || icmpv6::make_echo_reply(message).is_err() {
+            return Action::drop(DropReason::Local);
+        }
+        let reply = ipv6::Repr {
+            src: dst,
+            dst: src,
+            next_header: icmpv6::NEXT_HEADER,
+            hop_limit: 64,
+            payload_len: message.len() as u16,
+        };
+        // Rewrites the header in place; flow label and traffic class start afresh.
+        reply.emit(header).expect("a whole header");
+        let mut frame = Frame::new_checked(eth).expect("an Ethernet header");
+        let (to, from) = (frame.src_addr(), frame.dst_addr());
+        frame.set_addresses(&AddressPair::new(to, from));
+        Action::tx(rx)
+    }
+}
+
+/// Whether an IPv6 packet carries a neighbour solicitation or advertisement.
+fn is_neighbour_discovery<T: AsRef<[u8]>>(ip: &ipv6::Packet<T>) -> bool {
+    ip.next_header() == icmpv6::NEXT_HEADER
+        && matches!(
+            ip.payload().first(),
+            Some(&(icmpv6::NEIGHBOUR_SOLICITATION | icmpv6::NEIGHBOUR_ADVERTISEMENT))
+        )
 }
 
 impl Stage for Responder {
@@ -672,9 +871,11 @@ impl Stage for Responder {
                     _ => Action::NEXT,
                 },
                 EtherType::IPV6 => match ipv6::Packet::new_checked(frame.payload()) {
-                    Ok(ip) if self.router.owns_v6(&ip.dst_addr()) => {
-                        Action::drop(DropReason::Local)
-                    }
+                    Ok(ip) if is_neighbour_discovery(&ip) => self.neighbour_v6(m),
+                    Ok(ip) if self.router.owns_v6(&ip.dst_addr()) => self.local_v6(m),
+                    // Link-scope multicast (router and multicast listener chatter) is for the
+                    // hosts of the link; a unicast router takes no part in it.
+                    Ok(ip) if ip.dst_addr().is_multicast() => Action::drop(DropReason::Local),
                     _ => Action::NEXT,
                 },
                 _ => Action::NEXT,

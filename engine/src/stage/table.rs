@@ -662,13 +662,25 @@ fn acl_defs(
     for (base, at) in [(0, src_at), (words, dst_at)] {
         for w in 0..words {
             let index = 1 + base + w;
-            defs.push(acl_def(RTE_ACL_FIELD_TYPE_MASK, 4, index, index, at + 4 * w));
+            defs.push(acl_def(
+                RTE_ACL_FIELD_TYPE_MASK,
+                4,
+                index,
+                index,
+                at + 4 * w,
+            ));
         }
     }
     let ports = 1 + 2 * words;
     // The key holds the destination port first.
     defs.push(acl_def(RTE_ACL_FIELD_TYPE_RANGE, 2, ports, ports, ports_at));
-    defs.push(acl_def(RTE_ACL_FIELD_TYPE_RANGE, 2, ports + 1, ports, ports_at + 2));
+    defs.push(acl_def(
+        RTE_ACL_FIELD_TYPE_RANGE,
+        2,
+        ports + 1,
+        ports,
+        ports_at + 2,
+    ));
     defs
 }
 

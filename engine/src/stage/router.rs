@@ -278,9 +278,10 @@ mod plain {
 }
 
 /// The fast path of [`classify`]: the key of an untagged IPv4 packet without options that
-/// passes every check, read straight from the frame; None sends the packet the long way.
+/// passes every check, read straight from the frame into `key` (in place: keys are copied
+/// enough); None sends the packet the long way.
 #[inline(always)]
-fn classify_plain_v4(data: &[u8], with_ports: bool) -> Option<FlowKey4> {
+fn classify_plain_v4(data: &[u8], with_ports: bool, key: &mut FlowKey4) -> Option<()> {
     let frame = data.first_chunk::<{ plain::HEADERS_LEN }>()?;
     if frame[plain::ETHERTYPE] != EtherType::IPV4.0.to_be_bytes()
         || !ipv4::Packet::new_checked(&data[plain::IP..])
@@ -290,7 +291,7 @@ fn classify_plain_v4(data: &[u8], with_ports: bool) -> Option<FlowKey4> {
         return None;
     }
     let protocol = frame[plain::PROTOCOL];
-    let mut key = FlowKey4::default();
+    *key = FlowKey4::default();
     key.dst.copy_from_slice(&frame[plain::DESTINATION]);
     key.src.copy_from_slice(&frame[plain::SOURCE]);
     key.protocol = protocol;
@@ -304,7 +305,32 @@ fn classify_plain_v4(data: &[u8], with_ports: bool) -> Option<FlowKey4> {
             key.dst_port.copy_from_slice(&ports[2..]);
         }
     }
-    Some(key)
+    Some(())
+}
+
+/// As [`classify_plain_v4`] for IPv6: an untagged packet whose payload fits the frame and
+/// whose hop limit allows forwarding.
+#[inline(always)]
+fn classify_plain_v6(data: &[u8], with_ports: bool, key: &mut FlowKey6) -> Option<()> {
+    const IP: usize = ethernet::HEADER_LEN;
+    let frame = data.first_chunk::<{ IP + ipv6::HEADER_LEN }>()?;
+    if frame[12..14] != EtherType::IPV6.0.to_be_bytes() {
+        return None;
+    }
+    let ip = ipv6::Packet::new_checked(&data[IP..]).ok()?;
+    if ip.validate().is_err() || ip.hop_limit() <= 1 {
+        return None;
+    }
+    *key = FlowKey6::default();
+    key.dst = ip.dst_bytes();
+    key.src = ip.src_bytes();
+    key.protocol = ip.next_header();
+    if with_ports {
+        let (src_port, dst_port) = l4_ports(ip.next_header(), ip.payload(), true);
+        key.src_port = src_port.to_be_bytes();
+        key.dst_port = dst_port.to_be_bytes();
+    }
+    Some(())
 }
 
 /// Read-only checks of RFC 1812 §5.2.2 and §5.3.1 (the TTL), and the lookup key.
@@ -593,10 +619,14 @@ impl Stage for L3Forward {
         let (mut n4, mut n6) = (0, 0);
         for i in 0..n {
             let data = packets[i].data();
-            if let Some(key) = classify_plain_v4(data, *keys_need_ports) {
-                keys4[n4] = key;
+            if classify_plain_v4(data, *keys_need_ports, &mut keys4[n4]).is_some() {
                 at4[n4] = i as u8;
                 n4 += 1;
+                continue;
+            }
+            if classify_plain_v6(data, *keys_need_ports, &mut keys6[n6]).is_some() {
+                at6[n6] = i as u8;
+                n6 += 1;
                 continue;
             }
             match classify(data, *keys_need_ports) {

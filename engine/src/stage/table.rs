@@ -328,19 +328,14 @@ impl Lpm6 {
 
 impl RouteTable<FlowKey6> for Lpm6 {
     fn lookup(&self, keys: &[FlowKey6], next_hops: &mut [u16]) {
-        let (n, mut ips) = destinations_v6(keys, next_hops.len());
-        let mut hops = [0i32; MAX_KEYS];
-        // SAFETY: `ips` and `hops` hold `n` entries; the function only reads `ips`.
-        unsafe {
-            dpdk_sys::rte_lpm6_lookup_bulk_func(
-                self.0.as_ptr(),
-                ips.as_mut_ptr(),
-                hops.as_mut_ptr(),
-                n as u32,
-            )
-        };
-        for (out, &hop) in next_hops.iter_mut().zip(&hops[..n]) {
-            *out = if hop < 0 { NO_ROUTE } else { hop as u16 };
+        // One call per key, straight from it: the bulk call wants the addresses gathered into
+        // an array of their own first, which costs more than the calls.
+        for (out, key) in next_hops.iter_mut().zip(keys) {
+            let mut hop = 0u32;
+            // SAFETY: the address is 16 bytes; lookups only read the table.
+            let ret =
+                unsafe { dpdk_sys::rte_lpm6_lookup(self.0.as_ptr(), key.dst.as_ptr(), &mut hop) };
+            *out = if ret == 0 { hop as u16 } else { NO_ROUTE };
         }
     }
 }

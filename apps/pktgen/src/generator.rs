@@ -1,0 +1,475 @@
+//! Building packets: one template per stream and frame size, written once, then per packet
+//! only the fields that vary, the signature, and checksums updated from the template's
+//! precomputed partial sums (the varying bytes are zero in the template, so their words are
+//! simply added).
+
+use crate::signature::{self, Signature};
+use crate::spec::{u128_to_mac, FieldRange, Order, Protocol, Stream, FCS_LEN};
+use sluice::net::checksum;
+use sluice::net::ethernet::{self, Address, EtherType};
+use sluice::net::{icmp, icmpv6, ipv4, ipv6, tcp, udp, vlan};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// A small, fast, seeded generator (xorshift64*): random field values must be repeatable.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        // SplitMix64 of the seed, so that seeds 0, 1, 2... give unrelated sequences.
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    #[inline]
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// A field that varies: its range and where it stands.
+#[derive(Clone, Debug)]
+struct Cursor {
+    range: FieldRange,
+    /// Index of the next value among the range's values (incrementing order).
+    index: u128,
+    count: u128,
+}
+
+impl Cursor {
+    fn new(range: FieldRange) -> Cursor {
+        Cursor {
+            range,
+            index: 0,
+            count: range.count(),
+        }
+    }
+
+    #[inline]
+    fn next(&mut self, rng: &mut Rng) -> u128 {
+        let index = match self.range.order {
+            Order::Increment => {
+                let i = self.index;
+                self.index += 1;
+                if self.index == self.count {
+                    self.index = 0;
+                }
+                i
+            }
+            Order::Random if self.count <= u128::from(u64::MAX) => {
+                // Lemire's multiply-shift: uniform enough, and no division.
+                (u128::from(rng.next()) * self.count) >> 64
+            }
+            Order::Random => (u128::from(rng.next()) << 64 | u128::from(rng.next())) % self.count,
+        };
+        self.range.start + index * self.range.step
+    }
+}
+
+/// The offsets of a template's parts.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    ip: usize,
+    l4: usize,
+    signature: usize,
+    /// Where the L4 checksum is.
+    l4_checksum: usize,
+}
+
+/// The frame of one stream at one size, with the varying bytes zeroed, and its partial sums.
+#[derive(Clone, Debug)]
+struct Template {
+    bytes: Vec<u8>,
+    /// IPv4 header sum without the checksum and the varying addresses.
+    ip_sum: u32,
+    /// L4 sum (pseudo-header where the protocol has one), without the varying fields.
+    l4_sum: u32,
+}
+
+/// What varies in a stream, and so is zero in its templates.
+#[derive(Clone, Copy, Debug)]
+struct Varying {
+    src_mac: bool,
+    dst_mac: bool,
+    src_ip: bool,
+    dst_ip: bool,
+    ports: bool,
+}
+
+/// The smallest frame (FCS included) that holds the stream's headers and the signature.
+pub fn min_frame(stream: &Stream) -> u16 {
+    let (_, layout) = layout(stream);
+    (layout.signature + signature::LEN) as u16 + FCS_LEN
+}
+
+fn layout(stream: &Stream) -> (usize, Layout) {
+    let ip = ethernet::HEADER_LEN
+        + if stream.vlan.is_some() {
+            vlan::TAG_LEN
+        } else {
+            0
+        };
+    let l4 = ip
+        + if stream.ipv6 {
+            ipv6::HEADER_LEN
+        } else {
+            ipv4::MIN_HEADER_LEN
+        };
+    let (header, checksum_at) = match stream.protocol {
+        Protocol::Udp => (udp::HEADER_LEN, 6),
+        Protocol::Tcp { .. } => (tcp::HEADER_LEN, tcp::CHECKSUM_AT),
+        Protocol::Icmp => (icmp::HEADER_LEN, 2),
+    };
+    (
+        ip,
+        Layout {
+            ip,
+            l4,
+            signature: l4 + header,
+            l4_checksum: l4 + checksum_at,
+        },
+    )
+}
+
+/// One stream's packets, packet by packet.
+pub struct StreamGen {
+    pub id: u16,
+    layout: Layout,
+    ipv6: bool,
+    protocol: Protocol,
+    varying: Varying,
+    templates: Vec<Template>,
+    /// Frame sizes in sending order, as template indices.
+    order: Vec<u8>,
+    next_size: usize,
+    src_mac: Cursor,
+    dst_mac: Cursor,
+    src_ip: Cursor,
+    dst_ip: Cursor,
+    src_port: Cursor,
+    dst_port: Cursor,
+    rng: Rng,
+    /// Sequence number of the next packet.
+    pub seq: u64,
+}
+
+impl StreamGen {
+    /// Checks that every frame size holds the headers and the signature, and builds the
+    /// templates. `port_mac` is the source MAC when the stream gives none.
+    pub fn new(
+        id: u16,
+        stream: &Stream,
+        port_mac: Address,
+        seed: u64,
+    ) -> Result<StreamGen, String> {
+        let needed = min_frame(stream);
+        let (_, layout) = layout(stream);
+        let sizes = stream.sizes.sequence();
+        if let Some(&small) = sizes.iter().find(|&&s| s < needed) {
+            return Err(format!(
+                "stream '{}': a {} frame of {small} bytes is too small: its headers{} and the {}-byte signature need {needed} (sizes count the 4-byte FCS)",
+                stream.name,
+                describe(stream),
+                if stream.vlan.is_some() { " with the VLAN tag" } else { "" },
+                signature::LEN
+            ));
+        }
+        let src_mac = stream
+            .src_mac
+            .unwrap_or(FieldRange::fixed(crate::spec::mac_to_u128(&port_mac)));
+        let varying = Varying {
+            src_mac: src_mac.count() > 1,
+            dst_mac: stream.dst_mac.count() > 1,
+            src_ip: stream.src_ip.count() > 1,
+            dst_ip: stream.dst_ip.count() > 1,
+            ports: stream.src_port.count() > 1 || stream.dst_port.count() > 1,
+        };
+        let mut distinct: Vec<u16> = sizes.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() > usize::from(u8::MAX) {
+            return Err(format!(
+                "stream '{}': {} distinct frame sizes; at most 255: use a larger step",
+                stream.name,
+                distinct.len()
+            ));
+        }
+        let templates = distinct
+            .iter()
+            .map(|&size| template(stream, layout, size, src_mac.start, varying))
+            .collect();
+        let order = sizes
+            .iter()
+            .map(|s| distinct.binary_search(s).expect("listed") as u8)
+            .collect();
+        Ok(StreamGen {
+            id,
+            layout,
+            ipv6: stream.ipv6,
+            protocol: stream.protocol,
+            varying,
+            templates,
+            order,
+            next_size: 0,
+            src_mac: Cursor::new(src_mac),
+            dst_mac: Cursor::new(stream.dst_mac),
+            src_ip: Cursor::new(stream.src_ip),
+            dst_ip: Cursor::new(stream.dst_ip),
+            src_port: Cursor::new(stream.src_port),
+            dst_port: Cursor::new(stream.dst_port),
+            rng: Rng::new(seed ^ u64::from(id).rotate_left(32)),
+            seq: 0,
+        })
+    }
+
+    /// The length of the next frame's data (without FCS).
+    #[inline]
+    pub fn next_len(&self) -> usize {
+        self.templates[usize::from(self.order[self.next_size])]
+            .bytes
+            .len()
+    }
+
+    /// Writes the next packet into `out` (exactly [`StreamGen::next_len`] bytes), stamped
+    /// with `tsc`, and returns its 5-tuple hash input's parts (source and destination
+    /// address words and ports) for queue choice.
+    #[inline]
+    pub fn write_next(&mut self, out: &mut [u8], tsc: u64) -> FlowFields {
+        let t = &self.templates[usize::from(self.order[self.next_size])];
+        self.next_size += 1;
+        if self.next_size == self.order.len() {
+            self.next_size = 0;
+        }
+        out.copy_from_slice(&t.bytes);
+        let v = self.varying;
+        let rng = &mut self.rng;
+        if v.dst_mac {
+            out[0..6].copy_from_slice(&u128_to_mac(self.dst_mac.next(rng)));
+        }
+        if v.src_mac {
+            out[6..12].copy_from_slice(&u128_to_mac(self.src_mac.next(rng)));
+        }
+        let l = self.layout;
+        let mut ip_extra = 0u32;
+        let mut l4_extra = 0u32;
+        let (src, dst) = (
+            if v.src_ip {
+                self.src_ip.next(rng)
+            } else {
+                self.src_ip.range.start
+            },
+            if v.dst_ip {
+                self.dst_ip.next(rng)
+            } else {
+                self.dst_ip.range.start
+            },
+        );
+        if self.ipv6 {
+            let (s, d) = (l.ip + 8, l.ip + 24);
+            if v.src_ip {
+                out[s..s + 16].copy_from_slice(&src.to_be_bytes());
+                l4_extra += checksum::sum(&out[s..s + 16]);
+            }
+            if v.dst_ip {
+                out[d..d + 16].copy_from_slice(&dst.to_be_bytes());
+                l4_extra += checksum::sum(&out[d..d + 16]);
+            }
+        } else {
+            let (s, d) = (l.ip + 12, l.ip + 16);
+            if v.src_ip {
+                out[s..s + 4].copy_from_slice(&(src as u32).to_be_bytes());
+                ip_extra += checksum::sum(&out[s..s + 4]);
+            }
+            if v.dst_ip {
+                out[d..d + 4].copy_from_slice(&(dst as u32).to_be_bytes());
+                ip_extra += checksum::sum(&out[d..d + 4]);
+            }
+            // The pseudo-header holds the addresses too (not for ICMPv4, which has none).
+            if self.protocol != Protocol::Icmp {
+                l4_extra += ip_extra;
+            }
+        }
+        let (sport, dport) = (
+            self.src_port.range.start as u16,
+            self.dst_port.range.start as u16,
+        );
+        let ports = match self.protocol {
+            Protocol::Icmp => {
+                // Echo identifier = stream id, sequence = low 16 bits of ours.
+                let at = l.l4 + 4;
+                out[at..at + 2].copy_from_slice(&self.id.to_be_bytes());
+                out[at + 2..at + 4].copy_from_slice(&(self.seq as u16).to_be_bytes());
+                l4_extra += checksum::sum(&out[at..at + 4]);
+                (sport, dport)
+            }
+            _ if v.ports => {
+                let sport = self.src_port.next(rng) as u16;
+                let dport = self.dst_port.next(rng) as u16;
+                out[l.l4..l.l4 + 2].copy_from_slice(&sport.to_be_bytes());
+                out[l.l4 + 2..l.l4 + 4].copy_from_slice(&dport.to_be_bytes());
+                l4_extra += checksum::sum(&out[l.l4..l.l4 + 4]);
+                (sport, dport)
+            }
+            _ => (sport, dport),
+        };
+        let sig: &mut [u8; signature::LEN] = (&mut out[l.signature..l.signature + signature::LEN])
+            .try_into()
+            .expect("sized");
+        Signature {
+            stream: self.id,
+            seq: self.seq,
+            tsc,
+        }
+        .write(sig);
+        self.seq += 1;
+        l4_extra += checksum::sum(sig);
+        if !self.ipv6 {
+            let csum = checksum::finish(t.ip_sum + ip_extra);
+            out[l.ip + 10..l.ip + 12].copy_from_slice(&csum.to_be_bytes());
+        }
+        let mut csum = checksum::finish(t.l4_sum + l4_extra);
+        if csum == 0 && self.protocol == Protocol::Udp {
+            csum = 0xffff; // zero would mean "no checksum"
+        }
+        out[l.l4_checksum..l.l4_checksum + 2].copy_from_slice(&csum.to_be_bytes());
+        FlowFields { src, dst, ports }
+    }
+}
+
+/// A packet's flow, as RSS hashes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowFields {
+    pub src: u128,
+    pub dst: u128,
+    pub ports: (u16, u16),
+}
+
+fn describe(stream: &Stream) -> String {
+    format!(
+        "{}/{}",
+        stream.protocol.name().to_ascii_uppercase(),
+        if stream.ipv6 { "IPv6" } else { "IPv4" }
+    )
+}
+
+fn template(stream: &Stream, l: Layout, size: u16, src_mac: u128, v: Varying) -> Template {
+    let len = usize::from(size - FCS_LEN);
+    let mut b = vec![0u8; len];
+    if !v.dst_mac {
+        b[0..6].copy_from_slice(&u128_to_mac(stream.dst_mac.start));
+    }
+    if !v.src_mac {
+        b[6..12].copy_from_slice(&u128_to_mac(src_mac));
+    }
+    let ethertype = if stream.ipv6 {
+        EtherType::IPV6
+    } else {
+        EtherType::IPV4
+    };
+    match stream.vlan {
+        Some(vid) => {
+            b[12..14].copy_from_slice(&EtherType::VLAN.0.to_be_bytes());
+            b[14..16].copy_from_slice(&vid.to_be_bytes());
+            b[16..18].copy_from_slice(&ethertype.0.to_be_bytes());
+        }
+        None => b[12..14].copy_from_slice(&ethertype.0.to_be_bytes()),
+    }
+    let l4_len = len - l.l4;
+    let protocol = match (stream.protocol, stream.ipv6) {
+        (Protocol::Udp, _) => ipv4::protocol::UDP,
+        (Protocol::Tcp { .. }, _) => ipv4::protocol::TCP,
+        (Protocol::Icmp, false) => ipv4::protocol::ICMP,
+        (Protocol::Icmp, true) => icmpv6::NEXT_HEADER,
+    };
+    // Addresses as the template holds them: zero where they vary.
+    let src = if v.src_ip { 0 } else { stream.src_ip.start };
+    let dst = if v.dst_ip { 0 } else { stream.dst_ip.start };
+    if stream.ipv6 {
+        ipv6::Repr {
+            src: Ipv6Addr::from(src),
+            dst: Ipv6Addr::from(dst),
+            next_header: protocol,
+            hop_limit: stream.ttl,
+            payload_len: l4_len as u16,
+        }
+        .emit(&mut b[l.ip..])
+        .expect("sized");
+    } else {
+        ipv4::Repr {
+            src: Ipv4Addr::from(src as u32),
+            dst: Ipv4Addr::from(dst as u32),
+            protocol,
+            ttl: stream.ttl,
+            payload_len: l4_len as u16,
+        }
+        .emit(&mut b[l.ip..])
+        .expect("sized");
+        b[l.ip + 10..l.ip + 12].fill(0);
+    }
+    let l4 = &mut b[l.l4..];
+    match stream.protocol {
+        Protocol::Udp => {
+            l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        }
+        Protocol::Tcp { flags } => tcp::Repr {
+            src_port: 0,
+            dst_port: 0,
+            seq: 1,
+            ack: if flags & tcp::flags::ACK != 0 { 1 } else { 0 },
+            flags,
+            window: 65535,
+        }
+        .emit(l4)
+        .expect("sized"),
+        Protocol::Icmp => {
+            l4[0] = if stream.ipv6 {
+                icmpv6::ECHO_REQUEST
+            } else {
+                icmp::ECHO_REQUEST
+            };
+        }
+    }
+    if stream.protocol != Protocol::Icmp && !v.ports {
+        l4[0..2].copy_from_slice(&(stream.src_port.start as u16).to_be_bytes());
+        l4[2..4].copy_from_slice(&(stream.dst_port.start as u16).to_be_bytes());
+    }
+    // The payload after the signature: a recognisable pattern, its sum part of the base.
+    for (i, byte) in b[l.signature + signature::LEN..].iter_mut().enumerate() {
+        *byte = i as u8;
+    }
+    let ip_sum = if stream.ipv6 {
+        0
+    } else {
+        checksum::sum(&b[l.ip..l.l4])
+    };
+    let pseudo = if stream.ipv6 {
+        checksum::pseudo_v6(
+            &Ipv6Addr::from(src),
+            &Ipv6Addr::from(dst),
+            protocol,
+            l4_len as u32,
+        )
+    } else if stream.protocol == Protocol::Icmp {
+        0
+    } else {
+        checksum::pseudo_v4(
+            Ipv4Addr::from(src as u32),
+            Ipv4Addr::from(dst as u32),
+            protocol,
+            l4_len as u16,
+        )
+    };
+    let l4_sum = checksum::combine(&[pseudo, checksum::sum(&b[l.l4..])]);
+    Template {
+        bytes: b,
+        ip_sum,
+        l4_sum,
+    }
+}

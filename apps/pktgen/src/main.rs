@@ -1,0 +1,737 @@
+//! `sluice-pktgen`: a traffic generator and receiver on the Sluice engine. Streams built from
+//! templates (or a pcap file) leave by TX queues at a paced rate; what comes back is counted
+//! per stream (loss, duplicates, reordering) with its one-way latency. One lcore does both, in
+//! one poll loop, so that a generator and a device under test can each own a core.
+
+mod args;
+mod generator;
+mod receiver;
+mod replay;
+mod report;
+mod signature;
+mod spec;
+
+use args::{Command, Options, Source};
+use generator::{FlowFields, StreamGen};
+use receiver::{Counts, Receiver};
+use replay::Replay;
+use report::{Live, PortFigures, TrialResult};
+use sluice::mempool::{DEFAULT_CACHE, DEFAULT_DATA_ROOM};
+use sluice::net::ethernet::Address;
+use sluice::rss::{self, Toeplitz};
+use sluice::worker::StopFlag;
+use sluice::{Burst, Eal, EalBuilder, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
+use spec::{Rate, Stream, FCS_LEN};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let (options, eal_args) = match args::parse(&argv[1..]) {
+        Ok(Command::Help) => {
+            print!("{}", args::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Run { eal, options }) => (options, eal),
+        Err(e) => {
+            eprintln!("sluice-pktgen: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options, eal_args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("sluice-pktgen: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What one TX port sends.
+enum Packets {
+    Streams {
+        gens: Vec<StreamGen>,
+        /// The stream whose turn is next.
+        turn: usize,
+    },
+    Replay(Replay),
+}
+
+/// One TX queue and the packets waiting for it, with the stream and length of each.
+struct TxLane {
+    queue: TxQueue,
+    pending: Burst,
+    meta: [(u16, u16); MAX_BURST],
+}
+
+/// One TX port: its queues, what it sends and how fast.
+struct TxPort {
+    id: u16,
+    lanes: Vec<TxLane>,
+    packets: Packets,
+    /// Toeplitz and redirection table, with several queues.
+    rss: Option<(Toeplitz, Vec<u16>)>,
+    link_bps: Option<f64>,
+    mac: Address,
+}
+
+struct RxPort {
+    id: u16,
+    queues: Vec<RxQueue>,
+}
+
+/// What a trial sends, and for how long.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    rate: Rate,
+    duration: Option<Duration>,
+    count: Option<u64>,
+    live: bool,
+}
+
+/// The ports and everything a run needs.
+struct Bench<'a> {
+    eal: &'a Eal,
+    pool: &'a Mempool,
+    tx: Vec<TxPort>,
+    rx: Vec<RxPort>,
+    streams: Vec<Stream>,
+    stop: &'a StopFlag,
+    options: &'a Options,
+}
+
+fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
+    let stop = StopFlag::new();
+    stop.on_signals()?;
+    // Pcap files and streams are checked before the EAL starts: bad input fails fast.
+    let streams = match &options.source {
+        Source::Streams {
+            cli, file: None, ..
+        } => vec![cli
+            .resolve(0, options.tx_ports[0])
+            .map_err(|e| e.replace("stream 'stream0': ", ""))?],
+        Source::Streams {
+            file: Some(path), ..
+        } => spec::load_streams(path, options.tx_ports[0])?,
+        Source::Pcap { .. } => Vec::new(),
+    };
+    for s in &streams {
+        if !options.tx_ports.contains(&s.port) {
+            return Err(format!(
+                "stream '{}' sends on port {}, which is not a TX port ({:?}): add it to --tx-port",
+                s.name, s.port, options.tx_ports
+            )
+            .into());
+        }
+        // Templates are checked here too, with any MAC: the port's is not known yet.
+        StreamGen::new(0, s, Default::default(), 0)?;
+    }
+    let replay = match &options.source {
+        Source::Pcap { path, loops, .. } => Some(Replay::load(
+            path,
+            *loops,
+            usize::from(spec::MAX_FRAME - FCS_LEN),
+        )?),
+        Source::Streams { .. } => None,
+    };
+
+    let eal = EalBuilder::new("sluice-pktgen").args(eal_args).start()?;
+    let available = eal.port_ids();
+    let mut all_ports: Vec<u16> = options
+        .tx_ports
+        .iter()
+        .chain(&options.rx_ports)
+        .copied()
+        .collect();
+    all_ports.sort_unstable();
+    all_ports.dedup();
+    if let Some(missing) = all_ports.iter().find(|p| !available.contains(p)) {
+        return Err(format!(
+            "port {missing} does not exist: DPDK found ports {available:?} (add devices with -a or --vdev)"
+        )
+        .into());
+    }
+    let descriptors = 1024u32;
+    let mbufs = all_ports.len() as u32
+        * (u32::from(options.tx_queues) + u32::from(options.rx_queues))
+        * (descriptors + MAX_BURST as u32)
+        + DEFAULT_CACHE * eal.lcores().len() as u32;
+    let pool = Mempool::pktmbuf(
+        &eal,
+        "pktgen_pool",
+        mbufs.max(8192),
+        DEFAULT_CACHE,
+        DEFAULT_DATA_ROOM,
+        Some(eal.lcore_socket(eal.main_lcore())),
+    )?;
+
+    let mut started = Vec::new();
+    let (mut tx, mut rx) = (Vec::new(), Vec::new());
+    let mut replay = replay;
+    for &id in &all_ports {
+        let sends = options.tx_ports.contains(&id);
+        let receives = options.rx_ports.contains(&id);
+        let config = PortConfig {
+            rx_queues: if receives { options.rx_queues } else { 1 },
+            tx_queues: if sends { options.tx_queues } else { 1 },
+            rss: (receives && options.rx_queues > 1).then(Default::default),
+            promiscuous: true,
+            ..PortConfig::default()
+        };
+        let (port, rx_queues, tx_queues) = Port::start(&eal, id, &config, &pool)?;
+        let mac = port.mac()?;
+        let info = sluice::port::info(id)?;
+        println!(
+            "port {id}: {}, MAC {mac}{}{}",
+            info.driver,
+            if sends {
+                format!(", {} TX queue(s)", options.tx_queues)
+            } else {
+                String::new()
+            },
+            if receives {
+                format!(", {} RX queue(s)", options.rx_queues)
+            } else {
+                String::new()
+            },
+        );
+        if sends {
+            let packets = match replay.take() {
+                Some(r) => Packets::Replay(r),
+                None if matches!(options.source, Source::Pcap { .. }) => {
+                    return Err("--pcap replays on one TX port: give one --tx-port".into())
+                }
+                None => {
+                    let seed = match options.source {
+                        Source::Streams { seed, .. } => seed,
+                        Source::Pcap { .. } => 0,
+                    };
+                    let gens = streams
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| s.port == id)
+                        .map(|(i, s)| StreamGen::new(i as u16, s, mac, seed))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if gens.is_empty() {
+                        println!("  (no stream sends on port {id})");
+                    }
+                    Packets::Streams { gens, turn: 0 }
+                }
+            };
+            let rss = (options.tx_queues > 1).then(|| {
+                (
+                    Toeplitz::new(&rss::DEFAULT_KEY).expect("the default key is long enough"),
+                    rss::round_robin_reta(128, options.tx_queues),
+                )
+            });
+            tx.push(TxPort {
+                id,
+                lanes: tx_queues
+                    .into_iter()
+                    .map(|queue| TxLane {
+                        queue,
+                        pending: Burst::new(),
+                        meta: [(0, 0); MAX_BURST],
+                    })
+                    .collect(),
+                packets,
+                rss,
+                link_bps: None,
+                mac,
+            });
+        }
+        if receives {
+            rx.push(RxPort {
+                id,
+                queues: rx_queues,
+            });
+        }
+        started.push(port);
+    }
+    wait_for_links(&started, options.link_wait, &stop)?;
+    for t in &mut tx {
+        let port = started.iter().find(|p| p.id() == t.id).expect("started");
+        let link = port.link()?;
+        t.link_bps = (link.speed_mbps > 0).then_some(f64::from(link.speed_mbps) * 1e6);
+    }
+
+    let mut bench = Bench {
+        eal: &eal,
+        pool: &pool,
+        tx,
+        rx,
+        streams,
+        stop: &stop,
+        options,
+    };
+    let json = match options.rfc2544 {
+        Some(search) => report::rfc2544_json(&rfc2544(&mut bench, search)?),
+        None => {
+            let plan = Plan {
+                rate: options.rate,
+                duration: options.duration,
+                count: options.count,
+                live: !options.quiet,
+            };
+            let result = trial(&mut bench, plan)?;
+            println!("{}", report::summary(&result, &bench.streams));
+            report::trial_json(&result, &bench.streams)
+        }
+    };
+    drop(bench);
+    drop(started);
+    let (in_use, capacity) = (pool.in_use(), pool.capacity());
+    println!("mbufs in use: {in_use} of {capacity}");
+    if let Some(path) = &options.json {
+        let text = serde_json::to_string_pretty(&json).expect("values serialise");
+        std::fs::write(path, text + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(in_use == 0)
+}
+
+fn wait_for_links(ports: &[Port], wait: Duration, stop: &StopFlag) -> Result<(), BoxError> {
+    let deadline = Instant::now() + wait;
+    for port in ports {
+        loop {
+            if port.link()?.up {
+                break;
+            }
+            if Instant::now() >= deadline || stop.is_stopped() {
+                return Err(format!(
+                    "port {}'s link is still down after {:.1} s (a memif peer not connected?): start the peer or raise --link-wait",
+                    port.id(),
+                    wait.as_secs_f64()
+                )
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(())
+}
+
+/// The queue RSS would give a flow, as a NIC with `reta` and the default key hashes it.
+fn queue_for(rss: &(Toeplitz, Vec<u16>), flow: FlowFields, ipv6: bool) -> usize {
+    let ports = Some(flow.ports);
+    let input = if ipv6 {
+        rss::ipv6_input(flow.src.into(), flow.dst.into(), ports)
+    } else {
+        rss::ipv4_input((flow.src as u32).into(), (flow.dst as u32).into(), ports)
+    };
+    usize::from(rss::queue_for(rss.0.hash(&input), &rss.1))
+}
+
+impl TxPort {
+    /// Builds up to `n` packets stamped with `tsc` into the lanes' pending bursts; returns
+    /// how many, fewer when the pool runs dry or the source ends.
+    fn build(&mut self, pool: &Mempool, n: usize, tsc: u64, ipv6_streams: &[bool]) -> usize {
+        let mut fresh = Burst::new();
+        if !pool.alloc_into(&mut fresh, n) {
+            return 0;
+        }
+        let mut built = 0;
+        for mut m in fresh.drain() {
+            let (stream, lane) = match &mut self.packets {
+                Packets::Streams { gens, turn } => {
+                    if gens.is_empty() {
+                        break;
+                    }
+                    let count = gens.len();
+                    let g = &mut gens[*turn];
+                    *turn = (*turn + 1) % count;
+                    let len = g.next_len();
+                    let Some(room) = m.append(len as u16) else {
+                        break;
+                    };
+                    let flow = g.write_next(room, tsc);
+                    let lane = match &self.rss {
+                        Some(rss) => queue_for(rss, flow, ipv6_streams[usize::from(g.id)]),
+                        None => 0,
+                    };
+                    (g.id, lane)
+                }
+                Packets::Replay(r) => {
+                    if r.done() || !m.extend_from_slice(r.take()) {
+                        break;
+                    }
+                    (u16::MAX, 0)
+                }
+            };
+            let lane = &mut self.lanes[lane];
+            let len = m.len() as u16 + FCS_LEN;
+            let at = lane.pending.len();
+            if lane.pending.push(m).is_err() {
+                break;
+            }
+            lane.meta[at] = (stream, len);
+            built += 1;
+        }
+        built
+    }
+
+    /// Offers every lane's pending packets to its queue; counts what left.
+    fn flush(&mut self, sent: &mut Counts, per_stream: &mut [Counts]) -> bool {
+        let mut all_sent = true;
+        for lane in &mut self.lanes {
+            if lane.pending.is_empty() {
+                continue;
+            }
+            let n = lane.queue.send(&mut lane.pending);
+            for &(stream, len) in &lane.meta[..n] {
+                sent.packets += 1;
+                sent.bytes += u64::from(len);
+                if let Some(s) = per_stream.get_mut(usize::from(stream)) {
+                    s.packets += 1;
+                    s.bytes += u64::from(len);
+                }
+            }
+            lane.meta.copy_within(n.., 0);
+            all_sent &= lane.pending.is_empty();
+        }
+        all_sent
+    }
+
+    fn mean_frame(&self, streams: &[Stream]) -> f64 {
+        match &self.packets {
+            Packets::Streams { gens, .. } if !gens.is_empty() => {
+                gens.iter()
+                    .map(|g| streams[usize::from(g.id)].sizes.mean())
+                    .sum::<f64>()
+                    / gens.len() as f64
+            }
+            Packets::Streams { .. } => 64.0,
+            Packets::Replay(r) => r.mean_frame(),
+        }
+    }
+
+    /// Frees what never left (at the end of a trial).
+    fn discard_pending(&mut self) {
+        for lane in &mut self.lanes {
+            lane.pending.clear();
+        }
+    }
+}
+
+/// Sends per `plan` and receives until the drain is over; returns every count.
+fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
+    let hz = bench.eal.tsc_hz();
+    let burst = bench.options.burst;
+    let file_timing = matches!(
+        bench.options.source,
+        Source::Pcap {
+            file_timing: true,
+            ..
+        }
+    );
+    let ipv6_streams: Vec<bool> = bench.streams.iter().map(|s| s.ipv6).collect();
+    // Packets per second per TX port, from the rate and the port's mean frame.
+    let mut pps = Vec::new();
+    for t in &bench.tx {
+        pps.push(plan.rate.pps(t.mean_frame(&bench.streams), t.link_bps)?);
+    }
+    let mut receiver = Receiver::new(bench.streams.len(), hz);
+    let mut sent: Vec<Counts> = vec![Counts::default(); bench.tx.len()];
+    let mut stream_tx = vec![Counts::default(); bench.streams.len()];
+    let mut built = vec![0u64; bench.tx.len()];
+    let mut rx_counts: Vec<Vec<Counts>> = bench
+        .rx
+        .iter()
+        .map(|p| vec![Counts::default(); p.queues.len()])
+        .collect();
+    let mut live = plan.live.then(|| {
+        Live::new(
+            &bench.tx.iter().map(|t| t.id).collect::<Vec<_>>(),
+            &bench.rx.iter().map(|r| r.id).collect::<Vec<_>>(),
+        )
+    });
+    // Pacing: packets due = ticks since `pace_start` × pps / hz; a port that fell behind
+    // (the device pushed back) does not catch up by more than a burst.
+    let start = Instant::now();
+    let start_tsc = sluice::clock::tsc();
+    let mut pace_start = vec![start_tsc; bench.tx.len()];
+    let mut pace_base = vec![0u64; bench.tx.len()];
+    let mut sending = true;
+    let mut tx_end = None;
+    let mut next_report = start + Duration::from_secs(1);
+    let mut burst_in = Burst::new();
+    loop {
+        let now_tsc = sluice::clock::tsc();
+        if sending {
+            let mut all_done = true;
+            for (i, t) in bench.tx.iter_mut().enumerate() {
+                let flushed = t.flush(&mut sent[i], &mut stream_tx);
+                let limit = plan.count.map_or(u64::MAX, |c| c.saturating_sub(built[i]));
+                let exhausted = match &t.packets {
+                    Packets::Replay(r) => r.done(),
+                    Packets::Streams { gens, .. } => gens.is_empty(),
+                };
+                if limit == 0 || exhausted {
+                    all_done &= flushed;
+                    continue;
+                }
+                all_done = false;
+                if !flushed {
+                    continue; // the device is full: no new packets until it takes these
+                }
+                let mut n = (burst as u64).min(limit);
+                if file_timing {
+                    if let Packets::Replay(r) = &t.packets {
+                        let elapsed_ns = ((u128::from(now_tsc - start_tsc) * 1_000_000_000)
+                            / u128::from(hz)) as u64;
+                        if r.next_due_ns() > elapsed_ns {
+                            continue;
+                        }
+                        n = 1;
+                    }
+                } else if let Some(rate) = pps[i] {
+                    let ticks = u128::from(now_tsc - pace_start[i]);
+                    let due = pace_base[i]
+                        + (ticks * (rate * 1024.0) as u128 / (u128::from(hz) * 1024)) as u64;
+                    let owed = due.saturating_sub(built[i]);
+                    if owed > 8 * burst as u64 {
+                        // Far behind (the device pushed back): restart the schedule from here
+                        // rather than send a flood to catch up.
+                        pace_start[i] = now_tsc;
+                        pace_base[i] = built[i];
+                    }
+                    n = n.min(owed);
+                }
+                if n > 0 {
+                    built[i] += t.build(bench.pool, n as usize, now_tsc, &ipv6_streams) as u64;
+                    t.flush(&mut sent[i], &mut stream_tx);
+                }
+            }
+            let timed_out = plan.duration.is_some_and(|d| start.elapsed() >= d);
+            if all_done || timed_out || bench.stop.is_stopped() {
+                sending = false;
+                tx_end = Some(Instant::now());
+                for t in &mut bench.tx {
+                    t.discard_pending();
+                }
+            }
+        }
+        for (p, port) in bench.rx.iter_mut().enumerate() {
+            for (q, queue) in port.queues.iter_mut().enumerate() {
+                let n = queue.recv(&mut burst_in);
+                if n == 0 {
+                    continue;
+                }
+                let now = sluice::clock::tsc();
+                let c = &mut rx_counts[p][q];
+                for m in burst_in.as_slice() {
+                    let len = m.len() as u64 + u64::from(FCS_LEN);
+                    c.packets += 1;
+                    c.bytes += len;
+                    receiver.frame(m.data(), len, now);
+                }
+                burst_in.clear();
+            }
+        }
+        let now = Instant::now();
+        if now >= next_report {
+            next_report += Duration::from_secs(1);
+            if let Some(live) = &mut live {
+                let tx_totals: Vec<Counts> = sent.clone();
+                let rx_totals: Vec<Counts> = rx_counts.iter().map(|q| sum(q)).collect();
+                let lost = stream_tx.iter().map(|c| c.packets).sum::<u64>() as i64
+                    - receiver.streams.iter().map(|s| s.unique()).sum::<u64>() as i64;
+                println!(
+                    "{}",
+                    live.line(
+                        now - start,
+                        &tx_totals,
+                        &rx_totals,
+                        lost,
+                        &receiver.take_interval()
+                    )
+                );
+            }
+        }
+        if let Some(end) = tx_end {
+            if now - end >= bench.options.drain
+                || (bench.stop.is_stopped() && now - end >= Duration::from_millis(50))
+            {
+                break;
+            }
+        }
+    }
+    let tx_elapsed = tx_end.expect("sending ended").duration_since(start);
+    Ok(TrialResult {
+        tx_elapsed,
+        tx: bench
+            .tx
+            .iter()
+            .zip(&sent)
+            .map(|(t, c)| PortFigures {
+                port: t.id,
+                counts: *c,
+                queues: Vec::new(),
+            })
+            .collect(),
+        rx: bench
+            .rx
+            .iter()
+            .zip(&rx_counts)
+            .map(|(r, q)| PortFigures {
+                port: r.id,
+                counts: sum(q),
+                queues: q.clone(),
+            })
+            .collect(),
+        stream_tx,
+        receiver,
+    })
+}
+
+fn sum(counts: &[Counts]) -> Counts {
+    counts.iter().fold(Counts::default(), |a, c| Counts {
+        packets: a.packets + c.packets,
+        bytes: a.bytes + c.bytes,
+    })
+}
+
+/// One frame size's search: the highest rate with loss within tolerance.
+pub struct SearchResult {
+    pub size: u16,
+    /// Zero-loss rate in packets per second, and the trial that showed it.
+    pub ndr_pps: f64,
+    pub at_ndr: Option<TrialResult>,
+    pub trials: Vec<(f64, f64, f64)>,
+}
+
+/// RFC 2544 §26.1: per frame size, a trial as fast as the ports go; if it loses packets,
+/// a binary search between zero and the rate it reached.
+fn rfc2544(bench: &mut Bench, search: args::Search) -> Result<Vec<SearchResult>, BoxError> {
+    let sizes: Vec<u16> = {
+        let mut all: Vec<u16> = bench
+            .streams
+            .iter()
+            .flat_map(|s| s.sizes.sequence().to_vec())
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
+    let original = bench.streams.clone();
+    let mut results = Vec::new();
+    println!("RFC 2544 zero-loss search: sizes {sizes:?}, {:.1} s trials, loss tolerance {}%, resolution {}%",
+        search.trial.as_secs_f64(), search.tolerance_pct, search.resolution_pct);
+    for &size in &sizes {
+        // Every stream at this one size.
+        bench.streams = original
+            .iter()
+            .map(|s| Stream {
+                sizes: spec::Sizes::Cycle(vec![size]),
+                ..s.clone()
+            })
+            .collect();
+        rebuild(bench)?;
+        let mut trials = Vec::new();
+        let mut run_at =
+            |bench: &mut Bench, rate: Rate| -> Result<(bool, f64, TrialResult), BoxError> {
+                let result = trial(
+                    bench,
+                    Plan {
+                        rate,
+                        duration: Some(search.trial),
+                        count: None,
+                        live: false,
+                    },
+                )?;
+                let (tx, lost) = result.totals_tx_lost();
+                let loss_pct = if tx == 0 {
+                    100.0
+                } else {
+                    lost as f64 * 100.0 / tx as f64
+                };
+                let achieved = tx as f64 / result.tx_elapsed.as_secs_f64() / bench.tx.len() as f64;
+                let ok = tx > 0 && loss_pct <= search.tolerance_pct;
+                println!(
+                    "  {size} bytes: trial at {} -> {:.3} Mpps sent, loss {:.4}% {}",
+                    match rate {
+                        Rate::Pps(p) => format!("{:.3} Mpps", p / 1e6),
+                        _ => "max".into(),
+                    },
+                    achieved / 1e6,
+                    loss_pct,
+                    if ok { "pass" } else { "fail" }
+                );
+                trials.push((
+                    match rate {
+                        Rate::Pps(p) => p,
+                        _ => achieved,
+                    },
+                    achieved,
+                    loss_pct,
+                ));
+                rebuild(bench)?;
+                Ok((ok, achieved, result))
+            };
+        let (ok, top, first) = run_at(bench, Rate::Unlimited)?;
+        let (ndr, at_ndr) = if ok {
+            (top, Some(first))
+        } else {
+            let (mut lo, mut hi, mut best) = (0.0f64, top, None);
+            while hi - lo > top * search.resolution_pct / 100.0 && !bench.stop.is_stopped() {
+                let mid = (lo + hi) / 2.0;
+                let (ok, achieved, result) = run_at(bench, Rate::Pps(mid))?;
+                if ok {
+                    lo = mid.min(achieved.max(lo));
+                    lo = lo.max(mid * 0.999);
+                    best = Some(result);
+                } else {
+                    hi = mid;
+                }
+            }
+            (if best.is_some() { lo } else { 0.0 }, best)
+        };
+        println!("  {size} bytes: zero-loss rate {:.3} Mpps", ndr / 1e6);
+        results.push(SearchResult {
+            size,
+            ndr_pps: ndr,
+            at_ndr,
+            trials,
+        });
+        if bench.stop.is_stopped() {
+            break;
+        }
+    }
+    println!("{}", report::rfc2544_table(&results));
+    Ok(results)
+}
+
+/// Fresh stream generators (sequence numbers from zero) for the next trial.
+fn rebuild(bench: &mut Bench) -> Result<(), BoxError> {
+    let seed = match bench.options.source {
+        Source::Streams { seed, .. } => seed,
+        Source::Pcap { .. } => 0,
+    };
+    for t in &mut bench.tx {
+        let mac = t.mac;
+        if let Packets::Streams { gens, turn } = &mut t.packets {
+            *gens = bench
+                .streams
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.port == t.id)
+                .map(|(i, s)| StreamGen::new(i as u16, s, mac, seed))
+                .collect::<Result<Vec<_>, _>>()?;
+            *turn = 0;
+        }
+    }
+    // Let stragglers of the last trial arrive and go before the next one counts.
+    std::thread::sleep(Duration::from_millis(50));
+    for port in &mut bench.rx {
+        for q in &mut port.queues {
+            let mut b = Burst::new();
+            while q.recv(&mut b) > 0 {
+                b.clear();
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! What a run prints: a live line per second, the final summary, the RFC 2544 table, and
+//! the same figures as JSON for scripts.
+
+use crate::receiver::{Counts, Receiver};
+use crate::spec::Stream;
+use crate::SearchResult;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use std::fmt::Write;
+use std::time::Duration;
+
+/// One port's counts over a trial (per queue on the receive side).
+pub struct PortFigures {
+    pub port: u16,
+    pub counts: Counts,
+    pub queues: Vec<Counts>,
+}
+
+/// Everything a trial counted.
+pub struct TrialResult {
+    /// From the first packet to the end of sending.
+    pub tx_elapsed: Duration,
+    pub tx: Vec<PortFigures>,
+    pub rx: Vec<PortFigures>,
+    pub stream_tx: Vec<Counts>,
+    pub receiver: Receiver,
+}
+
+impl TrialResult {
+    /// Packets sent by the streams, and how many of them never came back.
+    pub fn totals_tx_lost(&self) -> (u64, u64) {
+        let tx: u64 = self.stream_tx.iter().map(|c| c.packets).sum();
+        let back: u64 = self.receiver.streams.iter().map(|s| s.unique()).sum();
+        (tx, tx.saturating_sub(back))
+    }
+}
+
+fn mpps(packets: u64, d: Duration) -> f64 {
+    packets as f64 / d.as_secs_f64().max(1e-9) / 1e6
+}
+
+fn gbps(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 * 8.0 / d.as_secs_f64().max(1e-9) / 1e9
+}
+
+/// Latency percentiles in microseconds.
+fn latency(h: &Histogram<u64>) -> Option<[f64; 7]> {
+    if h.is_empty() {
+        return None;
+    }
+    let us = |ns: u64| ns as f64 / 1e3;
+    Some([
+        us(h.min()),
+        us(h.value_at_quantile(0.5)),
+        us(h.value_at_quantile(0.9)),
+        us(h.value_at_quantile(0.99)),
+        us(h.value_at_quantile(0.999)),
+        us(h.max()),
+        h.mean() / 1e3,
+    ])
+}
+
+fn latency_json(h: &Histogram<u64>) -> Value {
+    match latency(h) {
+        Some([min, p50, p90, p99, p999, max, mean]) => json!({
+            "samples": h.len(), "min": min, "p50": p50, "p90": p90, "p99": p99,
+            "p99_9": p999, "max": max, "mean": mean,
+        }),
+        None => Value::Null,
+    }
+}
+
+fn latency_text(h: &Histogram<u64>) -> String {
+    match latency(h) {
+        Some([min, p50, p90, p99, p999, max, _]) => format!(
+            "latency us: min {min:.1} p50 {p50:.1} p90 {p90:.1} p99 {p99:.1} p99.9 {p999:.1} max {max:.1}"
+        ),
+        None => "latency: no samples".into(),
+    }
+}
+
+/// The live table: one line per second.
+pub struct Live {
+    tx_ports: Vec<u16>,
+    rx_ports: Vec<u16>,
+    last_tx: Vec<Counts>,
+    last_rx: Vec<Counts>,
+    last: Duration,
+    header_printed: bool,
+}
+
+impl Live {
+    pub fn new(tx_ports: &[u16], rx_ports: &[u16]) -> Live {
+        Live {
+            tx_ports: tx_ports.to_vec(),
+            rx_ports: rx_ports.to_vec(),
+            last_tx: vec![Counts::default(); tx_ports.len()],
+            last_rx: vec![Counts::default(); rx_ports.len()],
+            last: Duration::ZERO,
+            header_printed: false,
+        }
+    }
+
+    pub fn line(
+        &mut self,
+        at: Duration,
+        tx: &[Counts],
+        rx: &[Counts],
+        lost: i64,
+        interval: &Histogram<u64>,
+    ) -> String {
+        let d = at - self.last;
+        self.last = at;
+        let mut out = String::new();
+        if !self.header_printed {
+            self.header_printed = true;
+            out.push_str(
+                "  time | port  tx Mpps  tx Gbps  rx Mpps  rx Gbps | not back  p50 us  p99 us\n",
+            );
+        }
+        let mut ports: Vec<u16> = self
+            .tx_ports
+            .iter()
+            .chain(&self.rx_ports)
+            .copied()
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let (p50, p99) = match latency(interval) {
+            Some(l) => (format!("{:.1}", l[1]), format!("{:.1}", l[3])),
+            None => ("-".into(), "-".into()),
+        };
+        for (row, port) in ports.iter().enumerate() {
+            let rate = |list: &[u16], now: &[Counts], last: &mut [Counts]| {
+                list.iter().position(|p| p == port).map(|i| {
+                    let (p, b) = (
+                        now[i].packets - last[i].packets,
+                        now[i].bytes - last[i].bytes,
+                    );
+                    last[i] = now[i];
+                    (mpps(p, d), gbps(b, d))
+                })
+            };
+            let t = rate(&self.tx_ports, tx, &mut self.last_tx);
+            let r = rate(&self.rx_ports, rx, &mut self.last_rx);
+            let cell = |v: Option<(f64, f64)>| match v {
+                Some((m, g)) => format!("{m:>8.3} {g:>8.3}"),
+                None => format!("{:>8} {:>8}", "-", "-"),
+            };
+            let time = if row == 0 {
+                format!("{:>5.0}s", at.as_secs_f64())
+            } else {
+                " ".repeat(6)
+            };
+            let tail = if row == 0 {
+                format!(" | {lost:>8} {p50:>7} {p99:>7}")
+            } else {
+                " |".into()
+            };
+            let _ = write!(out, "{time} | {port:>4} {} {}{tail}", cell(t), cell(r));
+            if row + 1 < ports.len() {
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// The final summary.
+pub fn summary(r: &TrialResult, streams: &[Stream]) -> String {
+    let d = r.tx_elapsed;
+    let mut out = format!("\nsummary: {:.3} s of sending\n", d.as_secs_f64());
+    for p in &r.tx {
+        let _ = writeln!(
+            out,
+            "  port {} tx: {} packets, {} bytes, {:.3} Mpps, {:.3} Gbps",
+            p.port,
+            p.counts.packets,
+            p.counts.bytes,
+            mpps(p.counts.packets, d),
+            gbps(p.counts.bytes, d)
+        );
+    }
+    for p in &r.rx {
+        let _ = writeln!(
+            out,
+            "  port {} rx: {} packets, {} bytes, {:.3} Mpps, {:.3} Gbps",
+            p.port,
+            p.counts.packets,
+            p.counts.bytes,
+            mpps(p.counts.packets, d),
+            gbps(p.counts.bytes, d)
+        );
+        if p.queues.len() > 1 {
+            for (q, c) in p.queues.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "    queue {q}: {} packets, {} bytes",
+                    c.packets, c.bytes
+                );
+            }
+        }
+    }
+    if !r.rx.is_empty() {
+        for (i, s) in streams.iter().enumerate() {
+            let (tx, rx) = (r.stream_tx[i], &r.receiver.streams[i]);
+            let lost = tx.packets.saturating_sub(rx.unique());
+            let _ = writeln!(
+                out,
+                "  stream '{}': tx {} rx {} lost {} ({:.4}%) duplicates {} reordered {}\n    {}",
+                s.name,
+                tx.packets,
+                rx.packets,
+                lost,
+                percent(lost, tx.packets),
+                rx.duplicates,
+                rx.reordered,
+                latency_text(&rx.latency)
+            );
+        }
+        let (tx, lost) = r.totals_tx_lost();
+        let _ = writeln!(
+            out,
+            "  total: tx {tx} lost {lost} ({:.4}%); {}",
+            percent(lost, tx),
+            latency_text(&r.receiver.total_latency())
+        );
+        let _ = write!(
+            out,
+            "  received without our signature: {}",
+            r.receiver.foreign
+        );
+    }
+    out
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+fn port_json(p: &PortFigures, d: Duration) -> Value {
+    json!({
+        "port": p.port, "packets": p.counts.packets, "bytes": p.counts.bytes,
+        "mpps": mpps(p.counts.packets, d), "gbps": gbps(p.counts.bytes, d),
+        "queues": p.queues.iter().enumerate().map(|(q, c)| json!({
+            "queue": q, "packets": c.packets, "bytes": c.bytes,
+            "mpps": mpps(c.packets, d), "gbps": gbps(c.bytes, d),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn trial_json(r: &TrialResult, streams: &[Stream]) -> Value {
+    let d = r.tx_elapsed;
+    let (tx, lost) = r.totals_tx_lost();
+    json!({
+        "seconds": d.as_secs_f64(),
+        "tx": r.tx.iter().map(|p| port_json(p, d)).collect::<Vec<_>>(),
+        "rx": r.rx.iter().map(|p| port_json(p, d)).collect::<Vec<_>>(),
+        "streams": streams.iter().enumerate().map(|(i, s)| {
+            let (t, rx) = (r.stream_tx[i], &r.receiver.streams[i]);
+            let lost = t.packets.saturating_sub(rx.unique());
+            json!({
+                "name": s.name, "port": s.port, "tx_packets": t.packets, "tx_bytes": t.bytes,
+                "rx_packets": rx.packets, "rx_bytes": rx.bytes, "lost": lost,
+                "loss_pct": percent(lost, t.packets), "duplicates": rx.duplicates,
+                "reordered": rx.reordered, "latency_us": latency_json(&rx.latency),
+            })
+        }).collect::<Vec<_>>(),
+        "total": {
+            "tx_packets": tx, "lost": lost, "loss_pct": percent(lost, tx),
+            "latency_us": latency_json(&r.receiver.total_latency()),
+            "foreign_rx": r.receiver.foreign,
+        },
+    })
+}
+
+pub fn rfc2544_table(results: &[SearchResult]) -> String {
+    let mut out = String::from(
+        "\n| frame bytes | zero-loss Mpps | zero-loss Gbps (L1) | trials | p50 us | p99 us |\n| --- | --- | --- | --- | --- | --- |",
+    );
+    for r in results {
+        let lat = r
+            .at_ndr
+            .as_ref()
+            .and_then(|t| latency(&t.receiver.total_latency()));
+        let _ = write!(
+            out,
+            "\n| {} | {:.3} | {:.3} | {} | {} | {} |",
+            r.size,
+            r.ndr_pps / 1e6,
+            r.ndr_pps * (f64::from(r.size) + crate::spec::WIRE_OVERHEAD) * 8.0 / 1e9,
+            r.trials.len(),
+            lat.map_or("-".into(), |l| format!("{:.1}", l[1])),
+            lat.map_or("-".into(), |l| format!("{:.1}", l[3])),
+        );
+    }
+    out
+}
+
+pub fn rfc2544_json(results: &[SearchResult]) -> Value {
+    json!({
+        "rfc2544": results.iter().map(|r| json!({
+            "frame_size": r.size,
+            "zero_loss_mpps": r.ndr_pps / 1e6,
+            "zero_loss_gbps_l1": r.ndr_pps * (f64::from(r.size) + crate::spec::WIRE_OVERHEAD) * 8.0 / 1e9,
+            "latency_us": r.at_ndr.as_ref().map_or(Value::Null, |t| latency_json(&t.receiver.total_latency())),
+            "trials": r.trials.iter().map(|(asked, sent, loss)| json!({
+                "asked_pps": asked, "sent_pps": sent, "loss_pct": loss,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}

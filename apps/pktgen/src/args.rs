@@ -187,6 +187,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             _ => (ours[i].as_str(), None),
         };
         let takes_value = !matches!(flag, "-h" | "--help" | "--ipv6" | "--quiet" | "--rfc2544");
+        if takes_value && !VALUE_FLAGS.contains(&flag) {
+            return Err(format!("unknown option '{flag}' (see --help)"));
+        }
         let value = if takes_value {
             match inline {
                 Some(v) => v,
@@ -330,7 +333,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     })
 }
 
-const STREAM_FLAGS: [&str; 13] = [
+const STREAM_FLAGS: &[&str] = &[
     "--proto",
     "--tcp-flags",
     "--ipv6",
@@ -344,4 +347,38 @@ const STREAM_FLAGS: [&str; 13] = [
     "--ttl",
     "--size",
     "--seed",
+];
+
+/// The options that take a value.
+const VALUE_FLAGS: &[&str] = &[
+    "--tx-port",
+    "--rx-port",
+    "--tx-queues",
+    "--rx-queues",
+    "--burst",
+    "--link-wait",
+    "--proto",
+    "--tcp-flags",
+    "--src-mac",
+    "--dst-mac",
+    "--vlan",
+    "--src-ip",
+    "--dst-ip",
+    "--src-port",
+    "--dst-port",
+    "--ttl",
+    "--size",
+    "--seed",
+    "--streams",
+    "--pcap",
+    "--loop",
+    "--pcap-timing",
+    "--rate",
+    "--duration",
+    "--count",
+    "--drain",
+    "--json",
+    "--trial",
+    "--loss-tolerance",
+    "--resolution",
 ];

@@ -537,8 +537,10 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
             if let Some(live) = &mut live {
                 let tx_totals: Vec<Counts> = sent.clone();
                 let rx_totals: Vec<Counts> = rx_counts.iter().map(|q| sum(q)).collect();
-                let lost = stream_tx.iter().map(|c| c.packets).sum::<u64>() as i64
-                    - receiver.streams.iter().map(|s| s.unique()).sum::<u64>() as i64;
+                let lost = (!bench.rx.is_empty()).then(|| {
+                    stream_tx.iter().map(|c| c.packets).sum::<u64>() as i64
+                        - receiver.streams.iter().map(|s| s.unique()).sum::<u64>() as i64
+                });
                 println!(
                     "{}",
                     live.line(

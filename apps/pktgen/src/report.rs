@@ -106,7 +106,7 @@ impl Live {
         at: Duration,
         tx: &[Counts],
         rx: &[Counts],
-        lost: i64,
+        lost: Option<i64>,
         interval: &Histogram<u64>,
     ) -> String {
         let d = at - self.last;
@@ -153,6 +153,7 @@ impl Live {
                 " ".repeat(6)
             };
             let tail = if row == 0 {
+                let lost = lost.map_or("-".into(), |l| l.to_string());
                 format!(" | {lost:>8} {p50:>7} {p99:>7}")
             } else {
                 " |".into()

@@ -101,7 +101,7 @@ impl Stage for Impair {
         let first = self.seen;
         self.seen += packets.len() as u64;
         for (i, action) in actions.iter_mut().enumerate() {
-            *action = if (first + i as u64 + 1) % 100 == 0 {
+            *action = if (first + i as u64 + 1).is_multiple_of(100) {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 Action::drop(DropReason::Filtered)
             } else {

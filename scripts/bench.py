@@ -21,6 +21,12 @@ sink. Both are measured the same way: port 1's opackets read twice over rte_tele
 (/ethdev/stats), after the warm-up and at the end of the run. One table row per lookup and
 family, with the median over --runs alternating runs.
 
+pktgen: transmit-only rate of sluice-pktgen on one lcore into a net_null port beside
+`dpdk-testpmd --forward-mode=txonly --txpkts=64` (so pktgen sends 68-byte frames, the same 64
+bytes of data), measured alike by telemetry, alternating; then the memif pair pktgen ->
+sluice-l3fwd -> pktgen: the zero-loss rate by pktgen's own RFC 2544 search, and rate and
+latency at 50% and 90% of it.
+
 idle: sluice-l2fwd with no traffic at all (two net_null ports with no-rx=1) for --seconds,
 with --idle adaptive and with --idle off; CPU time of the process from /proc/PID/stat, as a
 percentage of one core.
@@ -158,15 +164,15 @@ def telemetry(prefix, command):
         return json.loads(s.recv(1 << 16))
 
 
-def l3fwd_rate(name, cmd, prefix, seconds):
-    """Port 1's TX rate between the end of the warm-up and the end of the run, by telemetry."""
+def l3fwd_rate(name, cmd, prefix, seconds, port=1):
+    """A port's TX rate between the end of the warm-up and the end of the run, by telemetry."""
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, errors="replace")
     try:
         time.sleep(WARMUP_SAMPLES)
-        first, t0 = telemetry(prefix, "/ethdev/stats,1")["/ethdev/stats"]["opackets"], time.monotonic()
+        first, t0 = telemetry(prefix, f"/ethdev/stats,{port}")["/ethdev/stats"]["opackets"], time.monotonic()
         time.sleep(seconds - WARMUP_SAMPLES)
-        last, t1 = telemetry(prefix, "/ethdev/stats,1")["/ethdev/stats"]["opackets"], time.monotonic()
+        last, t1 = telemetry(prefix, f"/ethdev/stats,{port}")["/ethdev/stats"]["opackets"], time.monotonic()
     except (OSError, KeyError, ValueError) as e:
         proc.kill()
         out, _ = proc.communicate()
@@ -215,6 +221,96 @@ def bench_l3fwd(a, lcore):
     print("\n".join(table_rows))
 
 
+def bench_pktgen(a, lcore):
+    ours = f"{ROOT}/target/release/sluice-pktgen"
+    extra = os.environ.get("SLUICE_EAL_ARGS", "").split()
+
+    def null_eal(prefix, lcores):
+        return ["-l", lcores, "-m", "256", "--no-pci", "--in-memory", f"--file-prefix={prefix}",
+                "--log-level=*:warning", *extra, "--vdev", "net_null0,no-rx=1"]
+    # testpmd's --txpkts=64 is 64 bytes of data: a 68-byte frame, so pktgen sends --size 68.
+    contenders = [
+        ("sluice-pktgen", [ours, *null_eal("bench-pg", str(lcore)), "--", "--rx-port", "none", "--quiet",
+                           "--size", "68"], "bench-pg"),
+        ("dpdk-testpmd txonly", ["dpdk-testpmd", *null_eal("bench-tp", f"{lcore - 1},{lcore}"), "--",
+                                 "--forward-mode=txonly", "--txpkts=64", "--nb-cores=1"], "bench-tp"),
+    ]
+    print(f"pktgen: transmit only into net_null on lcore {lcore}, {a.runs} runs x {a.seconds} s each, alternating")
+    results = {name: [] for name, _, _ in contenders}
+    for r in range(a.runs):
+        for name, cmd, prefix in contenders:
+            mpps = l3fwd_rate(name, cmd, prefix, a.seconds, port=0)
+            results[name].append(mpps)
+            print(f"  run {r + 1}: {name:<20} {mpps:7.2f} Mpps", flush=True)
+    table(results, "sluice-pktgen")
+    print()
+    memif_pair(a, lcore)
+
+
+def memif_pair(a, lcore):
+    """pktgen (memif server, lcore - 1) -> sluice-l3fwd (client, lcore) -> pktgen: the zero-loss
+    rate by pktgen's RFC 2544 search, then rate and latency at 50% and 90% of it."""
+    import json
+    import tempfile
+    pktgen, l3fwd = f"{ROOT}/target/release/sluice-pktgen", f"{ROOT}/target/release/sluice-l3fwd"
+    extra = os.environ.get("SLUICE_EAL_ARGS", "").split()
+    work = tempfile.mkdtemp(prefix="sluice-bench-")
+    socks = [f"{work}/m0.sock", f"{work}/m1.sock"]
+
+    def eal_for(prefix, lcores, role):
+        args = ["-l", lcores, "-m", "256", "--no-pci", f"--file-prefix={prefix}", "--huge-unlink",
+                "--log-level=*:warning", *extra]
+        for i, s in enumerate(socks):
+            args += ["--vdev", f"net_memif{i},role={role},socket={s}"]
+        return args
+
+    def run_pair(pktgen_args):
+        gen = subprocess.Popen([pktgen, *eal_for("bench-pgm", str(lcore - 1), "server"), "--", "--tx-port", "0",
+                                "--rx-port", "1", "--quiet", "--size", "64", *pktgen_args],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        seen, head = 0, ""
+        while seen < 2:
+            line = gen.stdout.readline()
+            if not line:
+                break
+            head += line
+            seen += line.count("net_memif")
+        fwd = subprocess.Popen([l3fwd, *eal_for("bench-l3m", str(lcore), "client"), "--", "-p", "0x3",
+                                "--config", f"(0,0,{lcore}),(1,0,{lcore})", "--idle", "off"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out = head + gen.stdout.read()
+        gen.wait()
+        fwd.send_signal(signal.SIGINT)
+        fwd.wait(timeout=30)
+        if gen.returncode != 0:
+            sys.exit(f"bench.py: error: sluice-pktgen failed:\n{out[-2000:]}")
+        return out
+
+    print(f"pktgen -> sluice-l3fwd -> pktgen over memif: pktgen on lcore {lcore - 1}, l3fwd on lcore {lcore}, "
+          "64-byte UDP to 198.18.1.0/24")
+    search = f"{work}/search.json"
+    run_pair(["--rfc2544", "--trial", "2", "--resolution", "2", "--json", search])
+    with open(search) as f:
+        ndr = json.load(f)["rfc2544"][0]["zero_loss_mpps"]
+    print(f"  zero-loss rate (RFC 2544, 2 s trials, 2% resolution): {ndr:.3f} Mpps")
+    rows = []
+    for share in (50, 90):
+        path = f"{work}/at{share}.json"
+        run_pair(["--rate", f"{int(ndr * 1e6 * share / 100)}pps", "--duration", str(a.seconds), "--json", path])
+        with open(path) as f:
+            j = json.load(f)
+        lat = j["total"]["latency_us"] or {}
+        rows.append(f"| {share}% | {j['tx'][0]['mpps']:.3f} | {j['rx'][0]['mpps']:.3f} | {j['total']['loss_pct']:.4f}% "
+                    f"| {lat.get('p50', 0):.1f} | {lat.get('p99', 0):.1f} |")
+        print(f"  {share}% of it: {rows[-1]}", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(f"zero-loss rate: {ndr:.3f} Mpps")
+    print("| load | tx Mpps | rx Mpps | loss | latency p50 us | latency p99 us |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -241,7 +337,7 @@ def bench_idle(a, lcore):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("benchmark", choices=["l2fwd", "l3fwd", "pipeline", "idle"])
+    p.add_argument("benchmark", choices=["l2fwd", "l3fwd", "pipeline", "idle", "pktgen"])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seconds", type=int, default=None, help="per run (default 8; idle: 10)")
     a = p.parse_args()
@@ -257,6 +353,9 @@ def main():
     if a.benchmark == "l3fwd":
         os.makedirs(f"{ROOT}/target/bench", exist_ok=True)
         bench_l3fwd(a, lcore)
+        return 0
+    if a.benchmark == "pktgen":
+        bench_pktgen(a, lcore)
         return 0
     os.makedirs(f"{ROOT}/target/bench", exist_ok=True)
     pcap = f"{ROOT}/target/bench/udp64.pcap"

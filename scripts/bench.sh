@@ -3,15 +3,16 @@
 #   scripts/bench.sh l2fwd [--runs N] [--seconds S]     sluice-l2fwd vs DPDK's l2fwd and testpmd
 #   scripts/bench.sh pipeline [--runs N] [--seconds S]  run to completion (1 lcore) vs pipelined (2)
 #   scripts/bench.sh l3fwd [--runs N] [--seconds S]     sluice-l3fwd vs DPDK's l3fwd, LPM and EM, IPv4 and IPv6
+#   scripts/bench.sh pktgen [--runs N] [--seconds S]    sluice-pktgen vs testpmd txonly; pktgen -> l3fwd over memif
 #   scripts/bench.sh idle [--seconds S]                 CPU of an idle sluice-l2fwd
 #   scripts/bench.sh ring                               the SPSC ring vs crossbeam and rte_ring (Criterion)
 # See scripts/bench.py for what is measured and how.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
-  l2fwd|l3fwd|pipeline|idle|ring) ;;
-  ""|-h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "bench.sh: error: unknown benchmark '$1': expected l2fwd, l3fwd, pipeline, idle or ring" >&2; exit 2 ;;
+  l2fwd|l3fwd|pipeline|idle|ring|pktgen) ;;
+  ""|-h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "bench.sh: error: unknown benchmark '$1': expected l2fwd, l3fwd, pipeline, pktgen, idle or ring" >&2; exit 2 ;;
 esac
 
 scripts/setup.sh >/dev/null
@@ -19,7 +20,7 @@ scripts/setup.sh >/dev/null
 if [ "$1" = ring ]; then
   exec cargo bench -p sluice --bench ring
 fi
-cargo build --release -q -p sluice-l2fwd -p sluice-l3fwd
+cargo build --release -q -p sluice-l2fwd -p sluice-l3fwd -p sluice-pktgen
 
 # DPDK's own l2fwd, built from the installed example sources (a copy; nothing of it is committed).
 ref=target/bench/dpdk-l2fwd

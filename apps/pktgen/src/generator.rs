@@ -158,6 +158,7 @@ pub struct StreamGen {
     rng: Rng,
     /// Sequence number of the next packet.
     pub seq: u64,
+    last_flow: FlowFields,
 }
 
 impl StreamGen {
@@ -226,6 +227,11 @@ impl StreamGen {
             dst_port: Cursor::new(stream.dst_port),
             rng: Rng::new(seed ^ u64::from(id).rotate_left(32)),
             seq: 0,
+            last_flow: FlowFields {
+                src: 0,
+                dst: 0,
+                ports: (0, 0),
+            },
         })
     }
 
@@ -238,16 +244,15 @@ impl StreamGen {
     }
 
     /// Writes the next packet into `out` (exactly [`StreamGen::next_len`] bytes), stamped
-    /// with `tsc`, and returns its 5-tuple hash input's parts (source and destination
-    /// address words and ports) for queue choice.
+    /// with `tsc`; its flow is then [`StreamGen::last_flow`].
     #[inline]
-    pub fn write_next(&mut self, out: &mut [u8], tsc: u64) -> FlowFields {
+    pub fn write_next(&mut self, out: &mut [u8], tsc: u64) {
         let t = &self.templates[usize::from(self.order[self.next_size])];
         self.next_size += 1;
         if self.next_size == self.order.len() {
             self.next_size = 0;
         }
-        out.copy_from_slice(&t.bytes);
+        copy_frame(out, &t.bytes);
         let v = self.varying;
         let rng = &mut self.rng;
         if v.dst_mac {
@@ -275,21 +280,21 @@ impl StreamGen {
             let (s, d) = (l.ip + 8, l.ip + 24);
             if v.src_ip {
                 out[s..s + 16].copy_from_slice(&src.to_be_bytes());
-                l4_extra += checksum::sum(&out[s..s + 16]);
+                l4_extra += word_sum(src, 8);
             }
             if v.dst_ip {
                 out[d..d + 16].copy_from_slice(&dst.to_be_bytes());
-                l4_extra += checksum::sum(&out[d..d + 16]);
+                l4_extra += word_sum(dst, 8);
             }
         } else {
             let (s, d) = (l.ip + 12, l.ip + 16);
             if v.src_ip {
                 out[s..s + 4].copy_from_slice(&(src as u32).to_be_bytes());
-                ip_extra += checksum::sum(&out[s..s + 4]);
+                ip_extra += word_sum(src, 2);
             }
             if v.dst_ip {
                 out[d..d + 4].copy_from_slice(&(dst as u32).to_be_bytes());
-                ip_extra += checksum::sum(&out[d..d + 4]);
+                ip_extra += word_sum(dst, 2);
             }
             // The pseudo-header holds the addresses too (not for ICMPv4, which has none).
             if self.protocol != Protocol::Icmp {
@@ -306,7 +311,7 @@ impl StreamGen {
                 let at = l.l4 + 4;
                 out[at..at + 2].copy_from_slice(&self.id.to_be_bytes());
                 out[at + 2..at + 4].copy_from_slice(&(self.seq as u16).to_be_bytes());
-                l4_extra += checksum::sum(&out[at..at + 4]);
+                l4_extra += u32::from(self.id) + u32::from(self.seq as u16);
                 (sport, dport)
             }
             _ if v.ports => {
@@ -314,23 +319,24 @@ impl StreamGen {
                 let dport = self.dst_port.next(rng) as u16;
                 out[l.l4..l.l4 + 2].copy_from_slice(&sport.to_be_bytes());
                 out[l.l4 + 2..l.l4 + 4].copy_from_slice(&dport.to_be_bytes());
-                l4_extra += checksum::sum(&out[l.l4..l.l4 + 4]);
+                l4_extra += u32::from(sport) + u32::from(dport);
                 (sport, dport)
             }
             _ => (sport, dport),
         };
-        let sig: &mut [u8; signature::LEN] = (&mut out[l.signature..l.signature + signature::LEN])
-            .try_into()
-            .expect("sized");
-        Signature {
+        let sig = Signature {
             stream: self.id,
             seq: self.seq,
             tsc,
-        }
-        .write(sig);
+        };
+        let at: &mut [u8; signature::LEN] = (&mut out[l.signature..l.signature + signature::LEN])
+            .try_into()
+            .expect("sized");
+        sig.write(at);
         self.seq += 1;
-        l4_extra += checksum::sum(sig);
-        if !self.ipv6 {
+        l4_extra += sig.sum();
+        // With fixed addresses the template's IPv4 checksum is already right.
+        if !self.ipv6 && (v.src_ip || v.dst_ip) {
             let csum = checksum::finish(t.ip_sum + ip_extra);
             out[l.ip + 10..l.ip + 12].copy_from_slice(&csum.to_be_bytes());
         }
@@ -339,8 +345,33 @@ impl StreamGen {
             csum = 0xffff; // zero would mean "no checksum"
         }
         out[l.l4_checksum..l.l4_checksum + 2].copy_from_slice(&csum.to_be_bytes());
-        FlowFields { src, dst, ports }
+        self.last_flow = FlowFields { src, dst, ports };
     }
+
+    /// The flow of the packet last written, as RSS hashes it. (Kept here rather than
+    /// returned: a returned struct read back whole stalls store forwarding on every packet.)
+    pub fn last_flow(&self) -> FlowFields {
+        self.last_flow
+    }
+}
+
+/// The sum of the low `words` 16-bit words of `v`: a field's share of a checksum, computed from
+/// its value (see [`Signature::sum`]).
+#[inline]
+fn word_sum(v: u128, words: u32) -> u32 {
+    (0..words).map(|i| ((v >> (16 * i)) & 0xffff) as u32).sum()
+}
+
+/// `out.copy_from_slice(src)` in 16-byte pieces the compiler copies inline: frames are short,
+/// and a call to memcpy per packet costs more than the copy.
+#[inline(always)]
+fn copy_frame(out: &mut [u8], src: &[u8]) {
+    let mut chunks = out.chunks_exact_mut(16);
+    let mut from = src.chunks_exact(16);
+    for (o, f) in (&mut chunks).zip(&mut from) {
+        o.copy_from_slice(f);
+    }
+    chunks.into_remainder().copy_from_slice(from.remainder());
 }
 
 /// A packet's flow, as RSS hashes it.
@@ -447,7 +478,11 @@ fn template(stream: &Stream, l: Layout, size: u16, src_mac: u128, v: Varying) ->
     let ip_sum = if stream.ipv6 {
         0
     } else {
-        checksum::sum(&b[l.ip..l.l4])
+        let sum = checksum::sum(&b[l.ip..l.l4]);
+        if !(v.src_ip || v.dst_ip) {
+            b[l.ip + 10..l.ip + 12].copy_from_slice(&checksum::finish(sum).to_be_bytes());
+        }
+        sum
     };
     let pseudo = if stream.ipv6 {
         checksum::pseudo_v6(

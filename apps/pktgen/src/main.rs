@@ -20,7 +20,9 @@ use sluice::mempool::{DEFAULT_CACHE, DEFAULT_DATA_ROOM};
 use sluice::net::ethernet::Address;
 use sluice::rss::{self, Toeplitz};
 use sluice::worker::StopFlag;
-use sluice::{Burst, Eal, EalBuilder, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
+use sluice::{
+    Burst, Eal, EalBuilder, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST,
+};
 use spec::{Rate, Stream, FCS_LEN};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -325,41 +327,58 @@ fn queue_for(rss: &(Toeplitz, Vec<u16>), flow: FlowFields, ipv6: bool) -> usize 
     usize::from(rss::queue_for(rss.0.hash(&input), &rss.1))
 }
 
+/// Writes the next packet of `packets` into `m`; returns its stream (u16::MAX for replayed
+/// frames), or None when the source has nothing more.
+#[inline(always)]
+fn write_packet(packets: &mut Packets, m: &mut Mbuf, tsc: u64) -> Option<u16> {
+    match packets {
+        Packets::Streams { gens, turn } => {
+            let count = gens.len();
+            let g = gens.get_mut(*turn)?;
+            *turn = if *turn + 1 == count { 0 } else { *turn + 1 };
+            let room = m.append(g.next_len() as u16)?;
+            g.write_next(room, tsc);
+            Some(g.id)
+        }
+        Packets::Replay(r) => {
+            if r.done() || !m.extend_from_slice(r.take()) {
+                return None;
+            }
+            Some(u16::MAX)
+        }
+    }
+}
+
+/// The flow of the packet `stream` last wrote.
+fn last_flow(packets: &Packets, stream: u16) -> Option<FlowFields> {
+    match packets {
+        Packets::Streams { gens, .. } => gens
+            .iter()
+            .find(|g| g.id == stream)
+            .map(StreamGen::last_flow),
+        Packets::Replay(_) => None,
+    }
+}
+
 impl TxPort {
     /// Builds up to `n` packets stamped with `tsc` into the lanes' pending bursts; returns
     /// how many, fewer when the pool runs dry or the source ends.
     fn build(&mut self, pool: &Mempool, n: usize, tsc: u64, ipv6_streams: &[bool]) -> usize {
+        if self.lanes.len() == 1 {
+            return self.build_in_place(pool, n, tsc);
+        }
         let mut fresh = Burst::new();
         if !pool.alloc_into(&mut fresh, n) {
             return 0;
         }
         let mut built = 0;
         for mut m in fresh.drain() {
-            let (stream, lane) = match &mut self.packets {
-                Packets::Streams { gens, turn } => {
-                    if gens.is_empty() {
-                        break;
-                    }
-                    let count = gens.len();
-                    let g = &mut gens[*turn];
-                    *turn = (*turn + 1) % count;
-                    let len = g.next_len();
-                    let Some(room) = m.append(len as u16) else {
-                        break;
-                    };
-                    let flow = g.write_next(room, tsc);
-                    let lane = match &self.rss {
-                        Some(rss) => queue_for(rss, flow, ipv6_streams[usize::from(g.id)]),
-                        None => 0,
-                    };
-                    (g.id, lane)
-                }
-                Packets::Replay(r) => {
-                    if r.done() || !m.extend_from_slice(r.take()) {
-                        break;
-                    }
-                    (u16::MAX, 0)
-                }
+            let Some(stream) = write_packet(&mut self.packets, &mut m, tsc) else {
+                break;
+            };
+            let lane = match (&self.rss, last_flow(&self.packets, stream)) {
+                (Some(rss), Some(flow)) => queue_for(rss, flow, ipv6_streams[usize::from(stream)]),
+                _ => 0,
             };
             let lane = &mut self.lanes[lane];
             let len = m.len() as u16 + FCS_LEN;
@@ -373,6 +392,36 @@ impl TxPort {
         built
     }
 
+    /// With one queue: allocates straight into its pending burst and writes the packets
+    /// where they are.
+    fn build_in_place(&mut self, pool: &Mempool, n: usize, tsc: u64) -> usize {
+        let lane = &mut self.lanes[0];
+        let start = lane.pending.len();
+        let n = n.min(lane.pending.spare());
+        if !pool.alloc_into(&mut lane.pending, n) {
+            return 0;
+        }
+        for m in &lane.pending.as_slice()[start..] {
+            m.prefetch_data();
+        }
+        let mut built = 0;
+        for (m, meta) in lane.pending.as_mut_slice()[start..]
+            .iter_mut()
+            .zip(&mut lane.meta[start..])
+        {
+            let Some(stream) = write_packet(&mut self.packets, m, tsc) else {
+                break;
+            };
+            *meta = (stream, m.len() as u16 + FCS_LEN);
+            built += 1;
+        }
+        // Mbufs the source had nothing for go back.
+        for _ in built..n {
+            drop(lane.pending.pop());
+        }
+        built
+    }
+
     /// Offers every lane's pending packets to its queue; counts what left.
     fn flush(&mut self, sent: &mut Counts, per_stream: &mut [Counts]) -> bool {
         let mut all_sent = true;
@@ -381,14 +430,23 @@ impl TxPort {
                 continue;
             }
             let n = lane.queue.send(&mut lane.pending);
+            // Counted per run of one stream, in registers: a counter in memory bumped per
+            // packet is a dependency chain through the store buffer.
+            let mut run = (u16::MAX, Counts::default());
             for &(stream, len) in &lane.meta[..n] {
-                sent.packets += 1;
-                sent.bytes += u64::from(len);
-                if let Some(s) = per_stream.get_mut(usize::from(stream)) {
-                    s.packets += 1;
-                    s.bytes += u64::from(len);
+                if stream != run.0 {
+                    add_to(per_stream, run);
+                    run = (stream, Counts::default());
                 }
+                run.1.packets += 1;
+                run.1.bytes += u64::from(len);
             }
+            add_to(per_stream, run);
+            sent.packets += n as u64;
+            sent.bytes += lane.meta[..n]
+                .iter()
+                .map(|&(_, len)| u64::from(len))
+                .sum::<u64>();
             lane.meta.copy_within(n.., 0);
             all_sent &= lane.pending.is_empty();
         }
@@ -587,6 +645,14 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
         stream_tx,
         receiver,
     })
+}
+
+/// Adds a run of one stream's packets to its counts (none for replayed frames).
+fn add_to(per_stream: &mut [Counts], (stream, run): (u16, Counts)) {
+    if let Some(s) = per_stream.get_mut(usize::from(stream)) {
+        s.packets += run.packets;
+        s.bytes += run.bytes;
+    }
 }
 
 fn sum(counts: &[Counts]) -> Counts {

@@ -36,8 +36,10 @@ impl Default for StreamRx {
     }
 }
 
+/// Latencies from 1 ns to a minute, to 3 significant digits. Fixed bounds: an auto-resizing
+/// histogram would allocate on the fast path (and its saturating record does not resize).
 pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new(3).expect("3 significant digits is valid")
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
 }
 
 impl StreamRx {

@@ -64,18 +64,6 @@ impl Mbuf {
         unsafe { std::slice::from_raw_parts_mut(dpdk_sys::pktmbuf_mtod(self.raw.as_ptr()), len) }
     }
 
-    /// Asks the CPU to bring the first cache line of the packet's data into L1, for a writer
-    /// that will fill it soon (a generator prefetches a whole burst before building it).
-    #[inline(always)]
-    pub fn prefetch_data(&self) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is a hint that never faults; the address is inside our buffer.
-        unsafe {
-            let at = dpdk_sys::pktmbuf_mtod(self.raw.as_ptr());
-            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(at.cast());
-        }
-    }
-
     /// Grows the packet by `len` bytes at its end and returns them, or None when the last
     /// segment has no room left.
     #[inline]

@@ -8,6 +8,7 @@ use crate::spec::{u128_to_mac, FieldRange, Order, Protocol, Stream, FCS_LEN};
 use sluice::net::checksum;
 use sluice::net::ethernet::{self, Address, EtherType};
 use sluice::net::{icmp, icmpv6, ipv4, ipv6, tcp, udp, vlan};
+use sluice::Mbuf;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A small, fast, seeded generator (xorshift64*): random field values must be repeatable.
@@ -101,6 +102,14 @@ struct Varying {
     src_ip: bool,
     dst_ip: bool,
     ports: bool,
+    /// ICMP writes its echo identifier and sequence into every packet.
+    icmp: bool,
+}
+
+impl Varying {
+    fn any(&self) -> bool {
+        self.src_mac || self.dst_mac || self.src_ip || self.dst_ip || self.ports || self.icmp
+    }
 }
 
 /// The smallest frame (FCS included) that holds the stream's headers and the signature.
@@ -191,6 +200,7 @@ impl StreamGen {
             src_ip: stream.src_ip.count() > 1,
             dst_ip: stream.dst_ip.count() > 1,
             ports: stream.src_port.count() > 1 || stream.dst_port.count() > 1,
+            icmp: stream.protocol == Protocol::Icmp,
         };
         let mut distinct: Vec<u16> = sizes.to_vec();
         distinct.sort_unstable();
@@ -227,32 +237,45 @@ impl StreamGen {
             dst_port: Cursor::new(stream.dst_port),
             rng: Rng::new(seed ^ u64::from(id).rotate_left(32)),
             seq: 0,
+            // What a stream with fixed fields always sends; varying ones overwrite it.
             last_flow: FlowFields {
-                src: 0,
-                dst: 0,
-                ports: (0, 0),
+                src: stream.src_ip.start,
+                dst: stream.dst_ip.start,
+                ports: (stream.src_port.start as u16, stream.dst_port.start as u16),
             },
         })
     }
 
-    /// The length of the next frame's data (without FCS).
-    #[inline]
-    pub fn next_len(&self) -> usize {
-        self.templates[usize::from(self.order[self.next_size])]
-            .bytes
-            .len()
+    /// Appends the next packet to the empty mbuf `m`, stamped with `tsc`; returns its frame
+    /// size (FCS included), or None when it does not fit. Its flow is then
+    /// [`StreamGen::last_flow`].
+    #[inline(always)]
+    pub fn write_next(&mut self, m: &mut Mbuf, tsc: u64) -> Option<u16> {
+        let index = if self.order.len() == 1 {
+            0
+        } else {
+            let i = self.next_size;
+            self.next_size = if i + 1 == self.order.len() { 0 } else { i + 1 };
+            usize::from(self.order[i])
+        };
+        let t = &self.templates[index];
+        let len = t.bytes.len() as u16;
+        let out = m.append(len)?;
+        copy_frame(out, &t.bytes);
+        if self.varying.any() {
+            self.write_varying(out, index, tsc);
+        } else {
+            // Nothing varies but the signature: the common case, kept short.
+            self.write_signature(out, t.l4_sum, tsc);
+        }
+        Some(len + FCS_LEN)
     }
 
-    /// Writes the next packet into `out` (exactly [`StreamGen::next_len`] bytes), stamped
-    /// with `tsc`; its flow is then [`StreamGen::last_flow`].
-    #[inline]
-    pub fn write_next(&mut self, out: &mut [u8], tsc: u64) {
-        let t = &self.templates[usize::from(self.order[self.next_size])];
-        self.next_size += 1;
-        if self.next_size == self.order.len() {
-            self.next_size = 0;
-        }
-        copy_frame(out, &t.bytes);
+    /// The fields that vary, then the signature and checksums, over a copy of template
+    /// `index` in `out`.
+    #[inline(never)]
+    fn write_varying(&mut self, out: &mut [u8], index: usize, tsc: u64) {
+        let t = &self.templates[index];
         let v = self.varying;
         let rng = &mut self.rng;
         if v.dst_mac {
@@ -324,6 +347,20 @@ impl StreamGen {
             }
             _ => (sport, dport),
         };
+        // With fixed addresses the template's IPv4 checksum is already right.
+        if !self.ipv6 && (v.src_ip || v.dst_ip) {
+            let csum = checksum::finish(t.ip_sum + ip_extra);
+            out[l.ip + 10..l.ip + 12].copy_from_slice(&csum.to_be_bytes());
+        }
+        let l4_base = t.l4_sum + l4_extra;
+        self.write_signature(out, l4_base, tsc);
+        self.last_flow = FlowFields { src, dst, ports };
+    }
+
+    /// Writes the signature and the L4 checksum: `l4_base` is the sum of everything else.
+    #[inline(always)]
+    fn write_signature(&mut self, out: &mut [u8], l4_base: u32, tsc: u64) {
+        let l = self.layout;
         let sig = Signature {
             stream: self.id,
             seq: self.seq,
@@ -334,18 +371,11 @@ impl StreamGen {
             .expect("sized");
         sig.write(at);
         self.seq += 1;
-        l4_extra += sig.sum();
-        // With fixed addresses the template's IPv4 checksum is already right.
-        if !self.ipv6 && (v.src_ip || v.dst_ip) {
-            let csum = checksum::finish(t.ip_sum + ip_extra);
-            out[l.ip + 10..l.ip + 12].copy_from_slice(&csum.to_be_bytes());
-        }
-        let mut csum = checksum::finish(t.l4_sum + l4_extra);
+        let mut csum = checksum::finish(l4_base + sig.sum());
         if csum == 0 && self.protocol == Protocol::Udp {
             csum = 0xffff; // zero would mean "no checksum"
         }
         out[l.l4_checksum..l.l4_checksum + 2].copy_from_slice(&csum.to_be_bytes());
-        self.last_flow = FlowFields { src, dst, ports };
     }
 
     /// The flow of the packet last written, as RSS hashes it. (Kept here rather than
@@ -362,16 +392,21 @@ fn word_sum(v: u128, words: u32) -> u32 {
     (0..words).map(|i| ((v >> (16 * i)) & 0xffff) as u32).sum()
 }
 
-/// `out.copy_from_slice(src)` in 16-byte pieces the compiler copies inline: frames are short,
-/// and a call to memcpy per packet costs more than the copy.
+/// `out.copy_from_slice(src)` (both at least 16 bytes long, as every frame is) in 16-byte
+/// pieces the compiler copies inline, the last one overlapping the one before: frames are
+/// short, and a call to memcpy per packet costs more than the copy.
 #[inline(always)]
 fn copy_frame(out: &mut [u8], src: &[u8]) {
-    let mut chunks = out.chunks_exact_mut(16);
-    let mut from = src.chunks_exact(16);
-    for (o, f) in (&mut chunks).zip(&mut from) {
-        o.copy_from_slice(f);
+    assert_eq!(out.len(), src.len());
+    let len = src.len();
+    let mut at = 0;
+    while at + 16 <= len {
+        out[at..at + 16].copy_from_slice(&src[at..at + 16]);
+        at += 16;
     }
-    chunks.into_remainder().copy_from_slice(from.remainder());
+    if at < len {
+        out[len - 16..].copy_from_slice(&src[len - 16..]);
+    }
 }
 
 /// A packet's flow, as RSS hashes it.

@@ -328,23 +328,25 @@ fn queue_for(rss: &(Toeplitz, Vec<u16>), flow: FlowFields, ipv6: bool) -> usize 
 }
 
 /// Writes the next packet of `packets` into `m`; returns its stream (u16::MAX for replayed
-/// frames), or None when the source has nothing more.
+/// frames) and frame size, or None when the source has nothing more.
 #[inline(always)]
-fn write_packet(packets: &mut Packets, m: &mut Mbuf, tsc: u64) -> Option<u16> {
+fn write_packet(packets: &mut Packets, m: &mut Mbuf, tsc: u64) -> Option<(u16, u16)> {
     match packets {
         Packets::Streams { gens, turn } => {
-            let count = gens.len();
-            let g = gens.get_mut(*turn)?;
-            *turn = if *turn + 1 == count { 0 } else { *turn + 1 };
-            let room = m.append(g.next_len() as u16)?;
-            g.write_next(room, tsc);
-            Some(g.id)
+            let g = if gens.len() == 1 {
+                gens.first_mut()?
+            } else {
+                let i = *turn;
+                *turn = if i + 1 == gens.len() { 0 } else { i + 1 };
+                gens.get_mut(i)?
+            };
+            Some((g.id, g.write_next(m, tsc)?))
         }
         Packets::Replay(r) => {
             if r.done() || !m.extend_from_slice(r.take()) {
                 return None;
             }
-            Some(u16::MAX)
+            Some((u16::MAX, m.len() as u16 + FCS_LEN))
         }
     }
 }
@@ -373,7 +375,7 @@ impl TxPort {
         }
         let mut built = 0;
         for mut m in fresh.drain() {
-            let Some(stream) = write_packet(&mut self.packets, &mut m, tsc) else {
+            let Some((stream, len)) = write_packet(&mut self.packets, &mut m, tsc) else {
                 break;
             };
             let lane = match (&self.rss, last_flow(&self.packets, stream)) {
@@ -381,7 +383,6 @@ impl TxPort {
                 _ => 0,
             };
             let lane = &mut self.lanes[lane];
-            let len = m.len() as u16 + FCS_LEN;
             let at = lane.pending.len();
             if lane.pending.push(m).is_err() {
                 break;
@@ -401,18 +402,15 @@ impl TxPort {
         if !pool.alloc_into(&mut lane.pending, n) {
             return 0;
         }
-        for m in &lane.pending.as_slice()[start..] {
-            m.prefetch_data();
-        }
         let mut built = 0;
         for (m, meta) in lane.pending.as_mut_slice()[start..]
             .iter_mut()
             .zip(&mut lane.meta[start..])
         {
-            let Some(stream) = write_packet(&mut self.packets, m, tsc) else {
+            let Some(written) = write_packet(&mut self.packets, m, tsc) else {
                 break;
             };
-            *meta = (stream, m.len() as u16 + FCS_LEN);
+            *meta = written;
             built += 1;
         }
         // Mbufs the source had nothing for go back.
@@ -513,8 +511,12 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
     let mut pace_start = vec![start_tsc; bench.tx.len()];
     let mut pace_base = vec![0u64; bench.tx.len()];
     let mut sending = true;
-    let mut tx_end = None;
-    let mut next_report = start + Duration::from_secs(1);
+    // Deadlines in TSC ticks: reading the clock through the vDSO every round costs more.
+    let ticks = |d: Duration| (d.as_secs_f64() * hz as f64) as u64;
+    let deadline = plan.duration.map(|d| start_tsc + ticks(d));
+    let (drain, short_drain) = (ticks(bench.options.drain), ticks(Duration::from_millis(50)));
+    let mut tx_end: Option<(Instant, u64)> = None;
+    let mut next_report = start_tsc + hz;
     let mut burst_in = Burst::new();
     loop {
         let now_tsc = sluice::clock::tsc();
@@ -563,10 +565,10 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
                     t.flush(&mut sent[i], &mut stream_tx);
                 }
             }
-            let timed_out = plan.duration.is_some_and(|d| start.elapsed() >= d);
+            let timed_out = deadline.is_some_and(|d| now_tsc >= d);
             if all_done || timed_out || bench.stop.is_stopped() {
                 sending = false;
-                tx_end = Some(Instant::now());
+                tx_end = Some((Instant::now(), sluice::clock::tsc()));
                 for t in &mut bench.tx {
                     t.discard_pending();
                 }
@@ -589,10 +591,10 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
                 burst_in.clear();
             }
         }
-        let now = Instant::now();
-        if now >= next_report {
-            next_report += Duration::from_secs(1);
+        if now_tsc >= next_report {
+            next_report += hz;
             if let Some(live) = &mut live {
+                let now = Instant::now();
                 let tx_totals: Vec<Counts> = sent.clone();
                 let rx_totals: Vec<Counts> = rx_counts.iter().map(|q| sum(q)).collect();
                 let lost = (!bench.rx.is_empty()).then(|| {
@@ -611,15 +613,14 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
                 );
             }
         }
-        if let Some(end) = tx_end {
-            if now - end >= bench.options.drain
-                || (bench.stop.is_stopped() && now - end >= Duration::from_millis(50))
-            {
+        if let Some((_, end)) = tx_end {
+            let since = sluice::clock::tsc() - end;
+            if since >= drain || (bench.stop.is_stopped() && since >= short_drain) {
                 break;
             }
         }
     }
-    let tx_elapsed = tx_end.expect("sending ended").duration_since(start);
+    let tx_elapsed = tx_end.expect("sending ended").0.duration_since(start);
     Ok(TrialResult {
         tx_elapsed,
         tx: bench

@@ -1,22 +1,56 @@
 #!/usr/bin/env bash
-# The main job on virtual ports, no NIC needed: sluice-l2fwd forwards 64-byte UDP frames
-# from a pcap source (replayed forever) to a null sink on one lcore for about 10 s, then
-# prints its rate and the final account (rx = tx + dropped, mbufs in use = 0).
+# The main job on virtual ports, no NIC needed: sluice-pktgen sends 64-byte UDP flows to
+# 198.18.1.0/24 into sluice-l3fwd over two memif links and receives what l3fwd routes back,
+# for about 10 s. pktgen prints tx/rx Mpps and latency every second, then its summary (loss,
+# latency percentiles); then l3fwd's final account (rx = tx + dropped, mbufs in use = 0).
+#   DEMO_SECONDS=N   how long to send (default 10)
+#   DEMO_RATE=RATE   pktgen's --rate (default 2mpps; max finds the pair's limit, with loss)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${DEMO_SECONDS:-10}
+RATE=${DEMO_RATE:-2mpps}
 
 scripts/setup.sh
 [ -f target/sluice.env ] && . target/sluice.env
-cargo build --release -q -p sluice-l2fwd
-mkdir -p target/demo
-python3 scripts/gen-pcap.py target/demo/udp64.pcap --count 1024 --size 60 --flows 256
+cargo build --release -q -p sluice-pktgen -p sluice-l3fwd
 
-lcore=$(( $(nproc) - 1 ))
-echo "demo: sluice-l2fwd on lcore $lcore for ${SECONDS_TO_RUN} s: net_pcap (64-byte UDP, replayed) -> net_null"
-set -x
-timeout --preserve-status -s INT "$SECONDS_TO_RUN" target/release/sluice-l2fwd \
-  -l "$lcore" -m 256 --log-level='*:warning' \
-  --vdev "net_pcap0,rx_pcap=target/demo/udp64.pcap,infinite_rx=1" \
-  --vdev "net_null0,no-rx=1" \
-  -- -p 0x3 -q 2 -T 1
+work=$(mktemp -d /tmp/sluice-demo.XXXXXX)
+gen_pid= fwd_pid=
+cleanup() {
+  [ -n "$fwd_pid" ] && kill "$fwd_pid" 2>/dev/null
+  [ -n "$gen_pid" ] && kill "$gen_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+memif() { echo "--vdev net_memif0,role=$1,socket=$work/m0.sock --vdev net_memif1,role=$1,socket=$work/m1.sock"; }
+# memif needs the EAL's multi-process socket: a prefix of our own and --huge-unlink, not --in-memory.
+eal() { echo "-l $1 -m 256 --file-prefix sluice-demo-$2 --huge-unlink --log-level=*:warning ${SLUICE_EAL_ARGS:-}"; }
+gen_lcore=0
+fwd_lcore=$(( $(nproc) - 1 ))
+
+echo "demo: sluice-pktgen (lcore $gen_lcore) -> memif -> sluice-l3fwd (lcore $fwd_lcore) -> memif -> sluice-pktgen"
+echo "demo: 64-byte UDP to 198.18.1.1-254 at $RATE for ${SECONDS_TO_RUN} s"
+# pktgen is the memif server: it starts first and waits for l3fwd's links.
+# shellcheck disable=SC2046
+target/release/sluice-pktgen $(eal "$gen_lcore" gen) $(memif server) \
+  -- --tx-port 0 --rx-port 1 --rate "$RATE" --duration "$SECONDS_TO_RUN" \
+     --dst-ip 198.18.1.1-198.18.1.254 --src-port 1024-2047 > >(tee "$work/pktgen.log") 2>&1 &
+gen_pid=$!
+for _ in $(seq 200); do
+  [ "$(grep -c net_memif "$work/pktgen.log" 2>/dev/null)" -ge 2 ] && break
+  sleep 0.1
+done
+# shellcheck disable=SC2046
+target/release/sluice-l3fwd $(eal "$fwd_lcore" fwd) $(memif client) \
+  -- -p 0x3 --config "(0,0,$fwd_lcore),(1,0,$fwd_lcore)" > "$work/l3fwd.log" 2>&1 &
+fwd_pid=$!
+status=0
+wait "$gen_pid" || status=$?
+gen_pid=
+kill -INT "$fwd_pid"
+wait "$fwd_pid" || status=$?
+fwd_pid=
+echo
+echo "sluice-l3fwd:"
+sed -n '/^final account/,$p' "$work/l3fwd.log"
+exit "$status"

@@ -472,6 +472,9 @@ impl TxPort {
     }
 }
 
+/// How long a paced packet may wait for the rest of its burst.
+const HOLD: Duration = Duration::from_micros(10);
+
 /// Sends per `plan` and receives until the drain is over; returns every count.
 fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
     let hz = bench.eal.tsc_hz();
@@ -515,6 +518,7 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
     let ticks = |d: Duration| (d.as_secs_f64() * hz as f64) as u64;
     let deadline = plan.duration.map(|d| start_tsc + ticks(d));
     let (drain, short_drain) = (ticks(bench.options.drain), ticks(Duration::from_millis(50)));
+    let hold = ticks(HOLD);
     let mut tx_end: Option<(Instant, u64)> = None;
     let mut next_report = start_tsc + hz;
     let mut burst_in = Burst::new();
@@ -557,6 +561,17 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
                         // rather than send a flood to catch up.
                         pace_start[i] = now_tsc;
                         pace_base[i] = built[i];
+                    }
+                    // Packets leave in full bursts while the rate fills them quickly; a partial
+                    // burst goes once its first packet has waited HOLD (devices pay per burst,
+                    // memif a system call to wake its peer).
+                    if owed < burst as u64 {
+                        let first_due = pace_start[i]
+                            + ((u128::from(built[i] - pace_base[i] + 1) * u128::from(hz)) as f64
+                                / rate) as u64;
+                        if owed == 0 || now_tsc.saturating_sub(first_due) < hold {
+                            continue;
+                        }
                     }
                     n = n.min(owed);
                 }

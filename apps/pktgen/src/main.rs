@@ -475,6 +475,10 @@ impl TxPort {
 /// How long a paced packet may wait for the rest of its burst.
 const HOLD: Duration = Duration::from_micros(10);
 
+/// How many bursts a paced port that fell behind may send back to back to catch up; the
+/// rest of its debt is forgiven (a stalled peer must not be met with a flood).
+const CATCH_UP: u64 = 8;
+
 /// Sends per `plan` and receives until the drain is over; returns every count.
 fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
     let hz = bench.eal.tsc_hz();
@@ -507,12 +511,11 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
             &bench.rx.iter().map(|r| r.id).collect::<Vec<_>>(),
         )
     });
-    // Pacing: packets due = ticks since `pace_start` × pps / hz; a port that fell behind
-    // (the device pushed back) does not catch up by more than a burst.
+    // Pacing: packets due = ticks since the start × pps / hz, less what was forgiven: a port
+    // that fell far behind (the device pushed back) catches up by at most CATCH_UP bursts.
     let start = Instant::now();
     let start_tsc = sluice::clock::tsc();
-    let mut pace_start = vec![start_tsc; bench.tx.len()];
-    let mut pace_base = vec![0u64; bench.tx.len()];
+    let mut forgiven = vec![0u64; bench.tx.len()];
     let mut sending = true;
     // Deadlines in TSC ticks: reading the clock through the vDSO every round costs more.
     let ticks = |d: Duration| (d.as_secs_f64() * hz as f64) as u64;
@@ -552,23 +555,19 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
                         n = 1;
                     }
                 } else if let Some(rate) = pps[i] {
-                    let ticks = u128::from(now_tsc - pace_start[i]);
-                    let due = pace_base[i]
-                        + (ticks * (rate * 1024.0) as u128 / (u128::from(hz) * 1024)) as u64;
-                    let owed = due.saturating_sub(built[i]);
-                    if owed > 8 * burst as u64 {
-                        // Far behind (the device pushed back): restart the schedule from here
-                        // rather than send a flood to catch up.
-                        pace_start[i] = now_tsc;
-                        pace_base[i] = built[i];
+                    let ticks = (now_tsc - start_tsc) as f64;
+                    let due = (ticks * rate / hz as f64) as u64 - forgiven[i];
+                    let mut owed = due.saturating_sub(built[i]);
+                    if owed > CATCH_UP * burst as u64 {
+                        forgiven[i] += owed - CATCH_UP * burst as u64;
+                        owed = CATCH_UP * burst as u64;
                     }
                     // Packets leave in full bursts while the rate fills them quickly; a partial
                     // burst goes once its first packet has waited HOLD (devices pay per burst,
                     // memif a system call to wake its peer).
                     if owed < burst as u64 {
-                        let first_due = pace_start[i]
-                            + ((u128::from(built[i] - pace_base[i] + 1) * u128::from(hz)) as f64
-                                / rate) as u64;
+                        let first_due = start_tsc
+                            + ((built[i] + forgiven[i] + 1) as f64 * hz as f64 / rate) as u64;
                         if owed == 0 || now_tsc.saturating_sub(first_due) < hold {
                             continue;
                         }

@@ -241,7 +241,8 @@ impl StreamGen {
             last_flow: FlowFields {
                 src: stream.src_ip.start,
                 dst: stream.dst_ip.start,
-                ports: (stream.src_port.start as u16, stream.dst_port.start as u16),
+                ports: (stream.protocol != Protocol::Icmp)
+                    .then_some((stream.src_port.start as u16, stream.dst_port.start as u16)),
             },
         })
     }
@@ -335,7 +336,7 @@ impl StreamGen {
                 out[at..at + 2].copy_from_slice(&self.id.to_be_bytes());
                 out[at + 2..at + 4].copy_from_slice(&(self.seq as u16).to_be_bytes());
                 l4_extra += u32::from(self.id) + u32::from(self.seq as u16);
-                (sport, dport)
+                None
             }
             _ if v.ports => {
                 let sport = self.src_port.next(rng) as u16;
@@ -343,9 +344,9 @@ impl StreamGen {
                 out[l.l4..l.l4 + 2].copy_from_slice(&sport.to_be_bytes());
                 out[l.l4 + 2..l.l4 + 4].copy_from_slice(&dport.to_be_bytes());
                 l4_extra += u32::from(sport) + u32::from(dport);
-                (sport, dport)
+                Some((sport, dport))
             }
-            _ => (sport, dport),
+            _ => Some((sport, dport)),
         };
         // With fixed addresses the template's IPv4 checksum is already right.
         if !self.ipv6 && (v.src_ip || v.dst_ip) {
@@ -414,7 +415,8 @@ fn copy_frame(out: &mut [u8], src: &[u8]) {
 pub struct FlowFields {
     pub src: u128,
     pub dst: u128,
-    pub ports: (u16, u16),
+    /// None for ICMP, which NICs hash on addresses alone.
+    pub ports: Option<(u16, u16)>,
 }
 
 fn describe(stream: &Stream) -> String {

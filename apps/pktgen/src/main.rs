@@ -318,7 +318,7 @@ fn wait_for_links(ports: &[Port], wait: Duration, stop: &StopFlag) -> Result<(),
 
 /// The queue RSS would give a flow, as a NIC with `reta` and the default key hashes it.
 fn queue_for(rss: &(Toeplitz, Vec<u16>), flow: FlowFields, ipv6: bool) -> usize {
-    let ports = Some(flow.ports);
+    let ports = flow.ports;
     let input = if ipv6 {
         rss::ipv6_input(flow.src.into(), flow.dst.into(), ports)
     } else {
@@ -763,8 +763,12 @@ fn rfc2544(bench: &mut Bench, search: args::Search) -> Result<Vec<SearchResult>,
                 let mid = (lo + hi) / 2.0;
                 let (ok, achieved, result) = run_at(bench, Rate::Pps(mid))?;
                 if ok {
-                    lo = mid.min(achieved.max(lo));
-                    lo = lo.max(mid * 0.999);
+                    // What passed is the rate sent, if the ports could not quite reach the
+                    // one asked; then no more than that was shown either.
+                    lo = lo.max(mid.min(achieved));
+                    if achieved < mid * 0.99 {
+                        hi = mid;
+                    }
                     best = Some(result);
                 } else {
                     hi = mid;

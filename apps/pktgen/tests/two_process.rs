@@ -290,3 +290,61 @@ fn pktgen_drives_l3fwd_over_memif_without_loss() {
         "{routed}"
     );
 }
+
+/// The RFC 2544 search through the forwarder that loses 1% at any rate: with no tolerance it
+/// narrows down to nothing, trial by trial; with 1.5% tolerated, the first trial passes.
+#[test]
+fn the_zero_loss_search_narrows_down_through_a_lossy_forwarder() {
+    for (tolerance, passes) in [("0", false), ("1.5", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("impair.sock");
+        let json_path = dir.path().join("search.json");
+        let mut args = memif_eal(0, "pktgen-search", "server", &[&socket]);
+        args.extend(strings(&[
+            "--",
+            "--rfc2544",
+            "--trial",
+            "0.3",
+            "--drain",
+            "0.1",
+            "--resolution",
+            "20",
+            "--loss-tolerance",
+            tolerance,
+            "--json",
+        ]));
+        args.push(json_path.display().to_string());
+        let (out, forwarder) = with_client(&args, 1, || {
+            spawn(
+                &std::env::current_exe().unwrap(),
+                &strings(&["--ignored", "--exact", "impairing_forwarder", "--nocapture"]),
+                &[("IMPAIR_SOCKET", socket.display().to_string())],
+            )
+        });
+        forwarder.stop();
+        let j = json(&json_path);
+        let result = &j["rfc2544"][0];
+        let trials = result["trials"].as_array().unwrap();
+        let ndr = result["zero_loss_mpps"].as_f64().unwrap();
+        if passes {
+            assert_eq!(trials.len(), 1, "{out}");
+            assert!(ndr > 0.0, "{out}");
+        } else {
+            // 1/2, 1/4, ... of the top rate until the interval is under 20% of it: 3 more.
+            assert_eq!(trials.len(), 4, "{out}");
+            assert_eq!(ndr, 0.0, "{out}");
+            assert!(
+                trials.iter().all(|t| t["loss_pct"].as_f64().unwrap() > 0.5),
+                "{out}"
+            );
+            let asked: Vec<f64> = trials[1..]
+                .iter()
+                .map(|t| t["asked_pps"].as_f64().unwrap())
+                .collect();
+            assert!(
+                asked.windows(2).all(|w| (w[1] - w[0] / 2.0).abs() < 1.0),
+                "halving: {asked:?}"
+            );
+        }
+    }
+}

@@ -405,7 +405,9 @@ impl Forwarder<'_> {
     /// Forwards an IPv4 packet that passed [`classify`] to `hop`.
     #[inline]
     fn v4(&mut self, m: &mut Mbuf, hop: u16) -> Action {
-        let Some(Some(exit)) = self.exits.get(usize::from(hop)).copied() else {
+        // By reference: a copy of the exit read back for the MAC write stalls store forwarding.
+        let exits = self.exits;
+        let Some(Some(exit)) = exits.get(usize::from(hop)) else {
             return no_exit(hop);
         };
         // Classified: at least the headers of a packet without options (the TTL and checksum
@@ -415,10 +417,14 @@ impl Forwarder<'_> {
         };
         let (eth, ip) = headers.split_at_mut(ethernet::HEADER_LEN);
         let mut ip = ipv4::Packet::new_checked(ip).expect("a minimal header");
-        let addresses = match exit.fixed {
+        let resolved;
+        let addresses = match &exit.fixed {
             Some(pair) => pair,
             None => match self.resolver.mac(IpAddr::V4(ip.dst_addr())) {
-                Ok(mac) => AddressPair::new(mac, exit.mac),
+                Ok(mac) => {
+                    resolved = AddressPair::new(mac, exit.mac);
+                    &resolved
+                }
                 Err(Unresolved::Drop) => return Action::drop(DropReason::NoNeighbour),
                 Err(Unresolved::Request(target)) => {
                     // The packet's buffer becomes the ARP request for its next hop: the
@@ -437,22 +443,27 @@ impl Forwarder<'_> {
         ip.decrement_ttl();
         Frame::new_checked(eth)
             .expect("an Ethernet header")
-            .set_addresses(&addresses);
+            .set_addresses(addresses);
         Action::tx(hop)
     }
 
     #[inline]
     fn v6(&mut self, m: &mut Mbuf, hop: u16) -> Action {
-        let Some(Some(exit)) = self.exits.get(usize::from(hop)).copied() else {
+        let exits = self.exits;
+        let Some(Some(exit)) = exits.get(usize::from(hop)) else {
             return no_exit(hop);
         };
         let data = m.data_mut();
         let (eth, ip) = data.split_at_mut(ethernet::HEADER_LEN);
         let mut ip = ipv6::Packet::new_checked(ip).expect("classified");
-        let addresses = match exit.fixed {
+        let resolved;
+        let addresses = match &exit.fixed {
             Some(pair) => pair,
             None => match self.resolver.mac(IpAddr::V6(ip.dst_addr())) {
-                Ok(mac) => AddressPair::new(mac, exit.mac),
+                Ok(mac) => {
+                    resolved = AddressPair::new(mac, exit.mac);
+                    &resolved
+                }
                 Err(Unresolved::Drop) => return Action::drop(DropReason::NoNeighbour),
                 Err(Unresolved::Request(target)) => {
                     // As for ARP: the packet becomes the neighbour solicitation.
@@ -470,7 +481,7 @@ impl Forwarder<'_> {
         ip.decrement_hop_limit();
         Frame::new_checked(eth)
             .expect("classified")
-            .set_addresses(&addresses);
+            .set_addresses(addresses);
         Action::tx(hop)
     }
 }

@@ -187,7 +187,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             _ => (ours[i].as_str(), None),
         };
         let takes_value = !matches!(flag, "-h" | "--help" | "--ipv6" | "--quiet" | "--rfc2544");
-        if takes_value && !VALUE_FLAGS.contains(&flag) {
+        if takes_value && !STREAM_VALUE_FLAGS.contains(&flag) && !OTHER_VALUE_FLAGS.contains(&flag)
+        {
             return Err(format!("unknown option '{flag}' (see --help)"));
         }
         let value = if takes_value {
@@ -266,7 +267,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "--resolution" => resolution = percent(v, flag)?,
             other => return Err(format!("unknown option '{other}' (see --help)")),
         }
-        if flag.starts_with("--") && STREAM_FLAGS.contains(&flag) {
+        if STREAM_VALUE_FLAGS.contains(&flag) || flag == "--ipv6" {
             stream_flags.push(flag.to_owned());
         }
     }
@@ -333,10 +334,10 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     })
 }
 
-const STREAM_FLAGS: &[&str] = &[
+/// The options that describe a stream and take a value (`--ipv6` describes one too).
+const STREAM_VALUE_FLAGS: &[&str] = &[
     "--proto",
     "--tcp-flags",
-    "--ipv6",
     "--src-mac",
     "--dst-mac",
     "--vlan",
@@ -349,26 +350,14 @@ const STREAM_FLAGS: &[&str] = &[
     "--seed",
 ];
 
-/// The options that take a value.
-const VALUE_FLAGS: &[&str] = &[
+/// The other options that take a value.
+const OTHER_VALUE_FLAGS: &[&str] = &[
     "--tx-port",
     "--rx-port",
     "--tx-queues",
     "--rx-queues",
     "--burst",
     "--link-wait",
-    "--proto",
-    "--tcp-flags",
-    "--src-mac",
-    "--dst-mac",
-    "--vlan",
-    "--src-ip",
-    "--dst-ip",
-    "--src-port",
-    "--dst-port",
-    "--ttl",
-    "--size",
-    "--seed",
     "--streams",
     "--pcap",
     "--loop",

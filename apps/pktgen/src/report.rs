@@ -171,27 +171,22 @@ impl Live {
 pub fn summary(r: &TrialResult, streams: &[Stream]) -> String {
     let d = r.tx_elapsed;
     let mut out = format!("\nsummary: {:.3} s of sending\n", d.as_secs_f64());
-    for p in &r.tx {
-        let _ = writeln!(
-            out,
-            "  port {} tx: {} packets, {} bytes, {:.3} Mpps, {:.3} Gbps",
+    let line = |p: &PortFigures, way: &str| {
+        let c = p.counts;
+        format!(
+            "  port {} {way}: {} packets, {} bytes, {:.3} Mpps, {:.3} Gbps\n",
             p.port,
-            p.counts.packets,
-            p.counts.bytes,
-            mpps(p.counts.packets, d),
-            gbps(p.counts.bytes, d)
-        );
+            c.packets,
+            c.bytes,
+            mpps(c.packets, d),
+            gbps(c.bytes, d)
+        )
+    };
+    for p in &r.tx {
+        out.push_str(&line(p, "tx"));
     }
     for p in &r.rx {
-        let _ = writeln!(
-            out,
-            "  port {} rx: {} packets, {} bytes, {:.3} Mpps, {:.3} Gbps",
-            p.port,
-            p.counts.packets,
-            p.counts.bytes,
-            mpps(p.counts.packets, d),
-            gbps(p.counts.bytes, d)
-        );
+        out.push_str(&line(p, "rx"));
         if p.queues.len() > 1 {
             for (q, c) in p.queues.iter().enumerate() {
                 let _ = writeln!(

@@ -190,6 +190,15 @@ fn with_client(args: &[String], ports: usize, client: impl FnOnce() -> Peer) -> 
     (stdout, peer)
 }
 
+/// Starts this test binary's impairing forwarder as the memif client on `socket`.
+fn impairing(socket: &Path) -> Peer {
+    spawn(
+        &std::env::current_exe().unwrap(),
+        &strings(&["--ignored", "--exact", "impairing_forwarder", "--nocapture"]),
+        &[("IMPAIR_SOCKET", socket.display().to_string())],
+    )
+}
+
 fn figure(text: &str, name: &str) -> u64 {
     text.split(&format!("{name} "))
         .nth(1)
@@ -216,13 +225,7 @@ fn loss_and_reordering_are_counted_exactly() {
         "--json",
     ]));
     args.push(json_path.display().to_string());
-    let (out, forwarder) = with_client(&args, 1, || {
-        spawn(
-            &std::env::current_exe().unwrap(),
-            &strings(&["--ignored", "--exact", "impairing_forwarder", "--nocapture"]),
-            &[("IMPAIR_SOCKET", socket.display().to_string())],
-        )
-    });
+    let (out, forwarder) = with_client(&args, 1, || impairing(&socket));
     let impaired = forwarder.stop();
     let (dropped, swapped) = (figure(&impaired, "dropped"), figure(&impaired, "swapped"));
     let j = json(&json_path);
@@ -314,13 +317,7 @@ fn the_zero_loss_search_narrows_down_through_a_lossy_forwarder() {
             "--json",
         ]));
         args.push(json_path.display().to_string());
-        let (out, forwarder) = with_client(&args, 1, || {
-            spawn(
-                &std::env::current_exe().unwrap(),
-                &strings(&["--ignored", "--exact", "impairing_forwarder", "--nocapture"]),
-                &[("IMPAIR_SOCKET", socket.display().to_string())],
-            )
-        });
+        let (out, forwarder) = with_client(&args, 1, || impairing(&socket));
         forwarder.stop();
         let j = json(&json_path);
         let result = &j["rfc2544"][0];

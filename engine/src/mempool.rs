@@ -87,6 +87,55 @@ impl Mempool {
         })
     }
 
+    /// As [`Mempool::pktmbuf`], with `frame` written into every mbuf's data area, where a
+    /// freshly allocated mbuf's data starts. Mempools never touch packet data, and mbufs come
+    /// back from a TX queue holding what they were sent with: a generator that sends one frame
+    /// from this pool, rewriting the same fields in each packet, need not write the rest.
+    pub fn pktmbuf_prefilled(
+        eal: &Eal,
+        name: &str,
+        count: u32,
+        cache: u32,
+        socket: Option<u32>,
+        frame: &[u8],
+    ) -> Result<Mempool, Error> {
+        let room = u16::try_from(frame.len())
+            .ok()
+            .and_then(|len| len.checked_add(dpdk_sys::RTE_PKTMBUF_HEADROOM as u16))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "a frame of {} bytes is too long for an mbuf",
+                    frame.len()
+                ))
+            })?;
+        let pool = Mempool::pktmbuf(eal, name, count, cache, room.max(DEFAULT_DATA_ROOM), socket)?;
+
+        unsafe extern "C" fn fill(
+            _pool: *mut dpdk_sys::rte_mempool,
+            frame: *mut std::ffi::c_void,
+            mbuf: *mut std::ffi::c_void,
+            _index: std::ffi::c_uint,
+        ) {
+            // SAFETY: `frame` is the slice passed below, alive for the call; `mbuf` is an
+            // initialised pktmbuf whose buffer holds the headroom plus at least frame.len()
+            // bytes (the pool's data room was sized for it).
+            unsafe {
+                let frame = &*frame.cast::<&[u8]>();
+                let mbuf = mbuf.cast::<dpdk_sys::rte_mbuf>();
+                let data = (*mbuf)
+                    .buf_addr
+                    .cast::<u8>()
+                    .add(dpdk_sys::RTE_PKTMBUF_HEADROOM as usize);
+                std::ptr::copy_nonoverlapping(frame.as_ptr(), data, frame.len());
+            }
+        }
+        let mut arg = frame;
+        // SAFETY: the pool is fully populated and not yet shared; `fill` only writes inside
+        // each mbuf's buffer; `arg` outlives the call.
+        unsafe { dpdk_sys::rte_mempool_obj_iter(pool.as_ptr(), Some(fill), (&raw mut arg).cast()) };
+        Ok(pool)
+    }
+
     pub fn name(&self) -> &str {
         &self.inner.name
     }

@@ -168,6 +168,8 @@ pub struct StreamGen {
     /// Sequence number of the next packet.
     pub seq: u64,
     last_flow: FlowFields,
+    /// Mbufs come from a pool prefilled with the one template: no copy per packet.
+    resident: bool,
 }
 
 impl StreamGen {
@@ -237,6 +239,7 @@ impl StreamGen {
             dst_port: Cursor::new(stream.dst_port),
             rng: Rng::new(seed ^ u64::from(id).rotate_left(32)),
             seq: 0,
+            resident: false,
             // What a stream with fixed fields always sends; varying ones overwrite it.
             last_flow: FlowFields {
                 src: stream.src_ip.start,
@@ -262,7 +265,9 @@ impl StreamGen {
         let t = &self.templates[index];
         let len = t.bytes.len() as u16;
         let out = m.append(len)?;
-        copy_frame(out, &t.bytes);
+        if !self.resident {
+            copy_frame(out, &t.bytes);
+        }
         if self.varying.any() {
             self.write_varying(out, index, tsc);
         } else {
@@ -356,6 +361,21 @@ impl StreamGen {
         let l4_base = t.l4_sum + l4_extra;
         self.write_signature(out, l4_base, tsc);
         self.last_flow = FlowFields { src, dst, ports };
+    }
+
+    /// The frame, when the stream has one size only (for a pool prefilled with it).
+    pub fn single_template(&self) -> Option<&[u8]> {
+        match self.templates.as_slice() {
+            [one] => Some(&one.bytes),
+            _ => None,
+        }
+    }
+
+    /// From now on every mbuf this stream writes comes from a pool prefilled with its single
+    /// template: the fields it rewrites are all that differ, so the copy is skipped.
+    pub fn set_resident(&mut self) {
+        debug_assert!(self.single_template().is_some());
+        self.resident = true;
     }
 
     /// Writes the signature and the L4 checksum: `l4_base` is the sum of everything else.

@@ -78,6 +78,8 @@ struct TxPort {
     rss: Option<(Toeplitz, Vec<u16>)>,
     link_bps: Option<f64>,
     mac: Address,
+    /// Where its packets' mbufs come from.
+    pool: Mempool,
 }
 
 struct RxPort {
@@ -97,7 +99,6 @@ struct Plan {
 /// The ports and everything a run needs.
 struct Bench<'a> {
     eal: &'a Eal,
-    pool: &'a Mempool,
     tx: Vec<TxPort>,
     rx: Vec<RxPort>,
     streams: Vec<Stream>,
@@ -223,6 +224,32 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
                     Packets::Streams { gens, turn: 0 }
                 }
             };
+            // One stream of one size: its mbufs come from a pool prefilled with the frame.
+            let mut packets = packets;
+            let tx_pool = match &mut packets {
+                Packets::Streams { gens, .. } if gens.len() == 1 => {
+                    match gens[0].single_template().map(<[u8]>::to_vec) {
+                        Some(frame) => {
+                            let count = (u32::from(options.tx_queues)
+                                * (descriptors + MAX_BURST as u32)
+                                + DEFAULT_CACHE * 2)
+                                .max(4096);
+                            let prefilled = Mempool::pktmbuf_prefilled(
+                                &eal,
+                                &format!("pktgen_tx{id}"),
+                                count,
+                                DEFAULT_CACHE,
+                                Some(eal.lcore_socket(eal.main_lcore())),
+                                &frame,
+                            )?;
+                            gens[0].set_resident();
+                            prefilled
+                        }
+                        None => pool.clone(),
+                    }
+                }
+                _ => pool.clone(),
+            };
             let rss = (options.tx_queues > 1).then(|| {
                 (
                     Toeplitz::new(&rss::DEFAULT_KEY).expect("the default key is long enough"),
@@ -243,6 +270,7 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
                 rss,
                 link_bps: None,
                 mac,
+                pool: tx_pool,
             });
         }
         if receives {
@@ -262,7 +290,6 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
 
     let mut bench = Bench {
         eal: &eal,
-        pool: &pool,
         tx,
         rx,
         streams,
@@ -283,9 +310,16 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
             report::trial_json(&result, &bench.streams)
         }
     };
+    let mut pools = vec![pool];
+    for t in &bench.tx {
+        if pools.iter().all(|p| p.name() != t.pool.name()) {
+            pools.push(t.pool.clone());
+        }
+    }
     drop(bench);
     drop(started);
-    let (in_use, capacity) = (pool.in_use(), pool.capacity());
+    let in_use: u32 = pools.iter().map(Mempool::in_use).sum();
+    let capacity: u32 = pools.iter().map(Mempool::capacity).sum();
     println!("mbufs in use: {in_use} of {capacity}");
     if let Some(path) = &options.json {
         let text = serde_json::to_string_pretty(&json).expect("values serialise");
@@ -365,12 +399,12 @@ fn last_flow(packets: &Packets, stream: u16) -> Option<FlowFields> {
 impl TxPort {
     /// Builds up to `n` packets stamped with `tsc` into the lanes' pending bursts; returns
     /// how many, fewer when the pool runs dry or the source ends.
-    fn build(&mut self, pool: &Mempool, n: usize, tsc: u64, ipv6_streams: &[bool]) -> usize {
+    fn build(&mut self, n: usize, tsc: u64, ipv6_streams: &[bool]) -> usize {
         if self.lanes.len() == 1 {
-            return self.build_in_place(pool, n, tsc);
+            return self.build_in_place(n, tsc);
         }
         let mut fresh = Burst::new();
-        if !pool.alloc_into(&mut fresh, n) {
+        if !self.pool.alloc_into(&mut fresh, n) {
             return 0;
         }
         let mut built = 0;
@@ -395,11 +429,11 @@ impl TxPort {
 
     /// With one queue: allocates straight into its pending burst and writes the packets
     /// where they are.
-    fn build_in_place(&mut self, pool: &Mempool, n: usize, tsc: u64) -> usize {
+    fn build_in_place(&mut self, n: usize, tsc: u64) -> usize {
         let lane = &mut self.lanes[0];
         let start = lane.pending.len();
         let n = n.min(lane.pending.spare());
-        if !pool.alloc_into(&mut lane.pending, n) {
+        if !self.pool.alloc_into(&mut lane.pending, n) {
             return 0;
         }
         let mut built = 0;
@@ -575,7 +609,7 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
                     n = n.min(owed);
                 }
                 if n > 0 {
-                    built[i] += t.build(bench.pool, n as usize, now_tsc, &ipv6_streams) as u64;
+                    built[i] += t.build(n as usize, now_tsc, &ipv6_streams) as u64;
                     t.flush(&mut sent[i], &mut stream_tx);
                 }
             }

@@ -437,15 +437,30 @@ impl TxPort {
             return 0;
         }
         let mut built = 0;
-        for (m, meta) in lane.pending.as_mut_slice()[start..]
+        let fresh = lane.pending.as_mut_slice()[start..]
             .iter_mut()
-            .zip(&mut lane.meta[start..])
-        {
-            let Some(written) = write_packet(&mut self.packets, m, tsc) else {
-                break;
-            };
-            *meta = written;
-            built += 1;
+            .zip(&mut lane.meta[start..]);
+        match &mut self.packets {
+            // One stream: its generator taken once, not per packet.
+            Packets::Streams { gens, .. } if gens.len() == 1 => {
+                let g = &mut gens[0];
+                for (m, meta) in fresh {
+                    let Some(len) = g.write_next(m, tsc) else {
+                        break;
+                    };
+                    *meta = (g.id, len);
+                    built += 1;
+                }
+            }
+            packets => {
+                for (m, meta) in fresh {
+                    let Some(written) = write_packet(packets, m, tsc) else {
+                        break;
+                    };
+                    *meta = written;
+                    built += 1;
+                }
+            }
         }
         // Mbufs the source had nothing for go back.
         for _ in built..n {

@@ -174,7 +174,8 @@ pub struct L3Forward {
     /// Indexed by next hop (port id): where and how packets leave.
     exits: Vec<Option<Exit>>,
     resolver: Resolver,
-    online: bool,
+    /// The lcore this stage looks up from, once it has gone online on it.
+    online: Option<u32>,
     /// Per-burst scratch, kept here so that it is not zeroed on every burst.
     scratch: Box<Scratch>,
 }
@@ -239,7 +240,7 @@ impl L3Forward {
             keys_need_ports,
             exits,
             resolver,
-            online: false,
+            online: None,
             scratch: Box::new(Scratch {
                 keys4: [FlowKey4::default(); MAX_BURST],
                 keys6: [FlowKey6::default(); MAX_BURST],
@@ -610,10 +611,11 @@ impl Stage for L3Forward {
             online,
             scratch,
         } = self;
-        if !*online {
-            v4.iter().for_each(|t| t.reader_online());
-            v6.iter().for_each(|t| t.reader_online());
-            *online = true;
+        if online.is_none() {
+            let lcore = super::table::current_lcore();
+            v4.iter().for_each(|t| t.reader_online(lcore));
+            v6.iter().for_each(|t| t.reader_online(lcore));
+            *online = Some(lcore);
         }
         if resolver.enabled && router.neighbours.version() != resolver.seen {
             resolver.seen = router.neighbours.version();
@@ -679,16 +681,18 @@ impl Stage for L3Forward {
                 actions[i] = forward.v6(&mut packets[i], hops[j]);
             }
         }
-        v4.iter().for_each(|t| t.quiescent());
-        v6.iter().for_each(|t| t.quiescent());
+        if let Some(lcore) = *online {
+            v4.iter().for_each(|t| t.quiescent(lcore));
+            v6.iter().for_each(|t| t.quiescent(lcore));
+        }
     }
 }
 
 impl Drop for L3Forward {
     fn drop(&mut self) {
-        if self.online {
-            self.v4.iter().for_each(|t| t.reader_offline());
-            self.v6.iter().for_each(|t| t.reader_offline());
+        if let Some(lcore) = self.online {
+            self.v4.iter().for_each(|t| t.reader_offline(lcore));
+            self.v6.iter().for_each(|t| t.reader_offline(lcore));
         }
     }
 }

@@ -77,14 +77,15 @@ pub trait RouteTable<K>: Send + Sync {
     /// `next_hops[i]` becomes the next hop of `keys[i]`, or [`NO_ROUTE`].
     fn lookup(&self, keys: &[K], next_hops: &mut [u16]);
 
-    /// The calling lcore will look up from now on (needed by tables that change live).
-    fn reader_online(&self) {}
+    /// `lcore` will look up from now on (needed by tables that change live).
+    fn reader_online(&self, _lcore: u32) {}
 
-    /// The calling lcore holds no reference into the table (after each burst).
-    fn quiescent(&self) {}
+    /// `lcore` holds no reference into the table (after each burst). The caller passes its
+    /// lcore id rather than have it read from thread-local storage on every burst.
+    fn quiescent(&self, _lcore: u32) {}
 
-    /// The calling lcore stops looking up.
-    fn reader_offline(&self) {}
+    /// `lcore` stops looking up.
+    fn reader_offline(&self, _lcore: u32) {}
 }
 
 /// Up to this many keys per lookup call (a burst).
@@ -149,7 +150,8 @@ impl Qsbr {
     }
 }
 
-fn this_lcore() -> u32 {
+/// The calling thread's lcore id (RTE_MAX_LCORE's sentinel on a thread that is not one).
+pub fn current_lcore() -> u32 {
     // SAFETY: reads the calling thread's lcore id.
     unsafe { dpdk_sys::sluice_lcore_id() }
 }
@@ -247,9 +249,8 @@ impl RouteTable<FlowKey4> for Lpm {
         };
     }
 
-    fn reader_online(&self) {
-        let id = this_lcore();
-        // SAFETY: `id` is the calling lcore's, below RTE_MAX_LCORE, the QSBR's size.
+    fn reader_online(&self, id: u32) {
+        // SAFETY: `id` is an lcore's, below RTE_MAX_LCORE, the QSBR's size.
         unsafe {
             dpdk_sys::rte_rcu_qsbr_thread_register(self.qsbr.0.as_ptr(), id);
             dpdk_sys::sluice_rcu_qsbr_thread_online(self.qsbr.0.as_ptr(), id);
@@ -257,13 +258,12 @@ impl RouteTable<FlowKey4> for Lpm {
     }
 
     #[inline]
-    fn quiescent(&self) {
-        // SAFETY: as in `reader_online`; the calling lcore registered there.
-        unsafe { dpdk_sys::sluice_rcu_qsbr_quiescent(self.qsbr.0.as_ptr(), this_lcore()) }
+    fn quiescent(&self, id: u32) {
+        // SAFETY: as in `reader_online`; the lcore registered there.
+        unsafe { dpdk_sys::sluice_rcu_qsbr_quiescent(self.qsbr.0.as_ptr(), id) }
     }
 
-    fn reader_offline(&self) {
-        let id = this_lcore();
+    fn reader_offline(&self, id: u32) {
         // SAFETY: as in `reader_online`.
         unsafe {
             dpdk_sys::sluice_rcu_qsbr_thread_offline(self.qsbr.0.as_ptr(), id);

@@ -169,7 +169,8 @@ pub struct L3Forward {
     router: Arc<Router>,
     v4: Option<Arc<dyn RouteTable<FlowKey4>>>,
     v6: Option<Arc<dyn RouteTable<FlowKey6>>>,
-    /// Whether the tables key on ports too (exact match), so keys need the L4 header.
+    /// Whether the tables key on the whole 5-tuple (exact match, ACL), so keys need the L4
+    /// header; else they key on the destination alone, and the fast path fills in only that.
     keys_need_ports: bool,
     /// Indexed by next hop (port id): where and how packets leave.
     exits: Vec<Option<Exit>>,
@@ -291,12 +292,17 @@ fn classify_plain_v4(data: &[u8], with_ports: bool, key: &mut FlowKey4) -> Optio
     {
         return None;
     }
+    if !with_ports {
+        // LPM and FIB read the destination alone.
+        key.dst.copy_from_slice(&frame[plain::DESTINATION]);
+        return Some(());
+    }
     let protocol = frame[plain::PROTOCOL];
     *key = FlowKey4::default();
     key.dst.copy_from_slice(&frame[plain::DESTINATION]);
     key.src.copy_from_slice(&frame[plain::SOURCE]);
     key.protocol = protocol;
-    if with_ports && (protocol == ipv4::protocol::UDP || protocol == ipv4::protocol::TCP) {
+    if protocol == ipv4::protocol::UDP || protocol == ipv4::protocol::TCP {
         let total = usize::from(u16::from_be_bytes([
             data[plain::IP + 2],
             data[plain::IP + 3],
@@ -322,15 +328,17 @@ fn classify_plain_v6(data: &[u8], with_ports: bool, key: &mut FlowKey6) -> Optio
     if ip.validate().is_err() || ip.hop_limit() <= 1 {
         return None;
     }
+    if !with_ports {
+        key.dst = ip.dst_bytes(); // as for IPv4: the destination alone
+        return Some(());
+    }
     *key = FlowKey6::default();
     key.dst = ip.dst_bytes();
     key.src = ip.src_bytes();
     key.protocol = ip.next_header();
-    if with_ports {
-        let (src_port, dst_port) = l4_ports(ip.next_header(), ip.payload(), true);
-        key.src_port = src_port.to_be_bytes();
-        key.dst_port = dst_port.to_be_bytes();
-    }
+    let (src_port, dst_port) = l4_ports(ip.next_header(), ip.payload(), true);
+    key.src_port = src_port.to_be_bytes();
+    key.dst_port = dst_port.to_be_bytes();
     Some(())
 }
 
@@ -487,6 +495,68 @@ impl Forwarder<'_> {
     }
 }
 
+/// Sorts a burst into IPv4 and IPv6 keys (with ports when `PORTS`: a constant, so that the
+/// commonest loop carries no test of it) and drops the rest by reason; returns the counts.
+#[inline(always)]
+fn classify_burst<const PORTS: bool>(
+    packets: &[Mbuf],
+    actions: &mut [Action],
+    scratch: &mut Scratch,
+) -> (usize, usize) {
+    let Scratch {
+        keys4,
+        keys6,
+        at4,
+        at6,
+        ..
+    } = scratch;
+    let (mut n4, mut n6) = (0, 0);
+    for (i, m) in packets.iter().enumerate() {
+        let data = m.data();
+        if classify_plain_v4(data, PORTS, &mut keys4[n4]).is_some() {
+            at4[n4] = i as u8;
+            n4 += 1;
+            continue;
+        }
+        if classify_plain_v6(data, PORTS, &mut keys6[n6]).is_some() {
+            at6[n6] = i as u8;
+            n6 += 1;
+            continue;
+        }
+        match classify(data, PORTS) {
+            Ok(Class::V4(key)) => {
+                keys4[n4] = key;
+                at4[n4] = i as u8;
+                n4 += 1;
+            }
+            Ok(Class::V6(key)) => {
+                keys6[n6] = key;
+                at6[n6] = i as u8;
+                n6 += 1;
+            }
+            Err(reason) => actions[i] = Action::drop(reason),
+        }
+    }
+    (n4, n6)
+}
+
+/// Decrements the TTL of a classified IPv4 packet (its checksum updated as RFC 1624 says) and
+/// writes its MACs: [`Forwarder::v4`] for a next hop whose MAC is fixed.
+#[inline(always)]
+fn rewrite_plain_v4(data: &mut [u8], macs: &AddressPair, hop: u16) -> Action {
+    let Some(headers) = data.first_chunk_mut::<{ plain::HEADERS_LEN }>() else {
+        return Action::drop(DropReason::Truncated);
+    };
+    let (eth, ip) = headers.split_at_mut(ethernet::HEADER_LEN);
+    ipv4::Packet::new_checked(ip)
+        .expect("a minimal header")
+        .decrement_ttl();
+    Frame::new_checked(eth)
+        .expect("an Ethernet header")
+        .set_addresses(macs);
+    Action::tx(hop)
+}
+
 /// Why a packet whose lookup gave `hop` has no way out.
 fn no_exit(hop: u16) -> Action {
     Action::drop(if hop == DENIED {
@@ -621,6 +691,12 @@ impl Stage for L3Forward {
             resolver.seen = router.neighbours.version();
             resolver.neighbours = router.neighbours.snapshot();
         }
+        let n = packets.len().min(MAX_BURST);
+        let (n4, n6) = if *keys_need_ports {
+            classify_burst::<true>(&packets[..n], actions, scratch)
+        } else {
+            classify_burst::<false>(&packets[..n], actions, scratch)
+        };
         let Scratch {
             keys4,
             keys6,
@@ -628,34 +704,6 @@ impl Stage for L3Forward {
             at6,
             hops,
         } = &mut **scratch;
-        let n = packets.len().min(MAX_BURST);
-        let (mut n4, mut n6) = (0, 0);
-        for i in 0..n {
-            let data = packets[i].data();
-            if classify_plain_v4(data, *keys_need_ports, &mut keys4[n4]).is_some() {
-                at4[n4] = i as u8;
-                n4 += 1;
-                continue;
-            }
-            if classify_plain_v6(data, *keys_need_ports, &mut keys6[n6]).is_some() {
-                at6[n6] = i as u8;
-                n6 += 1;
-                continue;
-            }
-            match classify(data, *keys_need_ports) {
-                Ok(Class::V4(key)) => {
-                    keys4[n4] = key;
-                    at4[n4] = i as u8;
-                    n4 += 1;
-                }
-                Ok(Class::V6(key)) => {
-                    keys6[n6] = key;
-                    at6[n6] = i as u8;
-                    n6 += 1;
-                }
-                Err(reason) => actions[i] = Action::drop(reason),
-            }
-        }
         let mut forward = Forwarder {
             router,
             exits,
@@ -666,9 +714,22 @@ impl Stage for L3Forward {
                 Some(table) => table.lookup(&keys4[..n4], &mut hops[..n4]),
                 None => hops[..n4].fill(NO_ROUTE),
             }
-            for j in 0..n4 {
-                let i = usize::from(at4[j]);
-                actions[i] = forward.v4(&mut packets[i], hops[j]);
+            if forward.resolver.enabled {
+                for j in 0..n4 {
+                    let i = usize::from(at4[j]);
+                    actions[i] = forward.v4(&mut packets[i], hops[j]);
+                }
+            } else {
+                // Every exit has a fixed next-hop MAC (l3fwd's own case): the short loop.
+                for (&at, &hop) in at4[..n4].iter().zip(&hops[..n4]) {
+                    let i = usize::from(at);
+                    actions[i] = match forward.exits.get(usize::from(hop)) {
+                        Some(Some(Exit {
+                            fixed: Some(pair), ..
+                        })) => rewrite_plain_v4(packets[i].data_mut(), pair, hop),
+                        _ => no_exit(hop),
+                    };
+                }
             }
         }
         if n6 > 0 {

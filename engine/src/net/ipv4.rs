@@ -150,14 +150,17 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Takes one from the TTL, updating the checksum incrementally (RFC 1624). The caller has
     /// checked that the TTL is above 1.
     pub fn decrement_ttl(&mut self) {
-        let b = self.buffer.as_mut();
-        b[field::TTL] -= 1;
-        let csum = u16::from_be_bytes([b[field::CHECKSUM.start], b[field::CHECKSUM.start + 1]]);
+        // TTL, protocol and checksum are one 32-bit word: read once, written back at once.
+        let word = self.buffer.as_mut()[field::TTL..field::CHECKSUM.end]
+            .first_chunk_mut::<4>()
+            .expect("the header holds them");
+        let [ttl, protocol, hi, lo] = *word;
+        let csum = u16::from_be_bytes([hi, lo]);
         // The word TTL:protocol went down by 0x100, so RFC 1624's ~m + m' is 0xfeff; the sum
         // is under 0x1ffff, which one fold brings to 16 bits.
         let acc = u32::from(!csum) + 0xfeff;
-        let csum = !((acc & 0xffff) + (acc >> 16)) as u16;
-        b[field::CHECKSUM].copy_from_slice(&csum.to_be_bytes());
+        let [hi, lo] = (!((acc & 0xffff) + (acc >> 16)) as u16).to_be_bytes();
+        *word = [ttl - 1, protocol, hi, lo];
     }
 
     pub fn set_ttl(&mut self, ttl: u8) {

@@ -540,6 +540,17 @@ fn classify_burst<const PORTS: bool>(
     (n4, n6)
 }
 
+/// Forwards a classified IPv4 packet to `hop`, whose next-hop MAC is fixed.
+#[inline(always)]
+fn rewrite_fixed_v4(exits: &[Option<Exit>], m: &mut Mbuf, hop: u16) -> Action {
+    match exits.get(usize::from(hop)) {
+        Some(Some(Exit {
+            fixed: Some(pair), ..
+        })) => rewrite_plain_v4(m.data_mut(), pair, hop),
+        _ => no_exit(hop),
+    }
+}
+
 /// Decrements the TTL of a classified IPv4 packet (its checksum updated as RFC 1624 says) and
 /// writes its MACs: [`Forwarder::v4`] for a next hop whose MAC is fixed.
 #[inline(always)]
@@ -719,16 +730,17 @@ impl Stage for L3Forward {
                     let i = usize::from(at4[j]);
                     actions[i] = forward.v4(&mut packets[i], hops[j]);
                 }
+            } else if n4 == n {
+                // Every exit has a fixed next-hop MAC (l3fwd's own case) and every packet is
+                // IPv4, in order: the shortest loop.
+                let burst = packets[..n].iter_mut().zip(&mut actions[..n]);
+                for ((m, action), &hop) in burst.zip(&hops[..n]) {
+                    *action = rewrite_fixed_v4(forward.exits, m, hop);
+                }
             } else {
-                // Every exit has a fixed next-hop MAC (l3fwd's own case): the short loop.
                 for (&at, &hop) in at4[..n4].iter().zip(&hops[..n4]) {
                     let i = usize::from(at);
-                    actions[i] = match forward.exits.get(usize::from(hop)) {
-                        Some(Some(Exit {
-                            fixed: Some(pair), ..
-                        })) => rewrite_plain_v4(packets[i].data_mut(), pair, hop),
-                        _ => no_exit(hop),
-                    };
+                    actions[i] = rewrite_fixed_v4(forward.exits, &mut packets[i], hop);
                 }
             }
         }

@@ -551,6 +551,19 @@ fn rewrite_fixed_v4(exits: &[Option<Exit>], m: &mut Mbuf, hop: u16) -> Action {
     }
 }
 
+/// Decrements the hop limit of a classified IPv6 packet and writes its MACs.
+#[inline(always)]
+fn rewrite_v6(data: &mut [u8], macs: &AddressPair, hop: u16) -> Action {
+    let (eth, ip) = data.split_at_mut(ethernet::HEADER_LEN);
+    ipv6::Packet::new_checked(ip)
+        .expect("classified")
+        .decrement_hop_limit();
+    Frame::new_checked(eth)
+        .expect("classified")
+        .set_addresses(macs);
+    Action::tx(hop)
+}
+
 /// Decrements the TTL of a classified IPv4 packet (its checksum updated as RFC 1624 says) and
 /// writes its MACs: [`Forwarder::v4`] for a next hop whose MAC is fixed.
 #[inline(always)]
@@ -749,9 +762,22 @@ impl Stage for L3Forward {
                 Some(table) => table.lookup(&keys6[..n6], &mut hops[..n6]),
                 None => hops[..n6].fill(NO_ROUTE),
             }
-            for j in 0..n6 {
-                let i = usize::from(at6[j]);
-                actions[i] = forward.v6(&mut packets[i], hops[j]);
+            if forward.resolver.enabled {
+                for j in 0..n6 {
+                    let i = usize::from(at6[j]);
+                    actions[i] = forward.v6(&mut packets[i], hops[j]);
+                }
+            } else {
+                // Fixed next-hop MACs, as for IPv4.
+                for (&at, &hop) in at6[..n6].iter().zip(&hops[..n6]) {
+                    let i = usize::from(at);
+                    actions[i] = match forward.exits.get(usize::from(hop)) {
+                        Some(Some(Exit {
+                            fixed: Some(pair), ..
+                        })) => rewrite_v6(packets[i].data_mut(), pair, hop),
+                        _ => no_exit(hop),
+                    };
+                }
             }
         }
         if let Some(lcore) = *online {

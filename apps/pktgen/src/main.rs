@@ -352,13 +352,26 @@ fn wait_for_links(ports: &[Port], wait: Duration, stop: &StopFlag) -> Result<(),
 
 /// The queue RSS would give a flow, as a NIC with `reta` and the default key hashes it.
 fn queue_for(rss: &(Toeplitz, Vec<u16>), flow: FlowFields, ipv6: bool) -> usize {
-    let ports = flow.ports;
-    let input = if ipv6 {
-        rss::ipv6_input(flow.src.into(), flow.dst.into(), ports)
-    } else {
-        rss::ipv4_input((flow.src as u32).into(), (flow.dst as u32).into(), ports)
+    // The hash input as NICs lay it out (addresses, then ports), on the stack: this runs
+    // per packet.
+    let mut input = [0u8; rss::MAX_INPUT];
+    let mut len = 0;
+    let mut put = |bytes: &[u8]| {
+        input[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
     };
-    usize::from(rss::queue_for(rss.0.hash(&input), &rss.1))
+    if ipv6 {
+        put(&flow.src.to_be_bytes());
+        put(&flow.dst.to_be_bytes());
+    } else {
+        put(&(flow.src as u32).to_be_bytes());
+        put(&(flow.dst as u32).to_be_bytes());
+    }
+    if let Some((sport, dport)) = flow.ports {
+        put(&sport.to_be_bytes());
+        put(&dport.to_be_bytes());
+    }
+    usize::from(rss::queue_for(rss.0.hash(&input[..len]), &rss.1))
 }
 
 /// Writes the next packet of `packets` into `m`; returns its stream (u16::MAX for replayed

@@ -101,8 +101,9 @@ pub struct Receiver {
     pub streams: Vec<StreamRx>,
     /// Packets without our signature, or naming a stream we do not send.
     pub foreign: u64,
-    /// Latency of the packets received since the last [`Receiver::take_interval`].
-    interval: Histogram<u64>,
+    /// Every stream's latency as it stood at the last [`Receiver::take_interval`]: the
+    /// interval's is the difference, so no packet is recorded twice.
+    at_last_interval: Histogram<u64>,
     /// TSC ticks to nanoseconds, as 32.32 fixed point.
     ns_per_tick: u64,
 }
@@ -112,7 +113,7 @@ impl Receiver {
         Receiver {
             streams: (0..streams).map(|_| StreamRx::default()).collect(),
             foreign: 0,
-            interval: new_histogram(),
+            at_last_interval: new_histogram(),
             ns_per_tick: ((1_000_000_000u128 << 32) / u128::from(tsc_hz.max(1))) as u64,
         }
     }
@@ -136,12 +137,17 @@ impl Receiver {
         let ns = (u128::from(now.saturating_sub(sig.tsc)) * u128::from(self.ns_per_tick)) >> 32;
         let ns = (ns as u64).max(1);
         stream.latency.saturating_record(ns);
-        self.interval.saturating_record(ns);
     }
 
-    /// The latency histogram since the last call, and a fresh one in its place.
+    /// The latency of the packets received since the last call.
     pub fn take_interval(&mut self) -> Histogram<u64> {
-        std::mem::replace(&mut self.interval, new_histogram())
+        let now = self.total_latency();
+        let mut interval = now.clone();
+        interval
+            .subtract(&self.at_last_interval)
+            .expect("counts only grow, with the same settings");
+        self.at_last_interval = now;
+        interval
     }
 
     /// Latency over every stream.
@@ -174,6 +180,18 @@ mod tests {
         assert_eq!(s.duplicates, 1);
         assert_eq!(s.reordered, 99, "one per swapped pair");
         assert_eq!(s.unique(), 990);
+    }
+
+    #[test]
+    fn an_interval_holds_only_what_came_since_the_last() {
+        let mut rx = Receiver::new(1, 1_000_000_000);
+        rx.streams[0].latency.record(1_000).unwrap();
+        assert_eq!(rx.take_interval().len(), 1);
+        rx.streams[0].latency.record(5_000).unwrap();
+        rx.streams[0].latency.record(5_000).unwrap();
+        let second = rx.take_interval();
+        assert_eq!((second.len(), second.min()), (2, 5_000));
+        assert!(rx.take_interval().is_empty());
     }
 
     #[test]

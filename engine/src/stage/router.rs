@@ -419,41 +419,38 @@ impl Forwarder<'_> {
         let Some(Some(exit)) = exits.get(usize::from(hop)) else {
             return no_exit(hop);
         };
-        // Classified: at least the headers of a packet without options (the TTL and checksum
-        // are where they are with options too).
-        let Some(headers) = m.data_mut().first_chunk_mut::<{ plain::HEADERS_LEN }>() else {
-            return Action::drop(DropReason::Truncated);
-        };
-        let (eth, ip) = headers.split_at_mut(ethernet::HEADER_LEN);
-        let mut ip = ipv4::Packet::new_checked(ip).expect("a minimal header");
         let resolved;
         let addresses = match &exit.fixed {
             Some(pair) => pair,
-            None => match self.resolver.mac(IpAddr::V4(ip.dst_addr())) {
-                Ok(mac) => {
-                    resolved = AddressPair::new(mac, exit.mac);
-                    &resolved
+            None => {
+                // Classified: at least the headers of a packet without options.
+                let Some(dst) = m.data().get(plain::DESTINATION) else {
+                    return Action::drop(DropReason::Truncated);
+                };
+                let dst = Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
+                match self.resolver.mac(IpAddr::V4(dst)) {
+                    Ok(mac) => {
+                        resolved = AddressPair::new(mac, exit.mac);
+                        &resolved
+                    }
+                    Err(Unresolved::Drop) => return Action::drop(DropReason::NoNeighbour),
+                    Err(Unresolved::Request(target)) => {
+                        // The packet's buffer becomes the ARP request for its next hop: the
+                        // first packet to an unknown neighbour is the one a resolving router
+                        // loses.
+                        let port = self.router.port(hop).expect("exit");
+                        let IpAddr::V4(target) = target else {
+                            unreachable!("asked for an IPv4 address")
+                        };
+                        return match self.router.source_v4(port, target) {
+                            Some(source) => arp_request(m, port.mac, source, target, hop),
+                            None => Action::drop(DropReason::NoNeighbour),
+                        };
+                    }
                 }
-                Err(Unresolved::Drop) => return Action::drop(DropReason::NoNeighbour),
-                Err(Unresolved::Request(target)) => {
-                    // The packet's buffer becomes the ARP request for its next hop: the
-                    // first packet to an unknown neighbour is the one a resolving router loses.
-                    let port = self.router.port(hop).expect("exit");
-                    let IpAddr::V4(target) = target else {
-                        unreachable!("asked for an IPv4 address")
-                    };
-                    return match self.router.source_v4(port, target) {
-                        Some(source) => arp_request(m, port.mac, source, target, hop),
-                        None => Action::drop(DropReason::NoNeighbour),
-                    };
-                }
-            },
+            }
         };
-        ip.decrement_ttl();
-        Frame::new_checked(eth)
-            .expect("an Ethernet header")
-            .set_addresses(addresses);
-        Action::tx(hop)
+        rewrite_plain_v4(m.data_mut(), addresses, hop)
     }
 
     #[inline]
@@ -462,36 +459,35 @@ impl Forwarder<'_> {
         let Some(Some(exit)) = exits.get(usize::from(hop)) else {
             return no_exit(hop);
         };
-        let data = m.data_mut();
-        let (eth, ip) = data.split_at_mut(ethernet::HEADER_LEN);
-        let mut ip = ipv6::Packet::new_checked(ip).expect("classified");
         let resolved;
         let addresses = match &exit.fixed {
             Some(pair) => pair,
-            None => match self.resolver.mac(IpAddr::V6(ip.dst_addr())) {
-                Ok(mac) => {
-                    resolved = AddressPair::new(mac, exit.mac);
-                    &resolved
+            None => {
+                let ip = ipv6::Packet::new_checked(&m.data()[ethernet::HEADER_LEN..])
+                    .expect("classified");
+                match self.resolver.mac(IpAddr::V6(ip.dst_addr())) {
+                    Ok(mac) => {
+                        resolved = AddressPair::new(mac, exit.mac);
+                        &resolved
+                    }
+                    Err(Unresolved::Drop) => return Action::drop(DropReason::NoNeighbour),
+                    Err(Unresolved::Request(target)) => {
+                        // As for ARP: the packet becomes the neighbour solicitation.
+                        let port = self.router.port(hop).expect("exit");
+                        let IpAddr::V6(target) = target else {
+                            unreachable!("asked for an IPv6 address")
+                        };
+                        return match self.router.source_v6(port, &target) {
+                            Some(source) => {
+                                neighbour_solicitation(m, port.mac, source, target, hop)
+                            }
+                            None => Action::drop(DropReason::NoNeighbour),
+                        };
+                    }
                 }
-                Err(Unresolved::Drop) => return Action::drop(DropReason::NoNeighbour),
-                Err(Unresolved::Request(target)) => {
-                    // As for ARP: the packet becomes the neighbour solicitation.
-                    let port = self.router.port(hop).expect("exit");
-                    let IpAddr::V6(target) = target else {
-                        unreachable!("asked for an IPv6 address")
-                    };
-                    return match self.router.source_v6(port, &target) {
-                        Some(source) => neighbour_solicitation(m, port.mac, source, target, hop),
-                        None => Action::drop(DropReason::NoNeighbour),
-                    };
-                }
-            },
+            }
         };
-        ip.decrement_hop_limit();
-        Frame::new_checked(eth)
-            .expect("classified")
-            .set_addresses(addresses);
-        Action::tx(hop)
+        rewrite_v6(m.data_mut(), addresses, hop)
     }
 }
 

@@ -38,6 +38,20 @@ fn memif_eal(lcore: u32, prefix: &str, role: &str, sockets: &[&Path]) -> Vec<Str
     args
 }
 
+/// The EAL's runtime directory of a process started with `memif_eal(.., prefix, ..)` by this
+/// process, removed when dropped: DPDK leaves it behind for a prefix of one's own.
+struct RuntimeDir(std::path::PathBuf);
+
+fn runtime_dir(prefix: &str) -> RuntimeDir {
+    RuntimeDir(Path::new("/var/run/dpdk").join(format!("{prefix}-{}", std::process::id())))
+}
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A child that is killed if the test fails before stopping it.
 struct Peer(Option<Child>);
 
@@ -124,6 +138,7 @@ fn impairing_forwarder() {
     let Ok(socket) = std::env::var("IMPAIR_SOCKET") else {
         return;
     };
+    let _dir = runtime_dir("impair"); // dropped last, after the EAL
     let args = memif_eal(1, "impair", "client", &[Path::new(&socket)]);
     let stop = StopFlag::new();
     stop.on_signals().unwrap();
@@ -212,6 +227,7 @@ fn loss_and_reordering_are_counted_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("impair.sock");
     let json_path = dir.path().join("run.json");
+    let _dir = runtime_dir("pktgen-impair");
     let mut args = memif_eal(0, "pktgen-impair", "server", &[&socket]);
     args.extend(strings(&[
         "--",
@@ -251,6 +267,7 @@ fn loss_and_reordering_are_counted_exactly() {
 fn pktgen_drives_l3fwd_over_memif_without_loss() {
     let dir = tempfile::tempdir().unwrap();
     let (s0, s1) = (dir.path().join("m0.sock"), dir.path().join("m1.sock"));
+    let _dirs = [runtime_dir("l3fwd-memif"), runtime_dir("pktgen-l3fwd")];
     let mut l3fwd_args = memif_eal(1, "l3fwd-memif", "client", &[&s0, &s1]);
     l3fwd_args.extend(strings(&["--", "-p", "0x3", "--config", "(0,0,1),(1,0,1)"]));
     let json_path = dir.path().join("run.json");
@@ -302,6 +319,7 @@ fn the_zero_loss_search_narrows_down_through_a_lossy_forwarder() {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("impair.sock");
         let json_path = dir.path().join("search.json");
+        let _dir = runtime_dir("pktgen-search");
         let mut args = memif_eal(0, "pktgen-search", "server", &[&socket]);
         args.extend(strings(&[
             "--",

@@ -414,80 +414,66 @@ impl Forwarder<'_> {
     /// Forwards an IPv4 packet that passed [`classify`] to `hop`.
     #[inline]
     fn v4(&mut self, m: &mut Mbuf, hop: u16) -> Action {
-        // By reference: a copy of the exit read back for the MAC write stalls store forwarding.
-        let exits = self.exits;
-        let Some(Some(exit)) = exits.get(usize::from(hop)) else {
-            return no_exit(hop);
+        // Classified: at least the headers of a packet without options.
+        let dst = |data: &[u8]| {
+            let d = data.get(plain::DESTINATION)?;
+            Some(IpAddr::V4(Ipv4Addr::new(d[0], d[1], d[2], d[3])))
         };
-        let resolved;
-        let addresses = match &exit.fixed {
-            Some(pair) => pair,
-            None => {
-                // Classified: at least the headers of a packet without options.
-                let Some(dst) = m.data().get(plain::DESTINATION) else {
-                    return Action::drop(DropReason::Truncated);
-                };
-                let dst = Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
-                match self.resolver.mac(IpAddr::V4(dst)) {
-                    Ok(mac) => {
-                        resolved = AddressPair::new(mac, exit.mac);
-                        &resolved
-                    }
-                    Err(Unresolved::Drop) => return Action::drop(DropReason::NoNeighbour),
-                    Err(Unresolved::Request(target)) => {
-                        // The packet's buffer becomes the ARP request for its next hop: the
-                        // first packet to an unknown neighbour is the one a resolving router
-                        // loses.
-                        let port = self.router.port(hop).expect("exit");
-                        let IpAddr::V4(target) = target else {
-                            unreachable!("asked for an IPv4 address")
-                        };
-                        return match self.router.source_v4(port, target) {
-                            Some(source) => arp_request(m, port.mac, source, target, hop),
-                            None => Action::drop(DropReason::NoNeighbour),
-                        };
-                    }
-                }
-            }
-        };
-        rewrite_plain_v4(m.data_mut(), addresses, hop)
+        match self.macs(m, hop, dst) {
+            Ok(macs) => rewrite_plain_v4(m.data_mut(), &macs, hop),
+            Err(action) => action,
+        }
     }
 
+    /// As [`Forwarder::v4`], for IPv6.
     #[inline]
     fn v6(&mut self, m: &mut Mbuf, hop: u16) -> Action {
-        let exits = self.exits;
-        let Some(Some(exit)) = exits.get(usize::from(hop)) else {
-            return no_exit(hop);
+        let dst = |data: &[u8]| {
+            let ip = ipv6::Packet::new_checked(data.get(ethernet::HEADER_LEN..)?).ok()?;
+            Some(IpAddr::V6(ip.dst_addr()))
         };
-        let resolved;
-        let addresses = match &exit.fixed {
-            Some(pair) => pair,
-            None => {
-                let ip = ipv6::Packet::new_checked(&m.data()[ethernet::HEADER_LEN..])
-                    .expect("classified");
-                match self.resolver.mac(IpAddr::V6(ip.dst_addr())) {
-                    Ok(mac) => {
-                        resolved = AddressPair::new(mac, exit.mac);
-                        &resolved
-                    }
-                    Err(Unresolved::Drop) => return Action::drop(DropReason::NoNeighbour),
-                    Err(Unresolved::Request(target)) => {
-                        // As for ARP: the packet becomes the neighbour solicitation.
-                        let port = self.router.port(hop).expect("exit");
-                        let IpAddr::V6(target) = target else {
-                            unreachable!("asked for an IPv6 address")
-                        };
-                        return match self.router.source_v6(port, &target) {
-                            Some(source) => {
-                                neighbour_solicitation(m, port.mac, source, target, hop)
-                            }
-                            None => Action::drop(DropReason::NoNeighbour),
-                        };
-                    }
-                }
+        match self.macs(m, hop, dst) {
+            Ok(macs) => rewrite_v6(m.data_mut(), &macs, hop),
+            Err(action) => action,
+        }
+    }
+
+    /// The MACs a packet to `hop` leaves with: the exit's fixed pair, or its next hop's MAC
+    /// from the neighbour table (looked up by the destination `dst` reads from the packet).
+    /// Otherwise what becomes of the packet instead: a drop, or, for a next hop not asked for
+    /// lately, the packet's buffer turned into the ARP request or neighbour solicitation (the
+    /// first packet to an unknown neighbour is the one a resolving router loses).
+    fn macs(
+        &mut self,
+        m: &mut Mbuf,
+        hop: u16,
+        dst: impl FnOnce(&[u8]) -> Option<IpAddr>,
+    ) -> Result<AddressPair, Action> {
+        let Some(Some(exit)) = self.exits.get(usize::from(hop)) else {
+            return Err(no_exit(hop));
+        };
+        if let Some(pair) = exit.fixed {
+            return Ok(pair);
+        }
+        let dst = dst(m.data()).ok_or(Action::drop(DropReason::Truncated))?;
+        match self.resolver.mac(dst) {
+            Ok(mac) => Ok(AddressPair::new(mac, exit.mac)),
+            Err(Unresolved::Drop) => Err(Action::drop(DropReason::NoNeighbour)),
+            Err(Unresolved::Request(target)) => {
+                let port = self.router.port(hop).expect("exit");
+                let request = match target {
+                    IpAddr::V4(target) => self
+                        .router
+                        .source_v4(port, target)
+                        .map(|source| arp_request(m, port.mac, source, target, hop)),
+                    IpAddr::V6(target) => self
+                        .router
+                        .source_v6(port, &target)
+                        .map(|source| neighbour_solicitation(m, port.mac, source, target, hop)),
+                };
+                Err(request.unwrap_or(Action::drop(DropReason::NoNeighbour)))
             }
-        };
-        rewrite_v6(m.data_mut(), addresses, hop)
+        }
     }
 }
 

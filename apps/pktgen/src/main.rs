@@ -202,22 +202,13 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
             },
         );
         if sends {
-            let packets = match replay.take() {
+            let mut packets = match replay.take() {
                 Some(r) => Packets::Replay(r),
                 None if matches!(options.source, Source::Pcap { .. }) => {
                     return Err("--pcap replays on one TX port: give one --tx-port".into())
                 }
                 None => {
-                    let seed = match options.source {
-                        Source::Streams { seed, .. } => seed,
-                        Source::Pcap { .. } => 0,
-                    };
-                    let gens = streams
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, s)| s.port == id)
-                        .map(|(i, s)| StreamGen::new(i as u16, s, mac, seed))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let gens = generators(&streams, id, mac, &options.source)?;
                     if gens.is_empty() {
                         println!("  (no stream sends on port {id})");
                     }
@@ -225,7 +216,6 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
                 }
             };
             // One stream of one size: its mbufs come from a pool prefilled with the frame.
-            let mut packets = packets;
             let tx_pool = match &mut packets {
                 Packets::Streams { gens, .. } if gens.len() == 1 => {
                     match gens[0].single_template().map(<[u8]>::to_vec) {
@@ -853,22 +843,31 @@ fn rfc2544(bench: &mut Bench, search: args::Search) -> Result<Vec<SearchResult>,
     Ok(results)
 }
 
-/// Fresh stream generators (sequence numbers from zero) for the next trial.
-fn rebuild(bench: &mut Bench) -> Result<(), BoxError> {
-    let seed = match bench.options.source {
-        Source::Streams { seed, .. } => seed,
+/// Generators (sequence numbers from zero) for the streams that send on `port`; stream ids
+/// are indices into `streams`.
+fn generators(
+    streams: &[Stream],
+    port: u16,
+    mac: Address,
+    source: &Source,
+) -> Result<Vec<StreamGen>, String> {
+    let seed = match source {
+        Source::Streams { seed, .. } => *seed,
         Source::Pcap { .. } => 0,
     };
+    streams
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.port == port)
+        .map(|(i, s)| StreamGen::new(i as u16, s, mac, seed))
+        .collect()
+}
+
+/// Fresh stream generators (sequence numbers from zero) for the next trial.
+fn rebuild(bench: &mut Bench) -> Result<(), BoxError> {
     for t in &mut bench.tx {
-        let mac = t.mac;
         if let Packets::Streams { gens, turn } = &mut t.packets {
-            *gens = bench
-                .streams
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.port == t.id)
-                .map(|(i, s)| StreamGen::new(i as u16, s, mac, seed))
-                .collect::<Result<Vec<_>, _>>()?;
+            *gens = generators(&bench.streams, t.id, t.mac, &bench.options.source)?;
             *turn = 0;
         }
     }

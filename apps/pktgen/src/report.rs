@@ -274,6 +274,11 @@ pub fn trial_json(r: &TrialResult, streams: &[Stream]) -> Value {
     })
 }
 
+/// The zero-loss rate on the wire (L1: frames plus preamble and gap), in Gbps.
+fn line_gbps(r: &SearchResult) -> f64 {
+    r.ndr_pps * (f64::from(r.size) + crate::spec::WIRE_OVERHEAD) * 8.0 / 1e9
+}
+
 pub fn rfc2544_table(results: &[SearchResult]) -> String {
     let mut out = String::from(
         "\n| frame bytes | zero-loss Mpps | zero-loss Gbps (L1) | trials | p50 us | p99 us |\n| --- | --- | --- | --- | --- | --- |",
@@ -288,7 +293,7 @@ pub fn rfc2544_table(results: &[SearchResult]) -> String {
             "\n| {} | {:.3} | {:.3} | {} | {} | {} |",
             r.size,
             r.ndr_pps / 1e6,
-            r.ndr_pps * (f64::from(r.size) + crate::spec::WIRE_OVERHEAD) * 8.0 / 1e9,
+            line_gbps(r),
             r.trials.len(),
             lat.map_or("-".into(), |l| format!("{:.1}", l[1])),
             lat.map_or("-".into(), |l| format!("{:.1}", l[3])),
@@ -302,7 +307,7 @@ pub fn rfc2544_json(results: &[SearchResult]) -> Value {
         "rfc2544": results.iter().map(|r| json!({
             "frame_size": r.size,
             "zero_loss_mpps": r.ndr_pps / 1e6,
-            "zero_loss_gbps_l1": r.ndr_pps * (f64::from(r.size) + crate::spec::WIRE_OVERHEAD) * 8.0 / 1e9,
+            "zero_loss_gbps_l1": line_gbps(r),
             "latency_us": r.at_ndr.as_ref().map_or(Value::Null, |t| latency_json(&t.receiver.total_latency())),
             "trials": r.trials.iter().map(|(asked, sent, loss)| json!({
                 "asked_pps": asked, "sent_pps": sent, "loss_pct": loss,

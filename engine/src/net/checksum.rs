@@ -31,17 +31,30 @@ fn fold64(acc: u64) -> u32 {
     (acc as u32 & 0xffff) + (acc as u32 >> 16)
 }
 
-/// Whether a 20-byte IPv4 header sums to 0xffff (its checksum is right). The ones'-complement
-/// sum does not depend on byte order (RFC 1071 §2(B)), so the words are read in the CPU's own.
+/// Whether a 20-byte IPv4 header sums to 0xffff (its checksum is right). As 2^16 ≡ 1 modulo
+/// 0xffff, the ones'-complement sum is 0xffff exactly when the plain sum of the header's
+/// 32-bit words is a non-zero multiple of 0xffff, whatever the byte order the words are read in
+/// (RFC 1071 §2(B)).
 #[inline(always)]
 pub fn verify_plain_header(h: &[u8; 20]) -> bool {
+    // x is a multiple of the odd 0xffff exactly when x times its inverse modulo 2^64 is at most
+    // u64::MAX / 0xffff (the quotient, if it divides); minus one, that also rejects x = 0.
+    // One multiply, where `%` compiles to a wide multiply, a shift and a subtract.
+    const INVERSE: u64 = inverse_mod_2_64(0xffff);
     let word = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
     let acc = word(0) + word(4) + word(8) + word(12) + word(16);
-    // Folded with adds (a modulo compiles to a multiply, a longer chain on every packet).
-    let acc = (acc & 0xffff_ffff) + (acc >> 32);
-    let acc = (acc & 0xffff) + (acc >> 16);
-    let acc = (acc & 0xffff) + (acc >> 16);
-    acc == 0xffff
+    acc.wrapping_mul(INVERSE).wrapping_sub(1) < u64::MAX / 0xffff
+}
+
+/// The inverse of odd `d` modulo 2^64, by Newton's iteration (each step doubles the bits).
+const fn inverse_mod_2_64(d: u64) -> u64 {
+    let mut x = d; // right to 3 bits: d * d ≡ 1 (mod 8) for odd d
+    let mut step = 0;
+    while step < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(d.wrapping_mul(x)));
+        step += 1;
+    }
+    x
 }
 
 /// Adds partial sums.
@@ -119,6 +132,18 @@ mod tests {
             bad[byte] ^= 0x10;
             assert!(!verify_plain_header(&bad), "byte {byte} changed");
         }
+        // Every value of the checksum field: right for exactly one, and for no all-zero header.
+        let right = (0..=u16::MAX).filter(|c| {
+            with[10..12].copy_from_slice(&c.to_be_bytes());
+            verify_plain_header(&with)
+        });
+        assert_eq!(right.collect::<Vec<_>>(), [0xb861]);
+        assert!(!verify_plain_header(&[0; 20]));
+    }
+
+    #[test]
+    fn inverse_modulo_2_64() {
+        assert_eq!(0xffffu64.wrapping_mul(inverse_mod_2_64(0xffff)), 1);
     }
 
     #[test]

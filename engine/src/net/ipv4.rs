@@ -125,8 +125,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return false;
         };
         let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        // MIN_HEADER_LEN <= total <= b.len() in one unsigned compare.
         h[field::VER_IHL] == 0x45
-            && (MIN_HEADER_LEN..=b.len()).contains(&total)
+            && total.wrapping_sub(MIN_HEADER_LEN) <= b.len() - MIN_HEADER_LEN
             && h[field::TTL] > 1
             && checksum::verify_plain_header(h)
     }
@@ -149,18 +150,24 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Takes one from the TTL, updating the checksum incrementally (RFC 1624). The caller has
     /// checked that the TTL is above 1.
+    #[inline(always)]
     pub fn decrement_ttl(&mut self) {
-        // TTL, protocol and checksum are one 32-bit word: read once, written back at once.
-        let word = self.buffer.as_mut()[field::TTL..field::CHECKSUM.end]
+        // TTL, protocol and checksum are one 32-bit word, read little-endian whatever the CPU:
+        // the TTL is its low byte and the checksum, byte-swapped, its high half. The big-endian
+        // word TTL:protocol goes down by 0x100, so RFC 1624's eqn. 3 gives the checksum
+        // ~(~C + 0xfeff); byte-swapped, that is the swapped C plus one, or plus two from 0xfffe
+        // and 0xffff (ones'-complement carries), wrapping within the high half.
+        let bytes = self.buffer.as_mut()[field::TTL..field::CHECKSUM.end]
             .first_chunk_mut::<4>()
             .expect("the header holds them");
-        let [ttl, protocol, hi, lo] = *word;
-        let csum = u16::from_be_bytes([hi, lo]);
-        // The word TTL:protocol went down by 0x100, so RFC 1624's ~m + m' is 0xfeff; the sum
-        // is under 0x1ffff, which one fold brings to 16 bits.
-        let acc = u32::from(!csum) + 0xfeff;
-        let [hi, lo] = (!((acc & 0xffff) + (acc >> 16)) as u16).to_be_bytes();
-        *word = [ttl - 1, protocol, hi, lo];
+        let word = u32::from_le_bytes(*bytes);
+        debug_assert!(word & 0xff > 1, "the caller checks the TTL");
+        let carry = if word >= 0xfffe_0000 {
+            0x2_0000
+        } else {
+            0x1_0000
+        };
+        *bytes = word.wrapping_sub(1).wrapping_add(carry).to_le_bytes();
     }
 
     pub fn set_ttl(&mut self, ttl: u8) {
@@ -293,5 +300,18 @@ mod tests {
         p.decrement_ttl();
         assert_eq!(p.ttl(), 1);
         assert_eq!(p.validate(), Ok(()));
+    }
+
+    #[test]
+    fn ttl_decrement_matches_rfc_1624_for_every_checksum() {
+        let mut b = header();
+        for csum in 0..=u16::MAX {
+            b[8] = 64;
+            b[10..12].copy_from_slice(&csum.to_be_bytes());
+            Packet::new_checked(&mut b[..]).unwrap().decrement_ttl();
+            let want = checksum::update(csum, 0x4000 | u16::from(b[9]), 0x3f00 | u16::from(b[9]));
+            assert_eq!(b[8], 63);
+            assert_eq!(u16::from_be_bytes([b[10], b[11]]), want, "from {csum:#06x}");
+        }
     }
 }

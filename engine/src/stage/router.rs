@@ -281,17 +281,20 @@ mod plain {
 
 /// The fast path of [`classify`]: the key of an untagged IPv4 packet without options that
 /// passes every check, read straight from the frame into `key` (in place: keys are copied
-/// enough); None sends the packet the long way.
+/// enough), and its TTL decremented while the header is at hand; None sends the packet the long
+/// way, untouched.
 #[inline(always)]
-fn classify_plain_v4(data: &[u8], with_ports: bool, key: &mut FlowKey4) -> Option<()> {
-    let frame = data.first_chunk::<{ plain::HEADERS_LEN }>()?;
-    if frame[plain::ETHERTYPE] != EtherType::IPV4.0.to_be_bytes()
-        || !ipv4::Packet::new_checked(&data[plain::IP..])
-            .ok()?
-            .is_forwardable_plain()
-    {
+fn classify_plain_v4(data: &mut [u8], with_ports: bool, key: &mut FlowKey4) -> Option<()> {
+    let start = data.first_chunk::<{ plain::HEADERS_LEN }>()?;
+    if start[plain::ETHERTYPE] != EtherType::IPV4.0.to_be_bytes() {
         return None;
     }
+    let mut ip = ipv4::Packet::new_checked(&mut data[plain::IP..]).ok()?;
+    if !ip.is_forwardable_plain() {
+        return None;
+    }
+    ip.decrement_ttl();
+    let frame = data.first_chunk::<{ plain::HEADERS_LEN }>()?;
     if !with_ports {
         // LPM and FIB read the destination alone.
         key.dst.copy_from_slice(&frame[plain::DESTINATION]);
@@ -318,16 +321,17 @@ fn classify_plain_v4(data: &[u8], with_ports: bool, key: &mut FlowKey4) -> Optio
 /// As [`classify_plain_v4`] for IPv6: an untagged packet whose payload fits the frame and
 /// whose hop limit allows forwarding.
 #[inline(always)]
-fn classify_plain_v6(data: &[u8], with_ports: bool, key: &mut FlowKey6) -> Option<()> {
+fn classify_plain_v6(data: &mut [u8], with_ports: bool, key: &mut FlowKey6) -> Option<()> {
     const IP: usize = ethernet::HEADER_LEN;
-    let frame = data.first_chunk::<{ IP + ipv6::HEADER_LEN }>()?;
-    if frame[12..14] != EtherType::IPV6.0.to_be_bytes() {
+    if data.get(12..14)? != EtherType::IPV6.0.to_be_bytes() {
         return None;
     }
-    let ip = ipv6::Packet::new_checked(&data[IP..]).ok()?;
+    let mut ip = ipv6::Packet::new_checked(&mut data[IP..]).ok()?;
     if ip.validate().is_err() || ip.hop_limit() <= 1 {
         return None;
     }
+    ip.decrement_hop_limit();
+    let ip = ipv6::Packet::new_checked(&data[IP..]).ok()?;
     if !with_ports {
         key.dst = ip.dst_bytes(); // as for IPv4: the destination alone
         return Some(());
@@ -342,7 +346,8 @@ fn classify_plain_v6(data: &[u8], with_ports: bool, key: &mut FlowKey6) -> Optio
     Some(())
 }
 
-/// Read-only checks of RFC 1812 §5.2.2 and §5.3.1 (the TTL), and the lookup key.
+/// Read-only checks of RFC 1812 §5.2.2 and §5.3.1 (the TTL), and the lookup key; the caller
+/// decrements the TTL of a packet that passes ([`decrement_ttl`]).
 fn classify(data: &[u8], with_ports: bool) -> Result<Class, DropReason> {
     let frame = Frame::new_checked(data).map_err(|_| DropReason::Truncated)?;
     match frame.ethertype() {
@@ -386,6 +391,22 @@ fn classify(data: &[u8], with_ports: bool) -> Result<Class, DropReason> {
     }
 }
 
+/// Takes one from the TTL or hop limit of a packet that passed [`classify`]: every packet that
+/// goes on to the lookup has it taken during classification, while its header is at hand
+/// (a packet then dropped for want of a route or a neighbour is not sent, so it does not
+/// matter that its copy changed).
+fn decrement_ttl(data: &mut [u8], class: &Class) {
+    let ip = &mut data[ethernet::HEADER_LEN..];
+    match class {
+        Class::V4(_) => ipv4::Packet::new_checked(ip)
+            .expect("classified")
+            .decrement_ttl(),
+        Class::V6(_) => ipv6::Packet::new_checked(ip)
+            .expect("classified")
+            .decrement_hop_limit(),
+    }
+}
+
 impl Resolver {
     /// The MAC of `dst` (on the link of the port it leaves by), or what to do instead.
     fn mac(&mut self, dst: IpAddr) -> Result<Address, Unresolved> {
@@ -420,7 +441,7 @@ impl Forwarder<'_> {
             Some(IpAddr::V4(Ipv4Addr::new(d[0], d[1], d[2], d[3])))
         };
         match self.macs(m, hop, dst) {
-            Ok(macs) => rewrite_plain_v4(m.data_mut(), &macs, hop),
+            Ok(macs) => write_macs(m.data_mut(), &macs, hop),
             Err(action) => action,
         }
     }
@@ -433,7 +454,7 @@ impl Forwarder<'_> {
             Some(IpAddr::V6(ip.dst_addr()))
         };
         match self.macs(m, hop, dst) {
-            Ok(macs) => rewrite_v6(m.data_mut(), &macs, hop),
+            Ok(macs) => write_macs(m.data_mut(), &macs, hop),
             Err(action) => action,
         }
     }
@@ -479,9 +500,10 @@ impl Forwarder<'_> {
 
 /// Sorts a burst into IPv4 and IPv6 keys (with ports when `PORTS`: a constant, so that the
 /// commonest loop carries no test of it) and drops the rest by reason; returns the counts.
-#[inline(always)]
+/// Not inlined: in a function of its own the loop keeps its pointers in registers.
+#[inline(never)]
 fn classify_burst<const PORTS: bool>(
-    packets: &[Mbuf],
+    packets: &mut [Mbuf],
     actions: &mut [Action],
     scratch: &mut Scratch,
 ) -> (usize, usize) {
@@ -492,9 +514,34 @@ fn classify_burst<const PORTS: bool>(
         at6,
         ..
     } = scratch;
+    // The commonest bursts are plain IPv4 or plain IPv6 throughout: a loop of its own for each
+    // keeps no positions (key i is packet i) until the first packet that is not.
     let (mut n4, mut n6) = (0, 0);
-    for (i, m) in packets.iter().enumerate() {
-        let data = m.data();
+    for (m, key) in packets.iter_mut().zip(keys4.iter_mut()) {
+        if classify_plain_v4(m.data_mut(), PORTS, key).is_none() {
+            break;
+        }
+        n4 += 1;
+    }
+    if n4 == 0 {
+        for (m, key) in packets.iter_mut().zip(keys6.iter_mut()) {
+            if classify_plain_v6(m.data_mut(), PORTS, key).is_none() {
+                break;
+            }
+            n6 += 1;
+        }
+    }
+    if n4 + n6 == packets.len() {
+        return (n4, n6);
+    }
+    for (i, at) in at4[..n4].iter_mut().enumerate() {
+        *at = i as u8;
+    }
+    for (i, at) in at6[..n6].iter_mut().enumerate() {
+        *at = i as u8;
+    }
+    for (i, m) in packets.iter_mut().enumerate().skip(n4 + n6) {
+        let data = m.data_mut();
         if classify_plain_v4(data, PORTS, &mut keys4[n4]).is_some() {
             at4[n4] = i as u8;
             n4 += 1;
@@ -505,62 +552,65 @@ fn classify_burst<const PORTS: bool>(
             n6 += 1;
             continue;
         }
-        match classify(data, PORTS) {
-            Ok(Class::V4(key)) => {
+        let class = match classify(data, PORTS) {
+            Ok(class) => class,
+            Err(reason) => {
+                actions[i] = Action::drop(reason);
+                continue;
+            }
+        };
+        decrement_ttl(data, &class);
+        match class {
+            Class::V4(key) => {
                 keys4[n4] = key;
                 at4[n4] = i as u8;
                 n4 += 1;
             }
-            Ok(Class::V6(key)) => {
+            Class::V6(key) => {
                 keys6[n6] = key;
                 at6[n6] = i as u8;
                 n6 += 1;
             }
-            Err(reason) => actions[i] = Action::drop(reason),
         }
     }
     (n4, n6)
 }
 
-/// Forwards a classified IPv4 packet to `hop`, whose next-hop MAC is fixed.
+/// Forwards a burst of classified packets, packet i to `hops[i]`, when every exit's next-hop
+/// MAC is fixed. Not inlined, as [`classify_burst`].
+#[inline(never)]
+fn rewrite_burst_fixed(
+    exits: &[Option<Exit>],
+    packets: &mut [Mbuf],
+    actions: &mut [Action],
+    hops: &[u16],
+) {
+    for ((m, action), &hop) in packets.iter_mut().zip(actions).zip(hops) {
+        *action = rewrite_fixed(exits, m, hop);
+    }
+}
+
+/// Forwards a classified packet to `hop`, whose next-hop MAC is fixed.
 #[inline(always)]
-fn rewrite_fixed_v4(exits: &[Option<Exit>], m: &mut Mbuf, hop: u16) -> Action {
+fn rewrite_fixed(exits: &[Option<Exit>], m: &mut Mbuf, hop: u16) -> Action {
     match exits.get(usize::from(hop)) {
         Some(Some(Exit {
             fixed: Some(pair), ..
-        })) => rewrite_plain_v4(m.data_mut(), pair, hop),
+        })) => write_macs(m.data_mut(), pair, hop),
         _ => no_exit(hop),
     }
 }
 
-/// Decrements the hop limit of a classified IPv6 packet and writes its MACs.
+/// Writes the MACs of a classified packet (its TTL already decremented) and sends it to `hop`.
 #[inline(always)]
-fn rewrite_v6(data: &mut [u8], macs: &AddressPair, hop: u16) -> Action {
-    let (eth, ip) = data.split_at_mut(ethernet::HEADER_LEN);
-    ipv6::Packet::new_checked(ip)
-        .expect("classified")
-        .decrement_hop_limit();
-    Frame::new_checked(eth)
-        .expect("classified")
-        .set_addresses(macs);
-    Action::tx(hop)
-}
-
-/// Decrements the TTL of a classified IPv4 packet (its checksum updated as RFC 1624 says) and
-/// writes its MACs: [`Forwarder::v4`] for a next hop whose MAC is fixed.
-#[inline(always)]
-fn rewrite_plain_v4(data: &mut [u8], macs: &AddressPair, hop: u16) -> Action {
-    let Some(headers) = data.first_chunk_mut::<{ plain::HEADERS_LEN }>() else {
-        return Action::drop(DropReason::Truncated);
-    };
-    let (eth, ip) = headers.split_at_mut(ethernet::HEADER_LEN);
-    ipv4::Packet::new_checked(ip)
-        .expect("a minimal header")
-        .decrement_ttl();
-    Frame::new_checked(eth)
-        .expect("an Ethernet header")
-        .set_addresses(macs);
-    Action::tx(hop)
+fn write_macs(data: &mut [u8], macs: &AddressPair, hop: u16) -> Action {
+    match Frame::new_checked(data) {
+        Ok(mut frame) => {
+            frame.set_addresses(macs);
+            Action::tx(hop)
+        }
+        Err(_) => Action::drop(DropReason::Truncated),
+    }
 }
 
 /// Why a packet whose lookup gave `hop` has no way out.
@@ -699,9 +749,9 @@ impl Stage for L3Forward {
         }
         let n = packets.len().min(MAX_BURST);
         let (n4, n6) = if *keys_need_ports {
-            classify_burst::<true>(&packets[..n], actions, scratch)
+            classify_burst::<true>(&mut packets[..n], actions, scratch)
         } else {
-            classify_burst::<false>(&packets[..n], actions, scratch)
+            classify_burst::<false>(&mut packets[..n], actions, scratch)
         };
         let Scratch {
             keys4,
@@ -728,14 +778,11 @@ impl Stage for L3Forward {
             } else if n4 == n {
                 // Every exit has a fixed next-hop MAC (l3fwd's own case) and every packet is
                 // IPv4, in order: the shortest loop.
-                let burst = packets[..n].iter_mut().zip(&mut actions[..n]);
-                for ((m, action), &hop) in burst.zip(&hops[..n]) {
-                    *action = rewrite_fixed_v4(forward.exits, m, hop);
-                }
+                rewrite_burst_fixed(forward.exits, &mut packets[..n], actions, &hops[..n]);
             } else {
                 for (&at, &hop) in at4[..n4].iter().zip(&hops[..n4]) {
                     let i = usize::from(at);
-                    actions[i] = rewrite_fixed_v4(forward.exits, &mut packets[i], hop);
+                    actions[i] = rewrite_fixed(forward.exits, &mut packets[i], hop);
                 }
             }
         }
@@ -749,16 +796,13 @@ impl Stage for L3Forward {
                     let i = usize::from(at6[j]);
                     actions[i] = forward.v6(&mut packets[i], hops[j]);
                 }
-            } else {
+            } else if n6 == n {
                 // Fixed next-hop MACs, as for IPv4.
+                rewrite_burst_fixed(forward.exits, &mut packets[..n], actions, &hops[..n]);
+            } else {
                 for (&at, &hop) in at6[..n6].iter().zip(&hops[..n6]) {
                     let i = usize::from(at);
-                    actions[i] = match forward.exits.get(usize::from(hop)) {
-                        Some(Some(Exit {
-                            fixed: Some(pair), ..
-                        })) => rewrite_v6(packets[i].data_mut(), pair, hop),
-                        _ => no_exit(hop),
-                    };
+                    actions[i] = rewrite_fixed(forward.exits, &mut packets[i], hop);
                 }
             }
         }

@@ -15,7 +15,7 @@ use args::{Command, Options, Source};
 use generator::{FlowFields, StreamGen};
 use receiver::{Counts, Receiver};
 use replay::Replay;
-use report::{Live, PortFigures, TrialResult};
+use report::{Live, Pace, PortFigures, TrialResult};
 use sluice::mempool::{DEFAULT_CACHE, DEFAULT_DATA_ROOM};
 use sluice::net::ethernet::Address;
 use sluice::rss::{self, Toeplitz};
@@ -568,6 +568,7 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
     let start = Instant::now();
     let start_tsc = sluice::clock::tsc();
     let mut forgiven = vec![0u64; bench.tx.len()];
+    let mut device_full = vec![0u64; bench.tx.len()];
     let mut sending = true;
     // Deadlines in TSC ticks: reading the clock through the vDSO every round costs more.
     let ticks = |d: Duration| (d.as_secs_f64() * hz as f64) as u64;
@@ -594,6 +595,7 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
                 }
                 all_done = false;
                 if !flushed {
+                    device_full[i] += 1;
                     continue; // the device is full: no new packets until it takes these
                 }
                 let mut n = (burst as u64).min(limit);
@@ -697,6 +699,14 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
                 port: t.id,
                 counts: *c,
                 queues: Vec::new(),
+            })
+            .collect(),
+        pace: pps
+            .iter()
+            .zip(&device_full)
+            .map(|(&asked_pps, &device_full)| Pace {
+                asked_pps,
+                device_full,
             })
             .collect(),
         rx: bench

@@ -16,11 +16,24 @@ pub struct PortFigures {
     pub queues: Vec<Counts>,
 }
 
+/// How a paced TX port kept to its rate.
+pub struct Pace {
+    /// The rate asked for; None: unlimited.
+    pub asked_pps: Option<f64>,
+    /// Rounds on which the port's queue was full and the device took fewer packets than given.
+    pub device_full: u64,
+}
+
+/// A paced port that sent less than this share of its rate says why in the summary.
+const SHORT_OF_PACE: f64 = 0.98;
+
 /// Everything a trial counted.
 pub struct TrialResult {
     /// From the first packet to the end of sending.
     pub tx_elapsed: Duration,
     pub tx: Vec<PortFigures>,
+    /// Per TX port, as `tx`.
+    pub pace: Vec<Pace>,
     pub rx: Vec<PortFigures>,
     pub stream_tx: Vec<Counts>,
     pub receiver: Receiver,
@@ -182,8 +195,11 @@ pub fn summary(r: &TrialResult, streams: &[Stream]) -> String {
             gbps(c.bytes, d)
         )
     };
-    for p in &r.tx {
+    for (p, pace) in r.tx.iter().zip(&r.pace) {
         out.push_str(&line(p, "tx"));
+        if let Some(note) = short_of_pace(p, pace, d) {
+            let _ = writeln!(out, "    {note}");
+        }
     }
     for p in &r.rx {
         out.push_str(&line(p, "rx"));
@@ -230,6 +246,31 @@ pub fn summary(r: &TrialResult, streams: &[Stream]) -> String {
     out
 }
 
+/// Why a paced port sent less than it was asked to, if it did: either its device pushed back,
+/// or this lcore could not build, send and receive packets that fast (a generator that
+/// cannot keep up must say so, or its figures pass for the device's).
+fn short_of_pace(p: &PortFigures, pace: &Pace, d: Duration) -> Option<String> {
+    let asked = pace.asked_pps?;
+    let sent = mpps(p.counts.packets, d) * 1e6;
+    if sent >= asked * SHORT_OF_PACE {
+        return None;
+    }
+    let why = if pace.device_full > 0 {
+        format!(
+            "the device pushed back ({} rounds with its queue full)",
+            pace.device_full
+        )
+    } else {
+        "the device never pushed back: this lcore could not build, send and receive that fast"
+            .to_string()
+    };
+    Some(format!(
+        "short of the {:.3} Mpps asked by {:.1}%: {why}",
+        asked / 1e6,
+        (1.0 - sent / asked) * 100.0
+    ))
+}
+
 fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
@@ -254,7 +295,12 @@ pub fn trial_json(r: &TrialResult, streams: &[Stream]) -> Value {
     let (tx, lost) = r.totals_tx_lost();
     json!({
         "seconds": d.as_secs_f64(),
-        "tx": r.tx.iter().map(|p| port_json(p, d)).collect::<Vec<_>>(),
+        "tx": r.tx.iter().zip(&r.pace).map(|(p, pace)| {
+            let mut port = port_json(p, d);
+            port["asked_mpps"] = json!(pace.asked_pps.map(|pps| pps / 1e6));
+            port["device_full"] = json!(pace.device_full);
+            port
+        }).collect::<Vec<_>>(),
         "rx": r.rx.iter().map(|p| port_json(p, d)).collect::<Vec<_>>(),
         "streams": streams.iter().enumerate().map(|(i, s)| {
             let (t, rx) = (r.stream_tx[i], &r.receiver.streams[i]);
@@ -314,4 +360,43 @@ pub fn rfc2544_json(results: &[SearchResult]) -> Value {
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(packets: u64) -> PortFigures {
+        PortFigures {
+            port: 0,
+            counts: Counts {
+                packets,
+                bytes: packets * 64,
+            },
+            queues: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_paced_port_that_fell_short_says_why() {
+        let second = Duration::from_secs(1);
+        let pace = |asked: f64, device_full| Pace {
+            asked_pps: Some(asked),
+            device_full,
+        };
+        assert_eq!(short_of_pace(&port(990_000), &pace(1e6, 0), second), None);
+        assert_eq!(
+            short_of_pace(&port(500_000), &pace(1e6, 0), second).as_deref(),
+            Some("short of the 1.000 Mpps asked by 50.0%: the device never pushed back: this lcore could not build, send and receive that fast")
+        );
+        assert_eq!(
+            short_of_pace(&port(900_000), &pace(1e6, 7), second).as_deref(),
+            Some("short of the 1.000 Mpps asked by 10.0%: the device pushed back (7 rounds with its queue full)")
+        );
+        let unlimited = Pace {
+            asked_pps: None,
+            device_full: 0,
+        };
+        assert_eq!(short_of_pace(&port(1), &unlimited, second), None);
+    }
 }

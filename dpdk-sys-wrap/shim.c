@@ -10,6 +10,7 @@
 #include <rte_errno.h>
 #include <rte_hash_crc.h>
 #include <rte_lpm.h>
+#include <rte_lpm6.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
@@ -98,6 +99,19 @@ void sluice_lpm_lookup_keys(const struct rte_lpm *lpm, const void *keys, size_t 
 		uint32_t dst;
 		memcpy(&dst, key, sizeof(dst));
 		*out = lpm_hop(lpm, rte_be_to_cpu_32(dst), miss);
+	}
+}
+
+/* IPv6 LPM lookup of a whole burst, as sluice_lpm_lookup_keys: key i starts `stride * i`
+ * bytes into `keys` with its 16-byte destination. One rte_lpm6_lookup per key, straight from
+ * the key (the bulk call wants the addresses copied into an array of their own first). */
+void sluice_lpm6_lookup_keys(const struct rte_lpm6 *lpm, const void *keys, size_t stride,
+			     uint16_t *next_hops, unsigned int n, uint16_t miss)
+{
+	const uint8_t *key = keys;
+	for (unsigned int i = 0; i < n; i++, key += stride) {
+		uint32_t hop;
+		next_hops[i] = rte_lpm6_lookup(lpm, key, &hop) == 0 ? (uint16_t)hop : miss;
 	}
 }
 

@@ -585,8 +585,26 @@ fn rewrite_burst_fixed(
     actions: &mut [Action],
     hops: &[u16],
 ) {
-    for ((m, action), &hop) in packets.iter_mut().zip(actions).zip(hops) {
-        *action = rewrite_fixed(exits, m, hop);
+    let n = packets.len().min(actions.len()).min(hops.len());
+    let (packets, actions, hops) = (&mut packets[..n], &mut actions[..n], &hops[..n]);
+    // Packets come in runs to one exit (a flow's, a subnet's): its MACs are looked up once
+    // per run and stay in registers.
+    let mut i = 0;
+    while i < n {
+        let hop = hops[i];
+        let Some(Some(Exit {
+            fixed: Some(pair), ..
+        })) = exits.get(usize::from(hop))
+        else {
+            actions[i] = no_exit(hop);
+            i += 1;
+            continue;
+        };
+        let pair = *pair;
+        while i < n && hops[i] == hop {
+            actions[i] = write_macs(packets[i].data_mut(), &pair, hop);
+            i += 1;
+        }
     }
 }
 

@@ -328,15 +328,19 @@ impl Lpm6 {
 
 impl RouteTable<FlowKey6> for Lpm6 {
     fn lookup(&self, keys: &[FlowKey6], next_hops: &mut [u16]) {
-        // One call per key, straight from it: the bulk call wants the addresses gathered into
-        // an array of their own first, which costs more than the calls.
-        for (out, key) in next_hops.iter_mut().zip(keys) {
-            let mut hop = 0u32;
-            // SAFETY: the address is 16 bytes; lookups only read the table.
-            let ret =
-                unsafe { dpdk_sys::rte_lpm6_lookup(self.0.as_ptr(), key.dst.as_ptr(), &mut hop) };
-            *out = if ret == 0 { hop as u16 } else { NO_ROUTE };
-        }
+        let n = keys.len().min(next_hops.len());
+        // SAFETY: `keys` and `next_hops` hold `n` entries; each key starts with its 16-byte
+        // destination, as the shim reads it; lookups only read the table.
+        unsafe {
+            dpdk_sys::sluice_lpm6_lookup_keys(
+                self.0.as_ptr(),
+                keys.as_ptr().cast(),
+                std::mem::size_of::<FlowKey6>(),
+                next_hops.as_mut_ptr(),
+                n as u32,
+                NO_ROUTE,
+            )
+        };
     }
 }
 

@@ -323,7 +323,8 @@ fn classify_plain_v4(data: &mut [u8], with_ports: bool, key: &mut FlowKey4) -> O
 #[inline(always)]
 fn classify_plain_v6(data: &mut [u8], with_ports: bool, key: &mut FlowKey6) -> Option<()> {
     const IP: usize = ethernet::HEADER_LEN;
-    if data.get(12..14)? != EtherType::IPV6.0.to_be_bytes() {
+    let start = data.first_chunk::<{ IP + ipv6::HEADER_LEN }>()?;
+    if start[12..14] != EtherType::IPV6.0.to_be_bytes() {
         return None;
     }
     let mut ip = ipv6::Packet::new_checked(&mut data[IP..]).ok()?;

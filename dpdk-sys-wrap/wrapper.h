@@ -41,7 +41,7 @@ void sluice_lpm_lookup_keys(const struct rte_lpm *lpm, const void *keys, size_t 
 			    uint16_t *next_hops, unsigned int n, uint16_t miss);
 void sluice_lpm6_lookup_keys(const struct rte_lpm6 *lpm, const void *keys, size_t stride,
 			     uint16_t *next_hops, unsigned int n, uint16_t miss);
-uint32_t sluice_hash_crc(const void *data, uint32_t data_len, uint32_t init_val);
+uint32_t sluice_hash_crc_words(const void *data, uint32_t data_len, uint32_t init_val);
 void sluice_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_id);
 void sluice_rcu_qsbr_thread_offline(struct rte_rcu_qsbr *v, unsigned int thread_id);
 void sluice_rcu_qsbr_quiescent(struct rte_rcu_qsbr *v, unsigned int thread_id);

@@ -32,17 +32,22 @@ fn fold64(acc: u64) -> u32 {
 }
 
 /// Whether a 20-byte IPv4 header sums to 0xffff (its checksum is right). As 2^16 ≡ 1 modulo
-/// 0xffff, the ones'-complement sum is 0xffff exactly when the plain sum of the header's
-/// 32-bit words is a non-zero multiple of 0xffff, whatever the byte order the words are read in
-/// (RFC 1071 §2(B)).
+/// 0xffff, so are 2^32 and 2^64, and the ones'-complement sum is 0xffff exactly when the plain
+/// sum of the header's words, of any width, is a non-zero multiple of 0xffff, whatever the byte
+/// order the words are read in (RFC 1071 §2(B)). Two 8-byte words and a 4-byte one: three
+/// loads, two adds with carry.
 #[inline(always)]
 pub fn verify_plain_header(h: &[u8; 20]) -> bool {
     // x is a multiple of the odd 0xffff exactly when x times its inverse modulo 2^64 is at most
     // u64::MAX / 0xffff (the quotient, if it divides); minus one, that also rejects x = 0.
     // One multiply, where `%` compiles to a wide multiply, a shift and a subtract.
     const INVERSE: u64 = inverse_mod_2_64(0xffff);
-    let word = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
-    let acc = word(0) + word(4) + word(8) + word(12) + word(16);
+    let word64 = |at: usize| u64::from_ne_bytes(h[at..at + 8].try_into().expect("8 bytes"));
+    let last = u64::from(u32::from_ne_bytes(h[16..].try_into().expect("4 bytes")));
+    // The carries out of 64 bits are worth 2^64 ≡ 1 each: add them back in.
+    let (acc, carry) = word64(0).overflowing_add(word64(8));
+    let (acc, carry2) = acc.overflowing_add(last + u64::from(carry));
+    let acc = acc + u64::from(carry2); // cannot carry again: acc is small after a carry
     acc.wrapping_mul(INVERSE).wrapping_sub(1) < u64::MAX / 0xffff
 }
 
@@ -139,6 +144,36 @@ mod tests {
         });
         assert_eq!(right.collect::<Vec<_>>(), [0xb861]);
         assert!(!verify_plain_header(&[0; 20]));
+    }
+
+    #[test]
+    fn plain_header_check_agrees_with_the_sum_on_random_headers() {
+        // Headers heavy in 0xff bytes too, so that the 64-bit adds carry.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let mut h = [0u8; 20];
+            for b in &mut h {
+                let r = next();
+                *b = if round % 2 == 0 {
+                    r as u8
+                } else {
+                    (r as u8) | 0xf0
+                };
+            }
+            h[10..12].fill(0);
+            let csum = internet(&h);
+            h[10..12].copy_from_slice(&csum.to_be_bytes());
+            assert!(verify_plain_header(&h), "{h:02x?}");
+            let at = (next() % 20) as usize;
+            h[at] = h[at].wrapping_add(1 + (next() % 255) as u8);
+            assert_eq!(verify_plain_header(&h), internet(&h) == 0, "{h:02x?}");
+        }
     }
 
     #[test]

@@ -115,23 +115,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
         u32::from_be_bytes([b[0], b[1], b[2], b[3]])
     }
 
-    /// Whether this is the commonest packet, checked in one pass: a header without options
-    /// (first byte 0x45) whose total length fits the buffer and whose checksum is right, with
-    /// a TTL above 1 (so that it can be forwarded). If not, [`Packet::validate`] says why.
-    #[inline(always)]
-    pub fn is_forwardable_plain(&self) -> bool {
-        let b = self.buffer.as_ref();
-        let Some(h) = b.first_chunk::<MIN_HEADER_LEN>() else {
-            return false;
-        };
-        let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-        // MIN_HEADER_LEN <= total <= b.len() in one unsigned compare.
-        h[field::VER_IHL] == 0x45
-            && total.wrapping_sub(MIN_HEADER_LEN) <= b.len() - MIN_HEADER_LEN
-            && h[field::TTL] > 1
-            && checksum::verify_plain_header(h)
-    }
-
     /// Whether the header (with its options) sums to zero. Call only on a header that fits
     /// the buffer (after [`Packet::validate`]'s length checks).
     pub fn verify_checksum(&self) -> bool {
@@ -152,22 +135,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// checked that the TTL is above 1.
     #[inline(always)]
     pub fn decrement_ttl(&mut self) {
-        // TTL, protocol and checksum are one 32-bit word, read little-endian whatever the CPU:
-        // the TTL is its low byte and the checksum, byte-swapped, its high half. The big-endian
-        // word TTL:protocol goes down by 0x100, so RFC 1624's eqn. 3 gives the checksum
-        // ~(~C + 0xfeff); byte-swapped, that is the swapped C plus one, or plus two from 0xfffe
-        // and 0xffff (ones'-complement carries), wrapping within the high half.
         let bytes = self.buffer.as_mut()[field::TTL..field::CHECKSUM.end]
             .first_chunk_mut::<4>()
             .expect("the header holds them");
-        let word = u32::from_le_bytes(*bytes);
-        debug_assert!(word & 0xff > 1, "the caller checks the TTL");
-        let carry = if word >= 0xfffe_0000 {
-            0x2_0000
-        } else {
-            0x1_0000
-        };
-        *bytes = word.wrapping_sub(1).wrapping_add(carry).to_le_bytes();
+        *bytes = ttl_decremented(u32::from_le_bytes(*bytes)).to_le_bytes();
     }
 
     pub fn set_ttl(&mut self, ttl: u8) {
@@ -198,6 +169,45 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         let end = total.min(b.len());
         &mut b[start.min(end)..end]
     }
+}
+
+/// TTL, protocol and checksum, as one 32-bit word read little-endian whatever the CPU, after
+/// the TTL's decrement: the TTL is the word's low byte and the checksum, byte-swapped, its high
+/// half. The big-endian word TTL:protocol goes down by 0x100, so RFC 1624's eqn. 3 gives the
+/// checksum ~(~C + 0xfeff); byte-swapped, that is the swapped C plus one, or plus two from
+/// 0xfffe and 0xffff (ones'-complement carries), wrapping within the high half.
+#[inline(always)]
+fn ttl_decremented(word: u32) -> u32 {
+    debug_assert!(word & 0xff > 1, "the caller checks the TTL");
+    let carry = if word >= 0xfffe_0000 {
+        0x2_0000
+    } else {
+        0x1_0000
+    };
+    word.wrapping_sub(1).wrapping_add(carry)
+}
+
+/// The forwarding fast path of the commonest packet, checked in one pass over the first 20
+/// bytes of an IPv4 packet of `len` bytes: a header without options (first byte 0x45) whose
+/// total length is within `len`, whose TTL is above 1 and whose checksum is right. Such a
+/// header has its TTL decremented (RFC 1624) and its destination returned as a host-order
+/// integer, as LPM tables take it. Any other is left as it is: [`Packet::validate`] says why.
+#[inline(always)]
+pub fn forward_plain(header: &mut [u8; MIN_HEADER_LEN], len: usize) -> Option<u32> {
+    // Two 8-byte words and one 4-byte word hold every field (the checksum reads the same).
+    let start = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
+    let middle = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+    let total = usize::from(((start >> 16) as u16).swap_bytes());
+    // MIN_HEADER_LEN <= total <= len in one unsigned compare.
+    let fits = total.wrapping_sub(MIN_HEADER_LEN) <= len.wrapping_sub(MIN_HEADER_LEN);
+    if start as u8 != 0x45 || !fits || middle as u8 <= 1 || !checksum::verify_plain_header(header) {
+        return None;
+    }
+    header[field::TTL..field::CHECKSUM.end]
+        .copy_from_slice(&ttl_decremented(middle as u32).to_le_bytes());
+    Some(u32::from_be_bytes(
+        header[field::DESTINATION].try_into().expect("4 bytes"),
+    ))
 }
 
 /// A header without options, to build packets.
@@ -286,6 +296,42 @@ mod tests {
             Ok(())
         );
         assert_eq!(Packet::new_checked(&[0u8; 19][..]).err(), Some(Truncated));
+    }
+
+    #[test]
+    fn the_fast_path_forwards_what_validate_passes_and_leaves_the_rest() {
+        let mut b = header();
+        let h: &mut [u8; 20] = (&mut b[..20]).try_into().unwrap();
+        assert_eq!(forward_plain(h, 24), Some(0xc612_0107));
+        let p = Packet::new_checked(&b[..]).unwrap();
+        assert_eq!((p.ttl(), p.validate()), (63, Ok(())));
+        // Every way to fail: the header is left as it was, and validate or the TTL says why.
+        type Edit<'a> = &'a dyn Fn(&mut [u8; 24]);
+        let cases: [(Edit, usize); 7] = [
+            (&|b| b[0] = 0x46, 24),
+            (&|b| b[0] = 0x55, 24),
+            (&|b| b[3] = 25, 24),
+            (&|b| b[3] = 19, 24),
+            (&|b| b[11] ^= 1, 24),
+            (&|_| (), 23),
+            (
+                &|b| {
+                    b[8] = 1;
+                    Packet::new_checked(&mut b[..]).unwrap().fill_checksum();
+                },
+                24,
+            ),
+        ];
+        for (i, (edit, len)) in cases.iter().enumerate() {
+            let mut b = header();
+            edit(&mut b);
+            let before = b;
+            let h: &mut [u8; 20] = (&mut b[..20]).try_into().unwrap();
+            assert_eq!(forward_plain(h, *len), None, "case {i}");
+            assert_eq!(b, before, "case {i}");
+            let p = Packet::new_checked(&b[..*len]).unwrap();
+            assert!(p.validate().is_err() || p.ttl() <= 1, "case {i}");
+        }
     }
 
     #[test]

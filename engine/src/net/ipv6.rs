@@ -101,6 +101,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// The forwarding fast path, in one pass over the fixed header at the start of an IPv6 packet
+/// of `len` bytes: whether it passes a router's checks (version 6, the payload within `len`, a
+/// hop limit above 1), and if so, its hop limit decremented. A header that does not pass is left
+/// as it is: [`Packet::validate`] or its hop limit says why.
+#[inline(always)]
+pub fn forward_plain(header: &mut [u8; HEADER_LEN], len: usize) -> bool {
+    let payload = usize::from(u16::from_be_bytes([header[4], header[5]]));
+    let hops = header[field::HOP_LIMIT];
+    if header[0] >> 4 != 6 || HEADER_LEN + payload > len || hops <= 1 {
+        return false;
+    }
+    header[field::HOP_LIMIT] = hops - 1;
+    true
+}
+
 /// A fixed header, to build packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Repr {
@@ -157,5 +172,36 @@ mod tests {
             Err(Invalid::BadHeader)
         );
         assert_eq!(Packet::new_checked(&b[..39]).err(), Some(Truncated));
+    }
+
+    #[test]
+    fn the_fast_path_forwards_what_validate_passes_and_leaves_the_rest() {
+        let mut header = [0u8; HEADER_LEN];
+        Repr {
+            src: "2001:db8::1".parse().unwrap(),
+            dst: "2001:200:0:1::9".parse().unwrap(),
+            next_header: 17,
+            hop_limit: 2,
+            payload_len: 8,
+        }
+        .emit(&mut header)
+        .unwrap();
+        let mut h = header;
+        assert!(forward_plain(&mut h, 48));
+        assert_eq!(h[field::HOP_LIMIT], 1);
+        // A hop limit of 1, another version, a payload beyond the packet: left as they are.
+        type Edit<'a> = &'a dyn Fn(&mut [u8; HEADER_LEN]);
+        let cases: [(Edit, usize); 3] = [
+            (&|h| h[field::HOP_LIMIT] = 1, 48),
+            (&|h| h[0] = 0x40, 48),
+            (&|_| (), 47),
+        ];
+        for (i, (edit, len)) in cases.iter().enumerate() {
+            let mut h = header;
+            edit(&mut h);
+            let before = h;
+            assert!(!forward_plain(&mut h, *len), "case {i}");
+            assert_eq!(h, before, "case {i}");
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! neighbours. Both share a
 //! [`Router`]: its ports, their addresses, and the neighbour table.
 
-use super::table::{FlowKey4, FlowKey6, RouteTable, DENIED, NO_ROUTE};
+use super::table::{FlowKey4, FlowKey6, Lpm6, LpmReader, RouteTable, DENIED, NO_ROUTE};
 use super::{Action, Stage};
 use crate::mbuf::{Mbuf, MAX_BURST};
 use crate::net::ethernet::{self, Address, AddressPair, EtherType, Frame};
@@ -279,30 +279,57 @@ mod plain {
     pub const HEADERS_LEN: usize = IP + 20;
 }
 
+/// Where the fields of an untagged IPv6 frame are.
+mod plain6 {
+    use std::ops::Range;
+    pub const IP: usize = 14;
+    pub const DESTINATION: Range<usize> = IP + 24..IP + 40;
+    pub const HEADERS_LEN: usize = IP + 40;
+}
+
+/// The destination (host order) of an untagged IPv4 frame of `len` bytes without options
+/// that passes every check, its TTL decremented while the header is at hand; None leaves the
+/// frame untouched, for the long way ([`classify`]).
+#[inline(always)]
+fn plain_v4(frame: &mut [u8; plain::HEADERS_LEN], len: usize) -> Option<u32> {
+    if frame[plain::ETHERTYPE] != EtherType::IPV4.0.to_be_bytes() {
+        return None;
+    }
+    let header = (&mut frame[plain::IP..])
+        .try_into()
+        .expect("a whole header");
+    ipv4::forward_plain(header, len - plain::IP)
+}
+
+/// As [`plain_v4`] for IPv6: an untagged frame of `len` bytes whose payload fits it and whose
+/// hop limit allows forwarding has its hop limit decremented.
+#[inline(always)]
+fn plain_v6(frame: &mut [u8; plain6::HEADERS_LEN], len: usize) -> bool {
+    if frame[plain::ETHERTYPE] != EtherType::IPV6.0.to_be_bytes() {
+        return false;
+    }
+    let header = (&mut frame[plain6::IP..])
+        .try_into()
+        .expect("a whole header");
+    ipv6::forward_plain(header, len - plain6::IP)
+}
+
 /// The fast path of [`classify`]: the key of an untagged IPv4 packet without options that
-/// passes every check, read straight from the frame into `key` (in place: keys are copied
-/// enough), and its TTL decremented while the header is at hand; None sends the packet the long
-/// way, untouched.
+/// passes every check ([`plain_v4`]), read straight from the frame into `key` (in place: keys
+/// are copied enough); None sends the packet the long way, untouched.
 #[inline(always)]
 fn classify_plain_v4(data: &mut [u8], with_ports: bool, key: &mut FlowKey4) -> Option<()> {
-    let start = data.first_chunk::<{ plain::HEADERS_LEN }>()?;
-    if start[plain::ETHERTYPE] != EtherType::IPV4.0.to_be_bytes() {
-        return None;
-    }
-    let mut ip = ipv4::Packet::new_checked(&mut data[plain::IP..]).ok()?;
-    if !ip.is_forwardable_plain() {
-        return None;
-    }
-    ip.decrement_ttl();
-    let frame = data.first_chunk::<{ plain::HEADERS_LEN }>()?;
+    let len = data.len();
+    let frame = data.first_chunk_mut::<{ plain::HEADERS_LEN }>()?;
+    let dst = plain_v4(frame, len)?;
     if !with_ports {
         // LPM and FIB read the destination alone.
-        key.dst.copy_from_slice(&frame[plain::DESTINATION]);
+        key.dst = dst.to_be_bytes();
         return Some(());
     }
     let protocol = frame[plain::PROTOCOL];
     *key = FlowKey4::default();
-    key.dst.copy_from_slice(&frame[plain::DESTINATION]);
+    key.dst = dst.to_be_bytes();
     key.src.copy_from_slice(&frame[plain::SOURCE]);
     key.protocol = protocol;
     if protocol == ipv4::protocol::UDP || protocol == ipv4::protocol::TCP {
@@ -318,21 +345,15 @@ fn classify_plain_v4(data: &mut [u8], with_ports: bool, key: &mut FlowKey4) -> O
     Some(())
 }
 
-/// As [`classify_plain_v4`] for IPv6: an untagged packet whose payload fits the frame and
-/// whose hop limit allows forwarding.
+/// As [`classify_plain_v4`] for IPv6 ([`plain_v6`]).
 #[inline(always)]
 fn classify_plain_v6(data: &mut [u8], with_ports: bool, key: &mut FlowKey6) -> Option<()> {
-    const IP: usize = ethernet::HEADER_LEN;
-    let start = data.first_chunk::<{ IP + ipv6::HEADER_LEN }>()?;
-    if start[12..14] != EtherType::IPV6.0.to_be_bytes() {
+    let len = data.len();
+    let frame = data.first_chunk_mut::<{ plain6::HEADERS_LEN }>()?;
+    if !plain_v6(frame, len) {
         return None;
     }
-    let mut ip = ipv6::Packet::new_checked(&mut data[IP..]).ok()?;
-    if ip.validate().is_err() || ip.hop_limit() <= 1 {
-        return None;
-    }
-    ip.decrement_hop_limit();
-    let ip = ipv6::Packet::new_checked(&data[IP..]).ok()?;
+    let ip = ipv6::Packet::new_checked(&data[plain6::IP..]).ok()?;
     if !with_ports {
         key.dst = ip.dst_bytes(); // as for IPv4: the destination alone
         return Some(());
@@ -577,6 +598,99 @@ fn classify_burst<const PORTS: bool>(
     (n4, n6)
 }
 
+/// l3fwd's own case, in one pass per packet: plain IPv4 packets ([`plain_v4`]) to exits with
+/// fixed next-hop MACs, each checked, looked up inline in rte_lpm and rewritten while its
+/// header is at hand, with no keys or next hops stored in between. It stops at the first packet
+/// that is not plain IPv4 and returns how many it took; the rest go the general way. Not
+/// inlined, as [`classify_burst`].
+#[inline(never)]
+fn forward_plain_v4(
+    lpm: LpmReader,
+    exits: &[Option<Exit>],
+    packets: &mut [Mbuf],
+    actions: &mut [Action],
+) -> usize {
+    let mut runs = ExitRuns::new(exits);
+    let mut done = 0;
+    for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
+        let data = m.data_mut();
+        let len = data.len();
+        let Some(frame) = data.first_chunk_mut::<{ plain::HEADERS_LEN }>() else {
+            break;
+        };
+        let Some(dst) = plain_v4(frame, len) else {
+            break;
+        };
+        *action = runs.rewrite(frame, lpm.next_hop(dst));
+        done += 1;
+    }
+    done
+}
+
+/// As [`forward_plain_v4`] for plain IPv6 packets ([`plain_v6`]), looked up in rte_lpm6 one
+/// call each, straight from the header.
+#[inline(never)]
+fn forward_plain_v6(
+    lpm: &Lpm6,
+    exits: &[Option<Exit>],
+    packets: &mut [Mbuf],
+    actions: &mut [Action],
+) -> usize {
+    let mut runs = ExitRuns::new(exits);
+    let mut done = 0;
+    for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
+        let data = m.data_mut();
+        let len = data.len();
+        let Some(frame) = data.first_chunk_mut::<{ plain6::HEADERS_LEN }>() else {
+            break;
+        };
+        if !plain_v6(frame, len) {
+            break;
+        }
+        let hop = lpm.next_hop(frame[plain6::DESTINATION].try_into().expect("16 bytes"));
+        *action = runs.rewrite(frame, hop);
+        done += 1;
+    }
+    done
+}
+
+/// The MACs of exits with fixed next-hop MACs, looked up once per run of packets to the same
+/// exit (a flow's, a subnet's), so that they stay in registers.
+struct ExitRuns<'a> {
+    exits: &'a [Option<Exit>],
+    /// The exit of the run, and its MACs (until the first run starts: no exit's).
+    hop: u16,
+    macs: AddressPair,
+}
+
+impl<'a> ExitRuns<'a> {
+    fn new(exits: &'a [Option<Exit>]) -> ExitRuns<'a> {
+        ExitRuns {
+            exits,
+            hop: NO_ROUTE,
+            macs: AddressPair::new(Address::default(), Address::default()),
+        }
+    }
+
+    /// Writes the MACs of `hop`'s exit into a classified frame and sends it there; a frame
+    /// without a next hop, or one to a port with no exit, is dropped as [`no_exit`] says.
+    #[inline(always)]
+    fn rewrite(&mut self, frame: &mut [u8], hop: Option<u16>) -> Action {
+        let Some(hop) = hop else {
+            return Action::drop(DropReason::NoRoute);
+        };
+        if hop != self.hop {
+            match self.exits.get(usize::from(hop)) {
+                Some(Some(Exit {
+                    fixed: Some(macs), ..
+                })) => (self.hop, self.macs) = (hop, *macs),
+                _ => return no_exit(hop),
+            }
+        }
+        write_macs(frame, &self.macs, hop)
+    }
+}
+
 /// Forwards a burst of classified packets, packet i to `hops[i]`, when every exit's next-hop
 /// MAC is fixed. Not inlined, as [`classify_burst`].
 #[inline(never)]
@@ -586,37 +700,9 @@ fn rewrite_burst_fixed(
     actions: &mut [Action],
     hops: &[u16],
 ) {
-    let n = packets.len().min(actions.len()).min(hops.len());
-    let (packets, actions, hops) = (&mut packets[..n], &mut actions[..n], &hops[..n]);
-    // Packets come in runs to one exit (a flow's, a subnet's): its MACs are looked up once
-    // per run and stay in registers.
-    let mut i = 0;
-    while i < n {
-        let hop = hops[i];
-        let Some(Some(Exit {
-            fixed: Some(pair), ..
-        })) = exits.get(usize::from(hop))
-        else {
-            actions[i] = no_exit(hop);
-            i += 1;
-            continue;
-        };
-        let pair = *pair;
-        while i < n && hops[i] == hop {
-            actions[i] = write_macs(packets[i].data_mut(), &pair, hop);
-            i += 1;
-        }
-    }
-}
-
-/// Forwards a classified packet to `hop`, whose next-hop MAC is fixed.
-#[inline(always)]
-fn rewrite_fixed(exits: &[Option<Exit>], m: &mut Mbuf, hop: u16) -> Action {
-    match exits.get(usize::from(hop)) {
-        Some(Some(Exit {
-            fixed: Some(pair), ..
-        })) => write_macs(m.data_mut(), pair, hop),
-        _ => no_exit(hop),
+    let mut runs = ExitRuns::new(exits);
+    for ((m, action), &hop) in packets.iter_mut().zip(actions).zip(hops) {
+        *action = runs.rewrite(m.data_mut(), found(hop));
     }
 }
 
@@ -630,6 +716,11 @@ fn write_macs(data: &mut [u8], macs: &AddressPair, hop: u16) -> Action {
         }
         Err(_) => Action::drop(DropReason::Truncated),
     }
+}
+
+/// A bulk lookup's next hop, if it found one.
+fn found(hop: u16) -> Option<u16> {
+    (hop != NO_ROUTE).then_some(hop)
 }
 
 /// Why a packet whose lookup gave `hop` has no way out.
@@ -740,12 +831,29 @@ fn emit_neighbour(
     true
 }
 
-impl Stage for L3Forward {
-    fn name(&self) -> &str {
-        "l3fwd"
+impl L3Forward {
+    /// l3fwd's own case, when the tables are read inline and every next-hop MAC is fixed:
+    /// forwards the burst's leading run of plain IPv4 (or IPv6) packets in one pass each;
+    /// returns how many it took.
+    fn forward_inline(&self, packets: &mut [Mbuf], actions: &mut [Action]) -> usize {
+        if self.resolver.enabled {
+            return 0;
+        }
+        let mut done = 0;
+        if let Some(lpm) = self.v4.as_ref().and_then(|t| t.inline()) {
+            done = forward_plain_v4(lpm, &self.exits, packets, actions);
+        }
+        if done == 0 {
+            if let Some(lpm) = self.v6.as_ref().and_then(|t| t.inline()) {
+                done = forward_plain_v6(lpm, &self.exits, packets, actions);
+            }
+        }
+        done
     }
 
-    fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action]) {
+    /// Every other case: classifies the burst into keys, looks each family's keys up in one
+    /// call, then resolves and rewrites.
+    fn forward_classified(&mut self, packets: &mut [Mbuf], actions: &mut [Action]) {
         let L3Forward {
             router,
             v4,
@@ -753,24 +861,14 @@ impl Stage for L3Forward {
             keys_need_ports,
             exits,
             resolver,
-            online,
             scratch,
+            ..
         } = self;
-        if online.is_none() {
-            let lcore = super::table::current_lcore();
-            v4.iter().for_each(|t| t.reader_online(lcore));
-            v6.iter().for_each(|t| t.reader_online(lcore));
-            *online = Some(lcore);
-        }
-        if resolver.enabled && router.neighbours.version() != resolver.seen {
-            resolver.seen = router.neighbours.version();
-            resolver.neighbours = router.neighbours.snapshot();
-        }
-        let n = packets.len().min(MAX_BURST);
+        let n = packets.len();
         let (n4, n6) = if *keys_need_ports {
-            classify_burst::<true>(&mut packets[..n], actions, scratch)
+            classify_burst::<true>(packets, actions, scratch)
         } else {
-            classify_burst::<false>(&mut packets[..n], actions, scratch)
+            classify_burst::<false>(packets, actions, scratch)
         };
         let Scratch {
             keys4,
@@ -799,9 +897,10 @@ impl Stage for L3Forward {
                 // IPv4, in order: the shortest loop.
                 rewrite_burst_fixed(forward.exits, &mut packets[..n], actions, &hops[..n]);
             } else {
+                let mut runs = ExitRuns::new(forward.exits);
                 for (&at, &hop) in at4[..n4].iter().zip(&hops[..n4]) {
                     let i = usize::from(at);
-                    actions[i] = rewrite_fixed(forward.exits, &mut packets[i], hop);
+                    actions[i] = runs.rewrite(packets[i].data_mut(), found(hop));
                 }
             }
         }
@@ -819,16 +918,40 @@ impl Stage for L3Forward {
                 // Fixed next-hop MACs, as for IPv4.
                 rewrite_burst_fixed(forward.exits, &mut packets[..n], actions, &hops[..n]);
             } else {
+                let mut runs = ExitRuns::new(forward.exits);
                 for (&at, &hop) in at6[..n6].iter().zip(&hops[..n6]) {
                     let i = usize::from(at);
-                    actions[i] = rewrite_fixed(forward.exits, &mut packets[i], hop);
+                    actions[i] = runs.rewrite(packets[i].data_mut(), found(hop));
                 }
             }
         }
-        if let Some(lcore) = *online {
-            v4.iter().for_each(|t| t.quiescent(lcore));
-            v6.iter().for_each(|t| t.quiescent(lcore));
+    }
+}
+
+impl Stage for L3Forward {
+    fn name(&self) -> &str {
+        "l3fwd"
+    }
+
+    fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action]) {
+        let lcore = *self.online.get_or_insert_with(|| {
+            let lcore = super::table::current_lcore();
+            self.v4.iter().for_each(|t| t.reader_online(lcore));
+            self.v6.iter().for_each(|t| t.reader_online(lcore));
+            lcore
+        });
+        let (router, resolver) = (&self.router, &mut self.resolver);
+        if resolver.enabled && router.neighbours.version() != resolver.seen {
+            resolver.seen = router.neighbours.version();
+            resolver.neighbours = router.neighbours.snapshot();
         }
+        let n = packets.len().min(MAX_BURST);
+        let done = self.forward_inline(&mut packets[..n], actions);
+        if done < n {
+            self.forward_classified(&mut packets[done..n], &mut actions[done..n]);
+        }
+        self.v4.iter().for_each(|t| t.quiescent(lcore));
+        self.v6.iter().for_each(|t| t.quiescent(lcore));
     }
 }
 

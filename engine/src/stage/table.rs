@@ -72,10 +72,30 @@ impl FlowKey6 {
     }
 }
 
+/// The keys of one address family, and how a table of them is read inline.
+pub trait RouteKey: Copy + Send + Sync + 'static {
+    /// A view of a table that looks up one destination at a time, inside the caller's own
+    /// loop over a burst, with no keys or next hops stored in between.
+    type Inline<'a>: Copy;
+}
+
+impl RouteKey for FlowKey4 {
+    type Inline<'a> = LpmReader<'a>;
+}
+
+impl RouteKey for FlowKey6 {
+    type Inline<'a> = &'a Lpm6;
+}
+
 /// A table a burst of keys is looked up in.
-pub trait RouteTable<K>: Send + Sync {
+pub trait RouteTable<K: RouteKey>: Send + Sync {
     /// `next_hops[i]` becomes the next hop of `keys[i]`, or [`NO_ROUTE`].
     fn lookup(&self, keys: &[K], next_hops: &mut [u16]);
+
+    /// The table's inline view, for tables keyed on the destination alone that have one.
+    fn inline(&self) -> Option<K::Inline<'_>> {
+        None
+    }
 
     /// `lcore` will look up from now on (needed by tables that change live).
     fn reader_online(&self, _lcore: u32) {}
@@ -156,6 +176,46 @@ pub fn current_lcore() -> u32 {
     unsafe { dpdk_sys::sluice_lcore_id() }
 }
 
+/// Groups of 256 tbl8 entries an rte_lpm table has, for routes longer than 24 bits.
+const LPM_TBL8_GROUPS: u32 = 1 << 12;
+
+/// rte_lpm's DIR-24-8 arrays, read in place as `rte_lpm_lookup` (a static inline function)
+/// reads them: the IPv4 LPM's inline view.
+#[derive(Clone, Copy)]
+pub struct LpmReader<'a> {
+    tbl24: &'a [AtomicU32; dpdk_sys::RTE_LPM_TBL24_NUM_ENTRIES as usize],
+    tbl8: &'a [AtomicU32],
+}
+
+impl LpmReader<'_> {
+    /// The next hop of host-order `ip`, if a route covers it.
+    #[inline(always)]
+    pub fn next_hop(&self, ip: u32) -> Option<u16> {
+        const GROUP: u32 = dpdk_sys::RTE_LPM_VALID_EXT_ENTRY_BITMASK & !VALID;
+        const VALID: u32 = dpdk_sys::RTE_LPM_LOOKUP_SUCCESS;
+        // An entry is its next hop in the low 24 bits, then the valid and group bits. Acquire
+        // pairs with the writer's release store of a tbl24 entry that points into a tbl8 group
+        // it has just filled (free on x86, where every load is one).
+        let mut entry = self.tbl24[(ip >> 8) as usize].load(Ordering::Acquire);
+        if entry & GROUP != 0 {
+            entry = self.tbl8_entry(entry, ip);
+        }
+        // Next hops are port ids: 16 bits hold them.
+        (entry & VALID != 0).then_some(entry as u16)
+    }
+
+    /// The tbl8 entry of `ip` in the group a valid tbl24 entry points to.
+    #[cold]
+    fn tbl8_entry(&self, tbl24_entry: u32, ip: u32) -> u32 {
+        if tbl24_entry & dpdk_sys::RTE_LPM_LOOKUP_SUCCESS == 0 {
+            return 0;
+        }
+        let group = (tbl24_entry & 0x00ff_ffff) as usize;
+        let at = group * dpdk_sys::RTE_LPM_TBL8_GROUP_NUM_ENTRIES as usize + (ip & 0xff) as usize;
+        self.tbl8.get(at).map_or(0, |e| e.load(Ordering::Acquire))
+    }
+}
+
 /// IPv4 longest-prefix match on rte_lpm, changeable while workers read it.
 pub struct Lpm {
     raw: NonNull<dpdk_sys::rte_lpm>,
@@ -174,7 +234,7 @@ impl Lpm {
         let name = unique_name("lpm");
         let config = dpdk_sys::rte_lpm_config {
             max_rules,
-            number_tbl8s: 1 << 12,
+            number_tbl8s: LPM_TBL8_GROUPS,
             flags: 0,
         };
         // SAFETY: valid name and config; the EAL is up (`_eal`).
@@ -233,6 +293,22 @@ impl Lpm {
 }
 
 impl RouteTable<FlowKey4> for Lpm {
+    fn inline(&self) -> Option<LpmReader<'_>> {
+        let raw = self.raw.as_ptr();
+        let tbl8_entries = (LPM_TBL8_GROUPS * dpdk_sys::RTE_LPM_TBL8_GROUP_NUM_ENTRIES) as usize;
+        // SAFETY: tbl24 is an array inside the table and tbl8 points to the LPM_TBL8_GROUPS
+        // groups rte_lpm_create allocated; both live as long as `self`. Their 4-byte entries
+        // (bitfields in one u32) are written by rte_lpm with atomic stores while readers run
+        // (tbl8 groups are reused only after every reader's quiescent state), so they are read
+        // as atomics, never through plain references.
+        unsafe {
+            Some(LpmReader {
+                tbl24: &*(&raw const (*raw).tbl24).cast(),
+                tbl8: std::slice::from_raw_parts((*raw).tbl8.cast(), tbl8_entries),
+            })
+        }
+    }
+
     fn lookup(&self, keys: &[FlowKey4], next_hops: &mut [u16]) {
         let n = keys.len().min(next_hops.len());
         // SAFETY: `keys` and `next_hops` hold `n` entries; each key starts with the destination
@@ -326,7 +402,23 @@ impl Lpm6 {
     }
 }
 
+impl Lpm6 {
+    /// The next hop of `ip`, if a route covers it: one call of `rte_lpm6_lookup`, straight
+    /// from the packet.
+    #[inline(always)]
+    pub fn next_hop(&self, ip: &[u8; 16]) -> Option<u16> {
+        let mut hop = 0u32;
+        // SAFETY: `ip` is 16 bytes, `hop` a u32; lookups only read the table.
+        let ret = unsafe { dpdk_sys::rte_lpm6_lookup(self.0.as_ptr(), ip.as_ptr(), &mut hop) };
+        (ret == 0).then_some(hop as u16)
+    }
+}
+
 impl RouteTable<FlowKey6> for Lpm6 {
+    fn inline(&self) -> Option<&Lpm6> {
+        Some(self)
+    }
+
     fn lookup(&self, keys: &[FlowKey6], next_hops: &mut [u16]) {
         let n = keys.len().min(next_hops.len());
         // SAFETY: `keys` and `next_hops` hold `n` entries; each key starts with its 16-byte
@@ -500,7 +592,7 @@ impl Drop for Fib6 {
 }
 
 /// Keys an exact-match table can hold: plain bytes with no padding of their own.
-pub trait ExactKey: Copy + Send + Sync + 'static {}
+pub trait ExactKey: RouteKey {}
 impl ExactKey for FlowKey4 {}
 impl ExactKey for FlowKey6 {}
 
@@ -518,13 +610,17 @@ unsafe impl<K: ExactKey> Send for ExactMatch<K> {}
 unsafe impl<K: ExactKey> Sync for ExactMatch<K> {}
 
 impl<K: ExactKey> ExactMatch<K> {
+    /// The hash reads keys a word at a time, with no tail.
+    const WHOLE_WORDS: () = assert!(std::mem::size_of::<K>().is_multiple_of(8));
+
     pub fn new(_eal: &Eal, entries: u32, node: Option<u32>) -> Result<ExactMatch<K>, Error> {
+        let () = Self::WHOLE_WORDS;
         let name = unique_name("em");
         let params = dpdk_sys::rte_hash_parameters {
             name: name.as_ptr(),
             entries: entries.max(8),
             key_len: std::mem::size_of::<K>() as u32,
-            hash_func: Some(dpdk_sys::sluice_hash_crc),
+            hash_func: Some(dpdk_sys::sluice_hash_crc_words),
             socket_id: socket(node),
             ..Default::default()
         };
@@ -613,7 +709,7 @@ pub struct AclRule<A> {
 }
 
 /// A key type an ACL classifies: where its fields lie, and how a rule becomes ACL fields.
-pub trait AclKey: Copy + Send + Sync + 'static {
+pub trait AclKey: RouteKey {
     type Addr: Copy;
     /// The number of ACL fields.
     const FIELDS: usize;

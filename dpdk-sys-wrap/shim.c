@@ -18,14 +18,27 @@
 #include <rte_ring.h>
 #include <rte_thash.h>
 
-struct rte_mbuf *sluice_pktmbuf_alloc(struct rte_mempool *mp)
-{
-	return rte_pktmbuf_alloc(mp);
-}
-
 int sluice_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int count)
 {
 	return rte_pktmbuf_alloc_bulk(mp, mbufs, count);
+}
+
+/* As rte_pktmbuf_alloc_bulk, for a pool whose mbufs all hold one frame of `len` bytes: they are
+ * taken raw and given that frame's place and length, not reset, so that the caller rewrites
+ * only what changes. Refcount, next and segment count are right for every mbuf in a pool
+ * (DPDK frees them so); the other fields such a pool's mbufs only ever get from this. */
+int sluice_pktmbuf_alloc_bulk_filled(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+				     unsigned int count, uint16_t len)
+{
+	if (rte_mempool_get_bulk(mp, (void **)mbufs, count) != 0)
+		return -ENOENT;
+	for (unsigned int i = 0; i < count; i++) {
+		struct rte_mbuf *m = mbufs[i];
+		m->data_off = RTE_PKTMBUF_HEADROOM;
+		m->data_len = len;
+		m->pkt_len = len;
+	}
+	return 0;
 }
 
 void sluice_pktmbuf_free(struct rte_mbuf *m)

@@ -29,8 +29,9 @@
  * Each is called once per burst or less, so the call costs nothing measurable; RX/TX burst
  * and the per-packet accessors are written in Rust in lib.rs instead.
  */
-struct rte_mbuf *sluice_pktmbuf_alloc(struct rte_mempool *mp);
 int sluice_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int count);
+int sluice_pktmbuf_alloc_bulk_filled(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+				     unsigned int count, uint16_t len);
 void sluice_pktmbuf_free(struct rte_mbuf *m);
 char *sluice_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 unsigned int sluice_lcore_id(void);

@@ -18,14 +18,6 @@ pub struct Mbuf {
 unsafe impl Send for Mbuf {}
 
 impl Mbuf {
-    /// Takes ownership of a raw mbuf.
-    ///
-    /// # Safety
-    /// `raw` must be a valid mbuf that nothing else owns or frees.
-    pub(crate) unsafe fn from_raw(raw: NonNull<dpdk_sys::rte_mbuf>) -> Mbuf {
-        Mbuf { raw }
-    }
-
     fn raw(&self) -> &dpdk_sys::rte_mbuf {
         // SAFETY: we own a valid mbuf for as long as self lives.
         unsafe { self.raw.as_ref() }

@@ -16,6 +16,8 @@ pub const DEFAULT_CACHE: u32 = 256;
 struct PoolInner {
     raw: NonNull<dpdk_sys::rte_mempool>,
     name: String,
+    /// The length of the frame every mbuf holds, for a prefilled pool.
+    filled: Option<u16>,
     eal: Eal,
 }
 
@@ -82,15 +84,17 @@ impl Mempool {
             inner: Arc::new(PoolInner {
                 raw,
                 name: name.to_owned(),
+                filled: None,
                 eal: eal.clone(),
             }),
         })
     }
 
-    /// As [`Mempool::pktmbuf`], with `frame` written into every mbuf's data area, where a
-    /// freshly allocated mbuf's data starts. Mempools never touch packet data, and mbufs come
-    /// back from a TX queue holding what they were sent with: a generator that sends one frame
-    /// from this pool, rewriting the same fields in each packet, need not write the rest.
+    /// As [`Mempool::pktmbuf`], with `frame` written into every mbuf's data area, and its
+    /// mbufs allocated holding it: of its length, with what they were last sent with in it.
+    /// Mempools never touch packet data, and mbufs come back from a TX queue as they were
+    /// sent: a generator that sends one frame from this pool, rewriting the same fields in each
+    /// packet, need not write the rest, nor reset and append to each mbuf.
     pub fn pktmbuf_prefilled(
         eal: &Eal,
         name: &str,
@@ -99,8 +103,8 @@ impl Mempool {
         socket: Option<u32>,
         frame: &[u8],
     ) -> Result<Mempool, Error> {
-        let room = u16::try_from(frame.len())
-            .ok()
+        let len = u16::try_from(frame.len()).ok();
+        let room = len
             .and_then(|len| len.checked_add(dpdk_sys::RTE_PKTMBUF_HEADROOM as u16))
             .ok_or_else(|| {
                 Error::Config(format!(
@@ -133,7 +137,16 @@ impl Mempool {
         // SAFETY: the pool is fully populated and not yet shared; `fill` only writes inside
         // each mbuf's buffer; `arg` outlives the call.
         unsafe { dpdk_sys::rte_mempool_obj_iter(pool.as_ptr(), Some(fill), (&raw mut arg).cast()) };
+        let mut pool = pool;
+        Arc::get_mut(&mut pool.inner)
+            .expect("not shared yet")
+            .filled = len;
         Ok(pool)
+    }
+
+    /// Whether this pool's mbufs come holding a frame ([`Mempool::pktmbuf_prefilled`]).
+    pub fn is_prefilled(&self) -> bool {
+        self.inner.filled.is_some()
     }
 
     pub fn name(&self) -> &str {
@@ -157,22 +170,26 @@ impl Mempool {
         unsafe { dpdk_sys::rte_mempool_avail_count(self.inner.raw.as_ptr()) }
     }
 
-    /// One empty mbuf, or None when the pool is exhausted.
+    /// One mbuf, as [`Mempool::alloc_into`] gives them, or None when the pool is exhausted.
     pub fn alloc(&self) -> Option<Mbuf> {
-        // SAFETY: raw is a live pktmbuf pool.
-        let raw = unsafe { dpdk_sys::sluice_pktmbuf_alloc(self.inner.raw.as_ptr()) };
-        // SAFETY: a non-null result is a fresh mbuf that we now own.
-        NonNull::new(raw).map(|m| unsafe { Mbuf::from_raw(m) })
+        let mut one = Burst::new();
+        self.alloc_into(&mut one, 1).then(|| one.pop()).flatten()
     }
 
-    /// Fills `burst` up to `n` mbufs in one bulk allocation; all or nothing.
-    /// Returns false (and leaves `burst` as it was) when the pool has too few.
+    /// Fills `burst` up to `n` mbufs in one bulk allocation; all or nothing. They are empty,
+    /// or, from a prefilled pool, hold its frame. Returns false (and leaves `burst` as it was)
+    /// when the pool has too few.
     pub fn alloc_into(&self, burst: &mut Burst, n: usize) -> bool {
         let n = n.min(burst.spare());
         let (slots, _) = burst.spare_raw();
-        // SAFETY: slots has room for `n` pointers; on success each is a fresh mbuf we own.
+        let raw = self.inner.raw.as_ptr();
+        // SAFETY: slots has room for `n` pointers; on success each is a fresh mbuf we own. A
+        // prefilled pool's data room holds the frame's length after the headroom.
         let rc = unsafe {
-            dpdk_sys::sluice_pktmbuf_alloc_bulk(self.inner.raw.as_ptr(), slots, n as u32)
+            match self.inner.filled {
+                None => dpdk_sys::sluice_pktmbuf_alloc_bulk(raw, slots, n as u32),
+                Some(len) => dpdk_sys::sluice_pktmbuf_alloc_bulk_filled(raw, slots, n as u32, len),
+            }
         };
         if rc != 0 {
             return false;

@@ -168,8 +168,11 @@ pub struct StreamGen {
     /// Sequence number of the next packet.
     pub seq: u64,
     last_flow: FlowFields,
-    /// Mbufs come from a pool prefilled with the one template: no copy per packet.
-    resident: bool,
+    /// Whether any field varies ([`Varying::any`], kept rather than worked out per packet).
+    varies: bool,
+    /// What a computed L4 checksum of zero is sent as: 0xffff for UDP, where zero would say
+    /// "no checksum" (the same in ones' complement); zero for the others.
+    zero_checksum: u16,
 }
 
 impl StreamGen {
@@ -239,7 +242,12 @@ impl StreamGen {
             dst_port: Cursor::new(stream.dst_port),
             rng: Rng::new(seed ^ u64::from(id).rotate_left(32)),
             seq: 0,
-            resident: false,
+            varies: varying.any(),
+            zero_checksum: if stream.protocol == Protocol::Udp {
+                0xffff
+            } else {
+                0
+            },
             // What a stream with fixed fields always sends; varying ones overwrite it.
             last_flow: FlowFields {
                 src: stream.src_ip.start,
@@ -250,11 +258,13 @@ impl StreamGen {
         })
     }
 
-    /// Appends the next packet to the empty mbuf `m`, stamped with `tsc`; returns its frame
-    /// size (FCS included), or None when it does not fit. Its flow is then
-    /// [`StreamGen::last_flow`].
+    /// Writes the next packet into `m`, stamped with `tsc`; returns its frame size (FCS
+    /// included), or None when it does not fit. `m` is empty, and the packet appended to it;
+    /// or, from a pool prefilled with the stream's one template ([`StreamGen::single_template`]),
+    /// it holds the last packet written there, and only what changes is written. The packet's
+    /// flow is then [`StreamGen::last_flow`].
     #[inline(always)]
-    pub fn write_next(&mut self, m: &mut Mbuf, tsc: u64) -> Option<u16> {
+    pub fn write_next(&mut self, m: &mut Mbuf, tsc: u64, prefilled: bool) -> Option<u16> {
         let index = if self.order.len() == 1 {
             0
         } else {
@@ -264,17 +274,84 @@ impl StreamGen {
         };
         let t = &self.templates[index];
         let len = t.bytes.len() as u16;
-        let out = m.append(len)?;
-        if !self.resident {
+        let out = if prefilled {
+            debug_assert_eq!(
+                m.data().len(),
+                t.bytes.len(),
+                "prefilled with this template"
+            );
+            m.data_mut()
+        } else {
+            let out = m.append(len)?;
             copy_frame(out, &t.bytes);
-        }
-        if self.varying.any() {
+            out
+        };
+        if self.varies {
             self.write_varying(out, index, tsc);
         } else {
             // Nothing varies but the signature: the common case, kept short.
             self.write_signature(out, t.l4_sum, tsc);
         }
         Some(len + FCS_LEN)
+    }
+
+    /// [`StreamGen::write_next`] into each of `mbufs`, with each packet's stream and frame size
+    /// in `meta`, until one does not fit; returns how many were written. Not inlined: in a
+    /// function of its own, the loop keeps the generator's state in registers.
+    #[inline(never)]
+    pub fn write_burst(
+        &mut self,
+        mbufs: &mut [Mbuf],
+        meta: &mut [(u16, u16)],
+        tsc: u64,
+        prefilled: bool,
+    ) -> usize {
+        if prefilled && !self.varies && self.templates.len() == 1 {
+            return self.write_signatures(mbufs, meta, tsc);
+        }
+        let mut written = 0;
+        for (m, meta) in mbufs.iter_mut().zip(meta) {
+            let Some(len) = self.write_next(m, tsc, prefilled) else {
+                break;
+            };
+            *meta = (self.id, len);
+            written += 1;
+        }
+        written
+    }
+
+    /// [`StreamGen::write_burst`] in the commonest case at its fastest: one template, no field
+    /// that varies, and mbufs from a pool prefilled with the template, so that only the
+    /// signature's sequence number and timestamp and the L4 checksum change. The generator's
+    /// state is copied into locals for the loop, so that it stays in registers.
+    fn write_signatures(&mut self, mbufs: &mut [Mbuf], meta: &mut [(u16, u16)], tsc: u64) -> usize {
+        let t = &self.templates[0];
+        let (l, l4_base, zero_checksum, stream) =
+            (self.layout, t.l4_sum, self.zero_checksum, self.id);
+        let frame_size = t.bytes.len() as u16 + FCS_LEN;
+        let mut seq = self.seq;
+        let mut written = 0;
+        for (m, meta) in mbufs.iter_mut().zip(meta) {
+            let out = m.data_mut();
+            let Some(at) = out.get_mut(l.signature..l.signature + signature::LEN) else {
+                break;
+            };
+            let sig = Signature { stream, seq, tsc };
+            sig.write(at.try_into().expect("sized"));
+            let mut csum = checksum::finish(l4_base + sig.sum());
+            if csum == 0 {
+                csum = zero_checksum;
+            }
+            let Some(at) = out.get_mut(l.l4_checksum..l.l4_checksum + 2) else {
+                break;
+            };
+            at.copy_from_slice(&csum.to_be_bytes());
+            seq += 1;
+            *meta = (stream, frame_size);
+            written += 1;
+        }
+        self.seq = seq;
+        written
     }
 
     /// The fields that vary, then the signature and checksums, over a copy of template
@@ -371,13 +448,6 @@ impl StreamGen {
         }
     }
 
-    /// From now on every mbuf this stream writes comes from a pool prefilled with its single
-    /// template: the fields it rewrites are all that differ, so the copy is skipped.
-    pub fn set_resident(&mut self) {
-        debug_assert!(self.single_template().is_some());
-        self.resident = true;
-    }
-
     /// Writes the signature and the L4 checksum: `l4_base` is the sum of everything else.
     #[inline(always)]
     fn write_signature(&mut self, out: &mut [u8], l4_base: u32, tsc: u64) {
@@ -393,8 +463,8 @@ impl StreamGen {
         sig.write(at);
         self.seq += 1;
         let mut csum = checksum::finish(l4_base + sig.sum());
-        if csum == 0 && self.protocol == Protocol::Udp {
-            csum = 0xffff; // zero would mean "no checksum"
+        if csum == 0 {
+            csum = self.zero_checksum;
         }
         out[l.l4_checksum..l.l4_checksum + 2].copy_from_slice(&csum.to_be_bytes());
     }

@@ -232,7 +232,6 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
                                 Some(eal.lcore_socket(eal.main_lcore())),
                                 &frame,
                             )?;
-                            gens[0].set_resident();
                             prefilled
                         }
                         None => pool.clone(),
@@ -367,7 +366,12 @@ fn queue_for(rss: &(Toeplitz, Vec<u16>), flow: FlowFields, ipv6: bool) -> usize 
 /// Writes the next packet of `packets` into `m`; returns its stream (u16::MAX for replayed
 /// frames) and frame size, or None when the source has nothing more.
 #[inline(always)]
-fn write_packet(packets: &mut Packets, m: &mut Mbuf, tsc: u64) -> Option<(u16, u16)> {
+fn write_packet(
+    packets: &mut Packets,
+    m: &mut Mbuf,
+    tsc: u64,
+    prefilled: bool,
+) -> Option<(u16, u16)> {
     match packets {
         Packets::Streams { gens, turn } => {
             let g = if gens.len() == 1 {
@@ -377,7 +381,7 @@ fn write_packet(packets: &mut Packets, m: &mut Mbuf, tsc: u64) -> Option<(u16, u
                 *turn = if i + 1 == gens.len() { 0 } else { i + 1 };
                 gens.get_mut(i)?
             };
-            Some((g.id, g.write_next(m, tsc)?))
+            Some((g.id, g.write_next(m, tsc, prefilled)?))
         }
         Packets::Replay(r) => {
             if r.done() || !m.extend_from_slice(r.take()) {
@@ -410,9 +414,11 @@ impl TxPort {
         if !self.pool.alloc_into(&mut fresh, n) {
             return 0;
         }
+        let prefilled = self.pool.is_prefilled();
         let mut built = 0;
         for mut m in fresh.drain() {
-            let Some((stream, len)) = write_packet(&mut self.packets, &mut m, tsc) else {
+            let Some((stream, len)) = write_packet(&mut self.packets, &mut m, tsc, prefilled)
+            else {
                 break;
             };
             let lane = match (&self.rss, last_flow(&self.packets, stream)) {
@@ -439,25 +445,20 @@ impl TxPort {
         if !self.pool.alloc_into(&mut lane.pending, n) {
             return 0;
         }
+        let prefilled = self.pool.is_prefilled();
         let mut built = 0;
-        let fresh = lane.pending.as_mut_slice()[start..]
-            .iter_mut()
-            .zip(&mut lane.meta[start..]);
+        let (fresh, meta) = (
+            &mut lane.pending.as_mut_slice()[start..],
+            &mut lane.meta[start..],
+        );
         match &mut self.packets {
             // One stream: its generator taken once, not per packet.
             Packets::Streams { gens, .. } if gens.len() == 1 => {
-                let g = &mut gens[0];
-                for (m, meta) in fresh {
-                    let Some(len) = g.write_next(m, tsc) else {
-                        break;
-                    };
-                    *meta = (g.id, len);
-                    built += 1;
-                }
+                built = gens[0].write_burst(fresh, meta, tsc, prefilled);
             }
             packets => {
-                for (m, meta) in fresh {
-                    let Some(written) = write_packet(packets, m, tsc) else {
+                for (m, meta) in fresh.iter_mut().zip(meta) {
+                    let Some(written) = write_packet(packets, m, tsc, prefilled) else {
                         break;
                     };
                     *meta = written;

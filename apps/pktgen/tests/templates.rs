@@ -92,6 +92,40 @@ fn udp_fields_and_sizes_follow_their_ranges_with_valid_checksums() {
 }
 
 #[test]
+fn one_fixed_stream_reuses_its_prefilled_mbufs_with_every_packet_right() {
+    // One size and no varying field: the mbufs come from a pool prefilled with the frame and
+    // only the signature and the UDP checksum are written, so more packets than the pool holds
+    // send every mbuf several times.
+    let dir = tempfile::tempdir().unwrap();
+    let count = 20_000;
+    let frames = capture(
+        dir.path(),
+        &["--size", "64", "--src-mac", "02:00:00:00:00:07"],
+        count,
+    );
+    assert_eq!(frames.len(), count as usize);
+    for (k, frame) in frames.iter().enumerate() {
+        let (payload, stream, seq) = payload(frame);
+        assert_eq!((stream, seq), (0, k as u64));
+        let mut expected = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 7], [2, 0, 0, 0, 0, 1])
+            .ip(etherparse::IpHeaders::Ipv4(
+                ipv4(
+                    [198, 18, 0, 1],
+                    [198, 18, 1, 1],
+                    IpNumber::UDP,
+                    8 + payload.len(),
+                ),
+                Default::default(),
+            ))
+            .udp(1024, 9)
+            .write(&mut expected, &payload)
+            .unwrap();
+        assert_eq!(frame, &expected, "frame {k}");
+    }
+}
+
+#[test]
 fn tcp_over_ipv6_with_a_vlan_tag() {
     let dir = tempfile::tempdir().unwrap();
     let frames = capture(

@@ -38,9 +38,9 @@ unsigned int sluice_lcore_id(void);
 int sluice_errno(void);
 unsigned int sluice_ring_sp_enqueue_burst(struct rte_ring *r, void *const *obj_table, unsigned int n);
 unsigned int sluice_ring_sc_dequeue_burst(struct rte_ring *r, void **obj_table, unsigned int n);
-void sluice_lpm_lookup_keys(const struct rte_lpm *lpm, const void *keys, size_t stride,
+void sluice_lpm_lookup_keys(const struct rte_lpm *lpm, const void *dsts, size_t stride,
 			    uint16_t *next_hops, unsigned int n, uint16_t miss);
-void sluice_lpm6_lookup_keys(const struct rte_lpm6 *lpm, const void *keys, size_t stride,
+void sluice_lpm6_lookup_keys(const struct rte_lpm6 *lpm, const void *dsts, size_t stride,
 			     uint16_t *next_hops, unsigned int n, uint16_t miss);
 uint32_t sluice_hash_crc_words(const void *data, uint32_t data_len, uint32_t init_val);
 void sluice_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_id);

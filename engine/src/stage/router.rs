@@ -260,7 +260,7 @@ enum Class {
 }
 
 fn l4_ports(protocol: u8, l4: &[u8], wanted: bool) -> (u16, u16) {
-    if wanted && (protocol == ipv4::protocol::UDP || protocol == ipv4::protocol::TCP) {
+    if wanted && is_udp_or_tcp(protocol) {
         udp::ports(l4).unwrap_or((0, 0))
     } else {
         (0, 0)
@@ -273,9 +273,9 @@ mod plain {
     pub const ETHERTYPE: Range<usize> = 12..14;
     pub const IP: usize = 14;
     pub const PROTOCOL: usize = IP + 9;
-    pub const SOURCE: Range<usize> = IP + 12..IP + 16;
     pub const DESTINATION: Range<usize> = IP + 16..IP + 20;
-    pub const PORTS: Range<usize> = IP + 20..IP + 24;
+    /// What a key is read from: the header from its TTL on, then the ports.
+    pub const KEY: Range<usize> = IP + 8..IP + 24;
     pub const HEADERS_LEN: usize = IP + 20;
 }
 
@@ -284,6 +284,8 @@ mod plain6 {
     use std::ops::Range;
     pub const IP: usize = 14;
     pub const DESTINATION: Range<usize> = IP + 24..IP + 40;
+    /// What a key is read from: the header from its payload length on, then the ports.
+    pub const KEY: Range<usize> = IP + 4..IP + 44;
     pub const HEADERS_LEN: usize = IP + 40;
 }
 
@@ -324,24 +326,20 @@ fn classify_plain_v4(data: &mut [u8], with_ports: bool, key: &mut FlowKey4) -> O
     let dst = plain_v4(frame, len)?;
     if !with_ports {
         // LPM and FIB read the destination alone.
-        key.dst = dst.to_be_bytes();
+        key.set_dst(dst.to_be_bytes());
         return Some(());
     }
-    let protocol = frame[plain::PROTOCOL];
-    *key = FlowKey4::default();
-    key.dst = dst.to_be_bytes();
-    key.src.copy_from_slice(&frame[plain::SOURCE]);
-    key.protocol = protocol;
-    if protocol == ipv4::protocol::UDP || protocol == ipv4::protocol::TCP {
-        let total = usize::from(u16::from_be_bytes([
-            data[plain::IP + 2],
-            data[plain::IP + 3],
-        ]));
-        if let Some(ports) = data.get(plain::PORTS).filter(|_| total >= 24) {
-            key.src_port.copy_from_slice(&ports[..2]);
-            key.dst_port.copy_from_slice(&ports[2..]);
+    let total = u16::from_be_bytes([frame[plain::IP + 2], frame[plain::IP + 3]]);
+    let ports = total >= 24 && is_udp_or_tcp(frame[plain::PROTOCOL]);
+    *key = match data.get(plain::KEY) {
+        Some(bytes) => FlowKey4::from_header(bytes.try_into().expect("16 bytes"), ports),
+        None => {
+            // A frame too short for the ports.
+            let mut bytes = [0u8; 16];
+            bytes[..12].copy_from_slice(&data[plain::KEY.start..plain::HEADERS_LEN]);
+            FlowKey4::from_header(&bytes, false)
         }
-    }
+    };
     Some(())
 }
 
@@ -353,19 +351,26 @@ fn classify_plain_v6(data: &mut [u8], with_ports: bool, key: &mut FlowKey6) -> O
     if !plain_v6(frame, len) {
         return None;
     }
-    let ip = ipv6::Packet::new_checked(&data[plain6::IP..]).ok()?;
     if !with_ports {
-        key.dst = ip.dst_bytes(); // as for IPv4: the destination alone
+        // As for IPv4: the destination alone.
+        key.set_dst(frame[plain6::DESTINATION].try_into().expect("16 bytes"));
         return Some(());
     }
-    *key = FlowKey6::default();
-    key.dst = ip.dst_bytes();
-    key.src = ip.src_bytes();
-    key.protocol = ip.next_header();
-    let (src_port, dst_port) = l4_ports(ip.next_header(), ip.payload(), true);
-    key.src_port = src_port.to_be_bytes();
-    key.dst_port = dst_port.to_be_bytes();
+    let payload = u16::from_be_bytes([frame[plain6::IP + 4], frame[plain6::IP + 5]]);
+    let ports = payload >= 4 && is_udp_or_tcp(frame[plain6::IP + 6]);
+    match data.get(plain6::KEY) {
+        Some(bytes) => key.set_from_header(bytes.try_into().expect("40 bytes"), ports),
+        None => {
+            let mut bytes = [0u8; 40];
+            bytes[..36].copy_from_slice(&data[plain6::KEY.start..plain6::HEADERS_LEN]);
+            key.set_from_header(&bytes, false);
+        }
+    }
     Some(())
+}
+
+fn is_udp_or_tcp(protocol: u8) -> bool {
+    protocol == ipv4::protocol::UDP || protocol == ipv4::protocol::TCP
 }
 
 /// Read-only checks of RFC 1812 §5.2.2 and §5.3.1 (the TTL), and the lookup key; the caller

@@ -18,58 +18,127 @@ use std::sync::Mutex;
 /// The next hop of a lookup that found nothing.
 pub const NO_ROUTE: u16 = u16::MAX;
 
-/// The fields of an IPv4 packet a lookup may use, in network byte order (the layout of the
-/// exact-match key, padded to 16 bytes).
-#[repr(C)]
+/// The fields of an IPv4 packet a lookup may use, in network byte order, laid out as in the
+/// header from its TTL on (bytes 8 to 24 of a header without options, the ports after it), with
+/// the TTL and the checksum zeroed: a packet's key is one 16-byte copy and a mask.
+#[repr(transparent)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FlowKey4 {
-    pub dst: [u8; 4],
-    pub src: [u8; 4],
-    pub dst_port: [u8; 2],
-    pub src_port: [u8; 2],
-    pub protocol: u8,
-    padding: [u8; 3],
-}
+pub struct FlowKey4([u8; 16]);
 
-// The LPM lookup reads the destination at the start of each key.
-const _: () = assert!(std::mem::offset_of!(FlowKey4, dst) == 0);
+/// Where [`FlowKey4`]'s fields are.
+mod key4 {
+    use std::ops::Range;
+    pub const PROTOCOL: usize = 1;
+    pub const SRC: Range<usize> = 4..8;
+    pub const DST: Range<usize> = 8..12;
+    pub const PORTS: Range<usize> = 12..16;
+    /// The bytes of the header a key keeps: all but the TTL and the checksum.
+    pub const KEPT: [u8; 16] = [
+        0, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    ];
+}
 
 impl FlowKey4 {
     pub fn new(dst: Ipv4Addr, src: Ipv4Addr, dst_port: u16, src_port: u16, protocol: u8) -> Self {
-        FlowKey4 {
-            dst: dst.octets(),
-            src: src.octets(),
-            dst_port: dst_port.to_be_bytes(),
-            src_port: src_port.to_be_bytes(),
-            protocol,
-            padding: [0; 3],
+        let mut b = [0u8; 16];
+        b[key4::PROTOCOL] = protocol;
+        b[key4::SRC].copy_from_slice(&src.octets());
+        b[key4::DST].copy_from_slice(&dst.octets());
+        b[key4::PORTS].copy_from_slice(&ports_bytes(src_port, dst_port));
+        FlowKey4(b)
+    }
+
+    /// The key of an IPv4 header without options: `bytes` are its bytes 8 to 24, the last 4
+    /// the ports; `ports` says whether they are (else they count as zero).
+    #[inline(always)]
+    pub fn from_header(bytes: &[u8; 16], ports: bool) -> FlowKey4 {
+        let mut kept = u128::from_ne_bytes(key4::KEPT);
+        if !ports {
+            kept &= u128::from_ne_bytes(no_ports::<16>());
         }
+        FlowKey4((u128::from_ne_bytes(*bytes) & kept).to_ne_bytes())
+    }
+
+    /// The destination, as LPM and FIB look it up.
+    pub fn dst(&self) -> [u8; 4] {
+        self.0[key4::DST].try_into().expect("4 bytes")
+    }
+
+    pub fn set_dst(&mut self, dst: [u8; 4]) {
+        self.0[key4::DST].copy_from_slice(&dst);
     }
 }
 
-/// As [`FlowKey4`] for IPv6 (40 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FlowKey6 {
-    pub dst: [u8; 16],
-    pub src: [u8; 16],
-    pub dst_port: [u8; 2],
-    pub src_port: [u8; 2],
-    pub protocol: u8,
-    padding: [u8; 3],
+/// As [`FlowKey4`] for IPv6 (40 bytes): the fixed header from its payload length on (which is
+/// zeroed, as is the hop limit after the next header), then the ports.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey6([u8; 40]);
+
+/// Where [`FlowKey6`]'s fields are.
+mod key6 {
+    use std::ops::Range;
+    pub const PAYLOAD_LEN: Range<usize> = 0..2;
+    pub const PROTOCOL: usize = 2;
+    pub const HOP_LIMIT: usize = 3;
+    pub const SRC: Range<usize> = 4..20;
+    pub const DST: Range<usize> = 20..36;
+    pub const PORTS: Range<usize> = 36..40;
+}
+
+impl Default for FlowKey6 {
+    fn default() -> Self {
+        FlowKey6([0; 40])
+    }
 }
 
 impl FlowKey6 {
     pub fn new(dst: Ipv6Addr, src: Ipv6Addr, dst_port: u16, src_port: u16, protocol: u8) -> Self {
-        FlowKey6 {
-            dst: dst.octets(),
-            src: src.octets(),
-            dst_port: dst_port.to_be_bytes(),
-            src_port: src_port.to_be_bytes(),
-            protocol,
-            padding: [0; 3],
+        let mut b = [0u8; 40];
+        b[key6::PROTOCOL] = protocol;
+        b[key6::SRC].copy_from_slice(&src.octets());
+        b[key6::DST].copy_from_slice(&dst.octets());
+        b[key6::PORTS].copy_from_slice(&ports_bytes(src_port, dst_port));
+        FlowKey6(b)
+    }
+
+    /// As [`FlowKey4::from_header`], into `self` (a 40-byte key is best not moved again):
+    /// `bytes` are the fixed header's bytes 4 to 40 and the 4 after it.
+    #[inline(always)]
+    pub fn set_from_header(&mut self, bytes: &[u8; 40], ports: bool) {
+        let b = &mut self.0;
+        *b = *bytes;
+        b[key6::PAYLOAD_LEN].fill(0);
+        b[key6::HOP_LIMIT] = 0;
+        if !ports {
+            b[key6::PORTS].fill(0);
         }
     }
+
+    pub fn dst(&self) -> [u8; 16] {
+        self.0[key6::DST].try_into().expect("16 bytes")
+    }
+
+    pub fn set_dst(&mut self, dst: [u8; 16]) {
+        self.0[key6::DST].copy_from_slice(&dst);
+    }
+}
+
+/// Source and destination port as they follow each other in the packet.
+fn ports_bytes(src: u16, dst: u16) -> [u8; 4] {
+    let (s, d) = (src.to_be_bytes(), dst.to_be_bytes());
+    [s[0], s[1], d[0], d[1]]
+}
+
+/// A mask of `N` bytes that clears the last 4, a key's ports.
+const fn no_ports<const N: usize>() -> [u8; N] {
+    let mut mask = [0xff; N];
+    let mut i = N - 4;
+    while i < N {
+        mask[i] = 0;
+        i += 1;
+    }
+    mask
 }
 
 /// The keys of one address family, and how a table of them is read inline.
@@ -117,7 +186,7 @@ fn destinations_v4(keys: &[FlowKey4], room: usize) -> (usize, [u32; MAX_KEYS]) {
     let n = keys.len().min(MAX_KEYS).min(room);
     let mut ips = [0u32; MAX_KEYS];
     for (ip, key) in ips.iter_mut().zip(&keys[..n]) {
-        *ip = u32::from_be_bytes(key.dst);
+        *ip = u32::from_be_bytes(key.dst());
     }
     (n, ips)
 }
@@ -127,7 +196,7 @@ fn destinations_v6(keys: &[FlowKey6], room: usize) -> (usize, [[u8; 16]; MAX_KEY
     let n = keys.len().min(MAX_KEYS).min(room);
     let mut ips = [[0u8; 16]; MAX_KEYS];
     for (ip, key) in ips.iter_mut().zip(&keys[..n]) {
-        *ip = key.dst;
+        *ip = key.dst();
     }
     (n, ips)
 }
@@ -311,12 +380,14 @@ impl RouteTable<FlowKey4> for Lpm {
 
     fn lookup(&self, keys: &[FlowKey4], next_hops: &mut [u16]) {
         let n = keys.len().min(next_hops.len());
-        // SAFETY: `keys` and `next_hops` hold `n` entries; each key starts with the destination
-        // in network order, as the shim reads it; lookups may run concurrently.
+        let first = keys.as_ptr().cast::<u8>().wrapping_add(key4::DST.start);
+        // SAFETY: `keys` and `next_hops` hold `n` entries; `first` is the first key's
+        // destination in network order, and each next one a key further on, as the shim reads
+        // them; lookups may run concurrently.
         unsafe {
             dpdk_sys::sluice_lpm_lookup_keys(
                 self.raw.as_ptr(),
-                keys.as_ptr().cast(),
+                first.cast(),
                 std::mem::size_of::<FlowKey4>(),
                 next_hops.as_mut_ptr(),
                 n as u32,
@@ -421,12 +492,13 @@ impl RouteTable<FlowKey6> for Lpm6 {
 
     fn lookup(&self, keys: &[FlowKey6], next_hops: &mut [u16]) {
         let n = keys.len().min(next_hops.len());
-        // SAFETY: `keys` and `next_hops` hold `n` entries; each key starts with its 16-byte
-        // destination, as the shim reads it; lookups only read the table.
+        let first = keys.as_ptr().cast::<u8>().wrapping_add(key6::DST.start);
+        // SAFETY: as for `Lpm`: `first` is the first key's 16-byte destination, each next one
+        // a key further on; lookups only read the table.
         unsafe {
             dpdk_sys::sluice_lpm6_lookup_keys(
                 self.0.as_ptr(),
-                keys.as_ptr().cast(),
+                first.cast(),
                 std::mem::size_of::<FlowKey6>(),
                 next_hops.as_mut_ptr(),
                 n as u32,
@@ -744,7 +816,8 @@ fn acl_field(value: u64, mask_range: u64) -> dpdk_sys::rte_acl_field {
 
 /// The definitions shared by both families: the protocol first (rte_acl wants a one-byte
 /// field first, alone in its 4-byte input), then the addresses in 4-byte words, then the two
-/// ports, which share one input and so must be defined in the order they lie in the key.
+/// ports, which share one input and so must be defined in the order they lie in the key
+/// (the source first, as in the packet).
 fn acl_defs(
     protocol_at: usize,
     src_at: usize,
@@ -767,7 +840,6 @@ fn acl_defs(
         }
     }
     let ports = 1 + 2 * words;
-    // The key holds the destination port first.
     defs.push(acl_def(RTE_ACL_FIELD_TYPE_RANGE, 2, ports, ports, ports_at));
     defs.push(acl_def(
         RTE_ACL_FIELD_TYPE_RANGE,
@@ -809,14 +881,20 @@ impl AclKey for FlowKey4 {
     const FIELDS: usize = 5;
 
     fn field_defs() -> Vec<dpdk_sys::rte_acl_field_def> {
-        acl_defs(12, 4, 0, 1, 8)
+        acl_defs(
+            key4::PROTOCOL,
+            key4::SRC.start,
+            key4::DST.start,
+            1,
+            key4::PORTS.start,
+        )
     }
 
     fn rule_fields(r: &AclRule<Ipv4Addr>) -> Vec<dpdk_sys::rte_acl_field> {
         rule_fields(
             (&r.src.0.octets(), r.src.1),
             (&r.dst.0.octets(), r.dst.1),
-            [r.dst_ports, r.src_ports],
+            [r.src_ports, r.dst_ports],
             r.protocol,
         )
     }
@@ -827,14 +905,20 @@ impl AclKey for FlowKey6 {
     const FIELDS: usize = 11;
 
     fn field_defs() -> Vec<dpdk_sys::rte_acl_field_def> {
-        acl_defs(36, 16, 0, 4, 32)
+        acl_defs(
+            key6::PROTOCOL,
+            key6::SRC.start,
+            key6::DST.start,
+            4,
+            key6::PORTS.start,
+        )
     }
 
     fn rule_fields(r: &AclRule<Ipv6Addr>) -> Vec<dpdk_sys::rte_acl_field> {
         rule_fields(
             (&r.src.0.octets(), r.src.1),
             (&r.dst.0.octets(), r.dst.1),
-            [r.dst_ports, r.src_ports],
+            [r.src_ports, r.dst_ports],
             r.protocol,
         )
     }
@@ -986,5 +1070,62 @@ impl<K: AclKey> Drop for Acl<K> {
     fn drop(&mut self) {
         // SAFETY: the last handle; no reader is left.
         unsafe { dpdk_sys::rte_acl_free(self.raw.as_ptr()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{ipv4, ipv6};
+
+    #[test]
+    fn keys_read_from_headers_equal_keys_made_from_fields() {
+        let (src4, dst4) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(198, 18, 1, 7));
+        let mut b = [0u8; 24];
+        let header = ipv4::Repr {
+            src: src4,
+            dst: dst4,
+            protocol: ipv4::protocol::UDP,
+            ttl: 64,
+            payload_len: 4,
+        };
+        header.emit(&mut b).unwrap();
+        b[20..].copy_from_slice(&[0x04, 0x00, 0x00, 0x09]);
+        let bytes = b[8..24].try_into().unwrap();
+        assert_eq!(
+            FlowKey4::from_header(bytes, true),
+            FlowKey4::new(dst4, src4, 9, 1024, ipv4::protocol::UDP)
+        );
+        assert_eq!(
+            FlowKey4::from_header(bytes, false),
+            FlowKey4::new(dst4, src4, 0, 0, ipv4::protocol::UDP)
+        );
+        assert_eq!(FlowKey4::from_header(bytes, true).dst(), dst4.octets());
+
+        let (src6, dst6): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:200:0:1::9".parse().unwrap(),
+        );
+        let mut b = [0u8; 44];
+        let header = ipv6::Repr {
+            src: src6,
+            dst: dst6,
+            next_header: ipv4::protocol::TCP,
+            hop_limit: 64,
+            payload_len: 20,
+        };
+        header.emit(&mut b).unwrap();
+        b[40..].copy_from_slice(&[0x04, 0x00, 0x00, 0x50]);
+        let bytes = b[4..44].try_into().unwrap();
+        for ports in [true, false] {
+            let mut key = FlowKey6::default();
+            key.set_from_header(bytes, ports);
+            let (dport, sport) = if ports { (80, 1024) } else { (0, 0) };
+            assert_eq!(
+                key,
+                FlowKey6::new(dst6, src6, dport, sport, ipv4::protocol::TCP)
+            );
+            assert_eq!(key.dst(), dst6.octets());
+        }
     }
 }

@@ -142,7 +142,7 @@ static inline uint32_t crc_words(const uint8_t *p, unsigned int words, uint32_t 
 	return crc;
 }
 
-uint32_t sluice_hash_crc_words(const void *data, uint32_t data_len, uint32_t init_val)
+static inline uint32_t hash_key(const void *data, uint32_t data_len, uint32_t init_val)
 {
 	switch (data_len) {
 	case 16:
@@ -152,6 +152,22 @@ uint32_t sluice_hash_crc_words(const void *data, uint32_t data_len, uint32_t ini
 	default:
 		return crc_words(data, data_len / 8, init_val);
 	}
+}
+
+uint32_t sluice_hash_crc_words(const void *data, uint32_t data_len, uint32_t init_val)
+{
+	return hash_key(data, data_len, init_val);
+}
+
+/* The hashes of a burst of `n` keys of `key_len` bytes, one after the other, as the table's hash
+ * function (sluice_hash_crc_words, with rte_hash's default initial value of 0) gives them: for
+ * rte_hash_lookup_with_hash_bulk, one call per burst instead of one through a function pointer
+ * per key. */
+void sluice_hash_crc_keys(const void *keys, uint32_t key_len, unsigned int n, uint32_t *hashes)
+{
+	const uint8_t *key = keys;
+	for (unsigned int i = 0; i < n; i++, key += key_len)
+		hashes[i] = hash_key(key, key_len, 0);
 }
 
 /* A reader starts (online) or stops (offline) reporting quiescent states. */

@@ -43,6 +43,7 @@ void sluice_lpm_lookup_keys(const struct rte_lpm *lpm, const void *dsts, size_t 
 void sluice_lpm6_lookup_keys(const struct rte_lpm6 *lpm, const void *dsts, size_t stride,
 			     uint16_t *next_hops, unsigned int n, uint16_t miss);
 uint32_t sluice_hash_crc_words(const void *data, uint32_t data_len, uint32_t init_val);
+void sluice_hash_crc_keys(const void *keys, uint32_t key_len, unsigned int n, uint32_t *hashes);
 void sluice_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_id);
 void sluice_rcu_qsbr_thread_offline(struct rte_rcu_qsbr *v, unsigned int thread_id);
 void sluice_rcu_qsbr_quiescent(struct rte_rcu_qsbr *v, unsigned int thread_id);

@@ -693,6 +693,8 @@ impl<K: ExactKey> ExactMatch<K> {
             entries: entries.max(8),
             key_len: std::mem::size_of::<K>() as u32,
             hash_func: Some(dpdk_sys::sluice_hash_crc_words),
+            // The value sluice_hash_crc_keys hashes with, for lookups with the hashes given.
+            hash_func_init_val: 0,
             socket_id: socket(node),
             ..Default::default()
         };
@@ -729,12 +731,23 @@ impl<K: ExactKey> RouteTable<K> for ExactMatch<K> {
         for (p, key) in ptrs.iter_mut().zip(&keys[..n]) {
             *p = (key as *const K).cast();
         }
+        let mut hashes = [0u32; MAX_KEYS];
         let mut positions = [0i32; MAX_KEYS];
-        // SAFETY: `n` valid key pointers and `n` position slots; lookups only read the hash.
+        // SAFETY: `n` whole keys one after the other, and `n` hash slots; the hashes are the
+        // table's own (its hash function with its initial value, 0), so the lookup of `n` valid
+        // key pointers into `n` position slots finds what its hash function would; lookups
+        // only read the hash.
         unsafe {
-            dpdk_sys::rte_hash_lookup_bulk(
+            dpdk_sys::sluice_hash_crc_keys(
+                keys.as_ptr().cast(),
+                std::mem::size_of::<K>() as u32,
+                n as u32,
+                hashes.as_mut_ptr(),
+            );
+            dpdk_sys::rte_hash_lookup_with_hash_bulk(
                 self.raw.as_ptr(),
                 ptrs.as_mut_ptr(),
+                hashes.as_mut_ptr(),
                 n as u32,
                 positions.as_mut_ptr(),
             )

@@ -97,6 +97,16 @@ impl Mbuf {
         })
     }
 
+    /// Shortens a one-segment packet to `len` bytes (no-op if it is not longer).
+    pub fn truncate(&mut self, len: usize) {
+        // SAFETY: we own the mbuf, and &mut self makes the access exclusive.
+        let m = unsafe { self.raw.as_mut() };
+        if m.nb_segs == 1 && len < usize::from(m.data_len) {
+            m.data_len = len as u16;
+            m.pkt_len = len as u32;
+        }
+    }
+
     /// Appends a copy of `bytes` (for building packets, not for the fast path).
     pub fn extend_from_slice(&mut self, bytes: &[u8]) -> bool {
         let Ok(len) = u16::try_from(bytes.len()) else {

@@ -13,7 +13,8 @@ usage: sluice-l3fwd [EAL options] -- -p PORTMASK [-P] [--config (port,queue,lcor
                     [--eth-dest=X,MM:MM:MM:MM:MM:MM] [--rx-queue-size N] [--tx-queue-size N]
                     [--max-pkt-len LEN] [--no-numa] [--ipv6] [--parse-ptype] [--per-port-pool]
                     [--hash-entry-num N] [--mode rtc|pipeline] [--stats-period S]
-                    [--addr PORT,IP/LEN]... [--neighbours FILE] [--control PATH]
+                    [--addr PORT,IP/LEN]... [--icmp-rate N] [--neighbours FILE]
+                    [--control PATH]
 
 Routes IPv4 and IPv6 between ports as DPDK's l3fwd does, checking headers as RFC 1812 asks.
 
@@ -54,6 +55,9 @@ Sluice's options:
                        router answers ARP, neighbour solicitations and ping for it, and
                        resolves next hops on that port by ARP and neighbour discovery
                        instead of using a fixed destination MAC
+  --icmp-rate N        ICMP time exceeded answers per second and lcore, for packets whose
+                       TTL or hop limit runs out (from the --addr of the port they came in
+                       by; default 100, 0: none, they are dropped as ttl_exceeded)
   --neighbours FILE    static neighbours, one \"IP MAC\" per line (# comments)
   --control PATH       a Unix socket taking one command per line: route add PREFIX/LEN PORT,
                        route del PREFIX/LEN, routes, neighbours, stats (needs --lookup lpm)
@@ -105,6 +109,7 @@ pub struct Options {
     pub mode: Mode,
     pub stats_period_s: u32,
     pub addrs: Vec<(u16, IpAddr, u8)>,
+    pub icmp_rate: u32,
     pub neighbours: Option<PathBuf>,
     pub control: Option<PathBuf>,
     pub strict_routes: bool,
@@ -177,6 +182,7 @@ fn parse_options(args: &[String]) -> Result<Options, UsageError> {
         mode: Mode::RunToCompletion,
         stats_period_s: 0,
         addrs: Vec::new(),
+        icmp_rate: 100,
         neighbours: None,
         control: None,
         strict_routes: false,
@@ -280,6 +286,14 @@ fn parse_options(args: &[String]) -> Result<Options, UsageError> {
                 })?
             }
             "--addr" => o.addrs.push(parse_addr(&value("PORT,IP/LEN")?)?),
+            "--icmp-rate" => {
+                let text = value("answers per second")?;
+                o.icmp_rate = text.parse().map_err(|_| {
+                    usage(format!(
+                        "invalid --icmp-rate '{text}': expected answers per second (0 = none)"
+                    ))
+                })?
+            }
             "--neighbours" => o.neighbours = Some(value("a file")?.into()),
             "--control" => o.control = Some(value("a socket path")?.into()),
             "--strict-routes" => o.strict_routes = true,

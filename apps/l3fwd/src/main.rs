@@ -560,12 +560,15 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
         if responds {
             stages.push(Box::new(Responder::new(router.clone())));
         }
-        stages.push(Box::new(L3Forward::new(
-            router.clone(),
-            Some(tables.v4.clone()),
-            Some(tables.v6.clone()),
-            matches!(options.lookup, Lookup::ExactMatch | Lookup::Acl),
-        )));
+        stages.push(Box::new(
+            L3Forward::new(
+                router.clone(),
+                Some(tables.v4.clone()),
+                Some(tables.v6.clone()),
+                matches!(options.lookup, Lookup::ExactMatch | Lookup::Acl),
+            )
+            .answer_time_exceeded(options.icmp_rate),
+        ));
         pipeline.lane(Lane {
             rx,
             tx,

@@ -1,7 +1,8 @@
 //! sluice-l3fwd as the router between two real Linux hosts (network namespaces made by
 //! scripts/netns.sh), over net_af_packet on veth pairs: ARP, ping both ways and to the
-//! router, a TCP run of iperf3, TTL and checksums seen by tcpdump on the far host, and a
-//! route deleted and added back through the control socket. Root only.
+//! router, ICMP time exceeded for a TTL of 1, a TCP run of iperf3, TTL and checksums seen by
+//! tcpdump on the far host, and a route deleted and added back through the control socket.
+//! Root only.
 
 mod common;
 
@@ -38,6 +39,12 @@ impl Hosts {
         self.exec(host, &["ping", "-c", "2", "-i", "0.2", "-W", "1", to])
             .status
             .success()
+    }
+
+    /// What a ping with a TTL (hop limit) of 1 gets back: the router's time exceeded.
+    fn ping_ttl_1(&self, host: u8, to: &str) -> String {
+        let out = self.exec(host, &["ping", "-c", "1", "-W", "1", "-t", "1", to]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
@@ -110,6 +117,13 @@ fn real_hosts_route_through_sluice() {
     assert!(hosts.ping(1, "10.0.2.2"), "host 1 cannot ping host 2");
     assert!(hosts.ping(2, "10.0.1.2"), "host 2 cannot ping host 1");
     assert!(control(&socket, "neighbours").contains("10.0.2.2"));
+    // Where the TTL runs out, the router says so from its address on that side (traceroute's
+    // first hop).
+    let expired = hosts.ping_ttl_1(1, "10.0.2.2");
+    assert!(
+        expired.contains("From 10.0.1.1") && expired.contains("Time to live exceeded"),
+        "{expired}"
+    );
 
     // The far host sees TTL 63 (Linux sends 64) and valid checksums.
     let capture = dir.path().join("h2.pcap");
@@ -265,6 +279,11 @@ fn real_ipv6_hosts_route_through_sluice_with_neighbour_discovery() {
     assert!(
         neighbours.contains("fd00:2::2") && neighbours.contains("fd00:1::2"),
         "{neighbours}"
+    );
+    let expired = hosts.ping_ttl_1(1, "fd00:2::2");
+    assert!(
+        expired.contains("From fd00:1::1") && expired.contains("Time exceeded: Hop limit"),
+        "{expired}"
     );
     // The hosts' own view: the router's MAC, learned from its advertisements.
     let cache = hosts.exec(1, &["ip", "-6", "neigh", "show", "fd00:1::1"]);

@@ -6,6 +6,7 @@
 
 pub mod router;
 pub mod table;
+mod time_exceeded;
 
 use crate::mbuf::Mbuf;
 use crate::net::ethernet::{Address, AddressPair, Frame};

@@ -5,6 +5,7 @@
 //! [`Router`]: its ports, their addresses, and the neighbour table.
 
 use super::table::{FlowKey4, FlowKey6, Lpm6, LpmReader, RouteTable, DENIED, NO_ROUTE};
+use super::time_exceeded::{self, RateLimit};
 use super::{Action, Stage};
 use crate::mbuf::{Mbuf, MAX_BURST};
 use crate::net::ethernet::{self, Address, AddressPair, EtherType, Frame};
@@ -175,6 +176,8 @@ pub struct L3Forward {
     /// Indexed by next hop (port id): where and how packets leave.
     exits: Vec<Option<Exit>>,
     resolver: Resolver,
+    /// Answers with ICMP time exceeded, and how many a second.
+    time_exceeded: Option<RateLimit>,
     /// The lcore this stage looks up from, once it has gone online on it.
     online: Option<u32>,
     /// Per-burst scratch, kept here so that it is not zeroed on every burst.
@@ -241,6 +244,7 @@ impl L3Forward {
             keys_need_ports,
             exits,
             resolver,
+            time_exceeded: None,
             online: None,
             scratch: Box::new(Scratch {
                 keys4: [FlowKey4::default(); MAX_BURST],
@@ -250,6 +254,22 @@ impl L3Forward {
                 hops: [NO_ROUTE; MAX_BURST],
             }),
         }
+    }
+}
+
+impl L3Forward {
+    /// Answers packets whose TTL or hop limit runs out with ICMP time exceeded (RFC 1812
+    /// §5.3.1, RFC 4443 §3.3), at most `per_second` a second, from the router's address on
+    /// the port they came in by (ports without one answer none); the rest are dropped as
+    /// `ttl_exceeded`. Zero answers none.
+    pub fn answer_time_exceeded(mut self, per_second: u32) -> L3Forward {
+        let addressed = self
+            .router
+            .ports()
+            .any(|p| !p.v4.is_empty() || !p.v6.is_empty());
+        self.time_exceeded =
+            (per_second > 0 && addressed).then(|| RateLimit::per_second(per_second));
+        self
     }
 }
 
@@ -696,6 +716,39 @@ impl<'a> ExitRuns<'a> {
     }
 }
 
+/// Turns the packets classified as `ttl_exceeded` into ICMP time exceeded messages, back out
+/// of the port each came in by, as far as the rate allows; the rest stay dropped.
+#[cold]
+fn answer_time_exceeded(
+    router: &Router,
+    limit: &mut RateLimit,
+    packets: &mut [Mbuf],
+    actions: &mut [Action],
+) {
+    let expired = Action::drop(DropReason::TtlExceeded);
+    for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
+        if *action != expired {
+            continue;
+        }
+        let rx = m.port();
+        let Some(port) = router.port(rx) else {
+            continue;
+        };
+        let answered = match Frame::new_checked(m.data()).map(|f| f.ethertype()) {
+            Ok(EtherType::IPV4) => {
+                time_exceeded::answer_v4(m, port.mac, |to| router.source_v4(port, to), limit)
+            }
+            Ok(EtherType::IPV6) => {
+                time_exceeded::answer_v6(m, port.mac, |to| router.source_v6(port, to), limit)
+            }
+            _ => false,
+        };
+        if answered {
+            *action = Action::tx(rx);
+        }
+    }
+}
+
 /// Forwards a burst of classified packets, packet i to `hops[i]`, when every exit's next-hop
 /// MAC is fixed. Not inlined, as [`classify_burst`].
 #[inline(never)]
@@ -867,6 +920,7 @@ impl L3Forward {
             exits,
             resolver,
             scratch,
+            time_exceeded,
             ..
         } = self;
         let n = packets.len();
@@ -875,6 +929,9 @@ impl L3Forward {
         } else {
             classify_burst::<false>(packets, actions, scratch)
         };
+        if let Some(limit) = time_exceeded {
+            answer_time_exceeded(router, limit, packets, actions);
+        }
         let Scratch {
             keys4,
             keys6,

@@ -1,0 +1,144 @@
+//! ICMP time exceeded on real DPDK with net_pcap ports: packets whose TTL or hop limit runs out
+//! come back out of the port they came in by as the ICMP message a router must send, byte for
+//! byte against etherparse; ICMP errors and packets beyond the rate are dropped as
+//! `ttl_exceeded`.
+
+mod common;
+
+use common::*;
+use etherparse::{icmpv4, icmpv6, Icmpv4Type, Icmpv6Type, IpNumber, Ipv4Header, PacketBuilder};
+use std::time::Duration;
+
+const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xaa, 0x07];
+const PORT0_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xbb, 0x00];
+const HOST: [u8; 4] = [198, 18, 0, 7];
+const ROUTER: [u8; 4] = [198, 18, 0, 1];
+const FAR: [u8; 4] = [198, 18, 1, 5];
+const HOST6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+const ROUTER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const FAR6: [u8; 16] = [0x20, 0x01, 0x02, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5];
+
+fn udp4(ttl: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(HOST_MAC, PORT0_MAC)
+        .ipv4(HOST, FAR, ttl)
+        .udp(33434, 33435)
+        .write(&mut out, b"traceroute probe")
+        .unwrap();
+    out
+}
+
+fn udp6(hops: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(HOST_MAC, PORT0_MAC)
+        .ipv6(HOST6, FAR6, hops)
+        .udp(33434, 33435)
+        .write(&mut out, b"traceroute probe")
+        .unwrap();
+    out
+}
+
+/// What the router sends back for an expired IPv4 `probe` (its IP packet quoted whole).
+fn answer4(probe: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
+    let quoted = &probe[14..];
+    let icmp_len = (8 + quoted.len()) as u16;
+    let mut ip = Ipv4Header::new(icmp_len, 64, IpNumber::ICMP, ROUTER, HOST).unwrap();
+    ip.dont_fragment = true;
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(router_mac, HOST_MAC)
+        .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+        .icmpv4(Icmpv4Type::TimeExceeded(
+            icmpv4::TimeExceededCode::TtlExceededInTransit,
+        ))
+        .write(&mut out, quoted)
+        .unwrap();
+    out
+}
+
+fn answer6(probe: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(router_mac, HOST_MAC)
+        .ipv6(ROUTER6, HOST6, 64)
+        .icmpv6(Icmpv6Type::TimeExceeded(
+            icmpv6::TimeExceededCode::HopLimitExceeded,
+        ))
+        .write(&mut out, &probe[14..])
+        .unwrap();
+    out
+}
+
+/// Runs the router with addresses on port 0 over `frames` into port 0; returns what port 0
+/// sent, port 0's MAC and the final account.
+fn run(frames: &[Vec<u8>], extra: &[&str]) -> (Vec<Vec<u8>>, [u8; 6], String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    write_pcap(dir.path().join("in0.pcap").as_path(), frames);
+    write_pcap(dir.path().join("in1.pcap").as_path(), &[]);
+    let mut args = strings(&["-l", "0", "-m", "128", "--log-level=*:warning"]);
+    args.push(format!(
+        "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
+        p("in0.pcap"),
+        p("out0.pcap")
+    ));
+    args.push(format!(
+        "--vdev=net_pcap1,rx_pcap={},tx_pcap={}",
+        p("in1.pcap"),
+        p("out1.pcap")
+    ));
+    args.extend(strings(&[
+        "--",
+        "-p",
+        "0x3",
+        "--addr",
+        "0,198.18.0.1/24",
+        "--addr",
+        "0,2001:db8::1/64",
+    ]));
+    args.extend(strings(extra));
+    let running = start(&args);
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = running.stop();
+    assert!(run.success, "l3fwd failed:\n{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    let out0 = read_pcap(dir.path().join("out0.pcap").as_path());
+    let mac0 = port_mac(&run.stdout, 0);
+    (out0, mac0, run.stdout)
+}
+
+#[test]
+fn expired_packets_are_answered_from_the_router_and_icmp_errors_are_not() {
+    // An ICMP error itself (a time exceeded message from further on) must not be answered.
+    let mut error = Vec::new();
+    PacketBuilder::ethernet2(HOST_MAC, PORT0_MAC)
+        .ipv4(HOST, FAR, 1)
+        .icmpv4(Icmpv4Type::TimeExceeded(
+            icmpv4::TimeExceededCode::TtlExceededInTransit,
+        ))
+        .write(&mut error, &udp4(1)[14..42])
+        .unwrap();
+    let frames = vec![udp4(1), udp4(0), udp6(1), error];
+    let (out0, mac0, stdout) = run(&frames, &[]);
+    let want = [
+        answer4(&frames[0], mac0),
+        answer4(&frames[1], mac0),
+        answer6(&frames[2], mac0),
+    ];
+    assert_eq!(out0.len(), want.len(), "{stdout}");
+    for (i, (got, want)) in out0.iter().zip(&want).enumerate() {
+        assert_eq!(got, want, "answer {i}");
+    }
+    assert_eq!(total_drops(&stdout), "ttl_exceeded 1", "{stdout}");
+}
+
+#[test]
+fn answers_beyond_the_rate_are_dropped_as_ttl_exceeded() {
+    // One a second allows one at once: the other two go unanswered.
+    let frames = vec![udp4(1), udp4(1), udp4(1)];
+    let (out0, mac0, stdout) = run(&frames, &["--icmp-rate", "1"]);
+    assert_eq!(out0, [answer4(&frames[0], mac0)], "{stdout}");
+    assert_eq!(total_drops(&stdout), "ttl_exceeded 2", "{stdout}");
+    // And none at all with a rate of zero.
+    let (out0, _, stdout) = run(&frames, &["--icmp-rate", "0"]);
+    assert!(out0.is_empty(), "{stdout}");
+    assert_eq!(total_drops(&stdout), "ttl_exceeded 3", "{stdout}");
+}

@@ -1,0 +1,236 @@
+//! ICMP time exceeded (RFC 792, RFC 4443 §3.3) for packets whose TTL or hop limit runs out in
+//! the router, with the limits RFC 1812 §4.3.2.7 and RFC 4443 §2.4 put on ICMP errors: none
+//! for an ICMP error, a fragment other than the first, a packet to a multicast or broadcast
+//! address or in a link-layer multicast frame, or one whose source is not a unicast host; and
+//! no more than a rate. The packet becomes its own answer, in place.
+
+use crate::mbuf::Mbuf;
+use crate::net::ethernet::{self, AddressPair, EtherType, Frame};
+use crate::net::{checksum, icmp, icmpv6, ipv4, ipv6};
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Instant;
+
+/// The most of the original an IPv4 error quotes: its IP datagram stays within 576 bytes
+/// (RFC 1812 §4.3.2.3).
+const QUOTE_V4: usize = 576 - ipv4::MIN_HEADER_LEN - icmp::HEADER_LEN;
+/// The most an ICMPv6 error quotes: its packet stays within the minimum MTU, 1280 bytes.
+const QUOTE_V6: usize = 1280 - ipv6::HEADER_LEN - icmpv6::HEADER_LEN;
+const ICMPV6_TIME_EXCEEDED: u8 = 3;
+/// The TTL or hop limit of the answers, as a host would start them.
+const ANSWER_TTL: u8 = 64;
+
+/// A token bucket: `rate` answers a second, at most a tenth of a second's worth at once.
+pub struct RateLimit {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl RateLimit {
+    pub fn per_second(rate: u32) -> RateLimit {
+        let burst = (f64::from(rate) / 10.0).max(1.0);
+        RateLimit {
+            rate: f64::from(rate),
+            burst,
+            tokens: burst,
+            last: None,
+        }
+    }
+
+    /// Whether one more may go now (it is then counted).
+    pub fn take(&mut self) -> bool {
+        let now = Instant::now();
+        if let Some(last) = self.last {
+            let refill = now.duration_since(last).as_secs_f64() * self.rate;
+            self.tokens = (self.tokens + refill).min(self.burst);
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// An IPv4 packet whose TTL ran out, to answer from `source` (the router's address on the port
+/// it came in by, whose MAC is `mac`, for the packet's sender) if `limit` allows: true if it
+/// was rewritten into the answer, to go back out of that port; false if it must not or cannot
+/// be answered, and is left as it was.
+pub fn answer_v4(
+    m: &mut Mbuf,
+    mac: ethernet::Address,
+    source: impl Fn(Ipv4Addr) -> Option<Ipv4Addr>,
+    limit: &mut RateLimit,
+) -> bool {
+    let Some((peer, to, quote)) = eligible_v4(m.data()) else {
+        return false;
+    };
+    let Some(from) = source(to) else {
+        return false;
+    };
+    if !limit.take() {
+        return false;
+    }
+    let len = ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN + quote;
+    if !resize(m, len) {
+        return false;
+    }
+    let data = m.data_mut();
+    let ip_at = ethernet::HEADER_LEN;
+    let message_at = ip_at + ipv4::MIN_HEADER_LEN;
+    data.copy_within(ip_at..ip_at + quote, message_at + icmp::HEADER_LEN);
+    let header = ipv4::Repr {
+        src: from,
+        dst: to,
+        protocol: ipv4::protocol::ICMP,
+        ttl: ANSWER_TTL,
+        payload_len: (icmp::HEADER_LEN + quote) as u16,
+    };
+    if header.emit(&mut data[ip_at..]).is_err() {
+        return false;
+    }
+    let message = &mut data[message_at..];
+    message[..icmp::HEADER_LEN].copy_from_slice(&[icmp::TIME_EXCEEDED, 0, 0, 0, 0, 0, 0, 0]);
+    let csum = checksum::internet(message);
+    message[2..4].copy_from_slice(&csum.to_be_bytes());
+    address_back(data, peer, mac, EtherType::IPV4);
+    true
+}
+
+/// As [`answer_v4`], for an IPv6 packet whose hop limit ran out.
+pub fn answer_v6(
+    m: &mut Mbuf,
+    mac: ethernet::Address,
+    source: impl Fn(&Ipv6Addr) -> Option<Ipv6Addr>,
+    limit: &mut RateLimit,
+) -> bool {
+    let Some((peer, to, quote)) = eligible_v6(m.data()) else {
+        return false;
+    };
+    let Some(from) = source(&to) else {
+        return false;
+    };
+    if !limit.take() {
+        return false;
+    }
+    let len = ethernet::HEADER_LEN + ipv6::HEADER_LEN + icmpv6::HEADER_LEN + quote;
+    if !resize(m, len) {
+        return false;
+    }
+    let data = m.data_mut();
+    let ip_at = ethernet::HEADER_LEN;
+    let message_at = ip_at + ipv6::HEADER_LEN;
+    data.copy_within(ip_at..ip_at + quote, message_at + icmpv6::HEADER_LEN);
+    let header = ipv6::Repr {
+        src: from,
+        dst: to,
+        next_header: icmpv6::NEXT_HEADER,
+        hop_limit: ANSWER_TTL,
+        payload_len: (icmpv6::HEADER_LEN + quote) as u16,
+    };
+    if header.emit(&mut data[ip_at..]).is_err() {
+        return false;
+    }
+    let message = &mut data[message_at..];
+    message[..icmpv6::HEADER_LEN].copy_from_slice(&[ICMPV6_TIME_EXCEEDED, 0, 0, 0, 0, 0, 0, 0]);
+    icmpv6::fill_checksum(&from, &to, message);
+    address_back(data, peer, mac, EtherType::IPV6);
+    true
+}
+
+/// The sender's MAC, its address, and how much of the packet to quote, if it may be answered.
+fn eligible_v4(data: &[u8]) -> Option<(ethernet::Address, Ipv4Addr, usize)> {
+    let frame = Frame::new_checked(data).ok()?;
+    if frame.dst_addr().is_multicast() {
+        return None; // link-layer broadcast or multicast
+    }
+    let ip = ipv4::Packet::new_checked(frame.payload()).ok()?;
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let unicast = |a: Ipv4Addr| !(a.is_unspecified() || a.is_multicast() || a.is_broadcast());
+    if !unicast(src) || src.is_loopback() || !unicast(dst) || ip.validate().is_err() {
+        return None;
+    }
+    let b = frame.payload();
+    let fragment_offset = u16::from_be_bytes([b[6], b[7]]) & 0x1fff;
+    if fragment_offset != 0 {
+        return None;
+    }
+    // An ICMP error (destination unreachable, source quench, redirect, time exceeded,
+    // parameter problem) is never answered.
+    if ip.protocol() == ipv4::protocol::ICMP
+        && ip
+            .payload()
+            .first()
+            .is_none_or(|t| matches!(t, 3 | 4 | 5 | 11 | 12))
+    {
+        return None;
+    }
+    let total = usize::from(ip.total_len()).min(b.len());
+    Some((frame.src_addr(), src, total.min(QUOTE_V4)))
+}
+
+fn eligible_v6(data: &[u8]) -> Option<(ethernet::Address, Ipv6Addr, usize)> {
+    let frame = Frame::new_checked(data).ok()?;
+    if frame.dst_addr().is_multicast() {
+        return None;
+    }
+    let ip = ipv6::Packet::new_checked(frame.payload()).ok()?;
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    if src.is_unspecified() || src.is_multicast() || src.is_loopback() || dst.is_multicast() {
+        return None;
+    }
+    if ip.validate().is_err() {
+        return None;
+    }
+    // ICMPv6 errors have the types below 128: they are never answered.
+    if ip.next_header() == icmpv6::NEXT_HEADER && ip.payload().first().is_none_or(|&t| t < 128) {
+        return None;
+    }
+    let total = (ipv6::HEADER_LEN + ip.payload().len()).min(frame.payload().len());
+    Some((frame.src_addr(), src, total.min(QUOTE_V6)))
+}
+
+/// Makes a one-segment packet exactly `len` bytes long.
+fn resize(m: &mut Mbuf, len: usize) -> bool {
+    if m.segments() != 1 {
+        return false;
+    }
+    let have = m.len();
+    if len > have {
+        return m.append((len - have) as u16).is_some();
+    }
+    m.truncate(len);
+    true
+}
+
+/// Sends a frame back to the MAC it came from, from the port's.
+fn address_back(
+    data: &mut [u8],
+    peer: ethernet::Address,
+    mac: ethernet::Address,
+    ethertype: EtherType,
+) {
+    let mut frame = Frame::new_checked(data).expect("holds the answer");
+    frame.set_addresses(&AddressPair::new(peer, mac));
+    frame.set_ethertype(ethertype);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_allows_a_tenth_of_a_second_at_once_then_refills() {
+        let mut limit = RateLimit::per_second(100);
+        assert_eq!((0..50).filter(|_| limit.take()).count(), 10);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let refilled = (0..50).filter(|_| limit.take()).count();
+        assert!((2..=10).contains(&refilled), "{refilled}");
+        let mut slow = RateLimit::per_second(1);
+        assert!(slow.take());
+        assert!(!slow.take());
+    }
+}

@@ -129,7 +129,7 @@ void sluice_lpm6_lookup_keys(const struct rte_lpm6 *lpm, const void *dsts, size_
 }
 
 /* The CRC32 hash of the exact-match tables, as a function pointer for rte_hash: a CRC32 step
- * per 8-byte word, as rte_hash_crc takes them. Keys are whole words (16 bytes for IPv4, 40 for
+ * per 8-byte word, as rte_hash_crc takes them. Keys are whole words (16 bytes for IPv4, 48 for
  * IPv6; the Rust side asserts it), so there is no tail to hash; the two key sizes get loops
  * the compiler unrolls, which run in a third of the instructions. */
 static inline uint32_t crc_words(const uint8_t *p, unsigned int words, uint32_t crc)
@@ -147,8 +147,8 @@ static inline uint32_t hash_key(const void *data, uint32_t data_len, uint32_t in
 	switch (data_len) {
 	case 16:
 		return crc_words(data, 2, init_val);
-	case 40:
-		return crc_words(data, 5, init_val);
+	case 48:
+		return crc_words(data, 6, init_val);
 	default:
 		return crc_words(data, data_len / 8, init_val);
 	}

@@ -338,34 +338,50 @@ fn plain_v6(frame: &mut [u8; plain6::HEADERS_LEN], len: usize) -> bool {
 
 /// The fast path of [`classify`]: the key of an untagged IPv4 packet without options that
 /// passes every check ([`plain_v4`]), read straight from the frame into `key` (in place: keys
-/// are copied enough); None sends the packet the long way, untouched.
+/// are copied enough); None sends the packet the long way, untouched (but for `key`).
 #[inline(always)]
 fn classify_plain_v4(data: &mut [u8], with_ports: bool, key: &mut FlowKey4) -> Option<()> {
+    if with_ports {
+        // Read before the TTL is written: a wide load over a store just made to part of it
+        // waits until the store is done.
+        *key = header_key_v4(data);
+    }
     let len = data.len();
     let frame = data.first_chunk_mut::<{ plain::HEADERS_LEN }>()?;
     let dst = plain_v4(frame, len)?;
     if !with_ports {
         // LPM and FIB read the destination alone.
         key.set_dst(dst.to_be_bytes());
-        return Some(());
     }
+    Some(())
+}
+
+/// The 5-tuple key of a frame that [`plain_v4`] will take, from the header as it arrived.
+#[inline(always)]
+fn header_key_v4(data: &[u8]) -> FlowKey4 {
+    let Some(frame) = data.first_chunk::<{ plain::HEADERS_LEN }>() else {
+        return FlowKey4::default(); // not plain: the key goes unused
+    };
     let total = u16::from_be_bytes([frame[plain::IP + 2], frame[plain::IP + 3]]);
     let ports = total >= 24 && is_udp_or_tcp(frame[plain::PROTOCOL]);
-    *key = match data.get(plain::KEY) {
+    match data.get(plain::KEY) {
         Some(bytes) => FlowKey4::from_header(bytes.try_into().expect("16 bytes"), ports),
         None => {
             // A frame too short for the ports.
             let mut bytes = [0u8; 16];
-            bytes[..12].copy_from_slice(&data[plain::KEY.start..plain::HEADERS_LEN]);
+            bytes[..12].copy_from_slice(&frame[plain::KEY.start..]);
             FlowKey4::from_header(&bytes, false)
         }
-    };
-    Some(())
+    }
 }
 
 /// As [`classify_plain_v4`] for IPv6 ([`plain_v6`]).
 #[inline(always)]
 fn classify_plain_v6(data: &mut [u8], with_ports: bool, key: &mut FlowKey6) -> Option<()> {
+    if with_ports {
+        // Before the hop limit is written, as for IPv4.
+        set_header_key_v6(data, key);
+    }
     let len = data.len();
     let frame = data.first_chunk_mut::<{ plain6::HEADERS_LEN }>()?;
     if !plain_v6(frame, len) {
@@ -374,19 +390,26 @@ fn classify_plain_v6(data: &mut [u8], with_ports: bool, key: &mut FlowKey6) -> O
     if !with_ports {
         // As for IPv4: the destination alone.
         key.set_dst(frame[plain6::DESTINATION].try_into().expect("16 bytes"));
-        return Some(());
     }
+    Some(())
+}
+
+/// As [`header_key_v4`], into `key`.
+#[inline(always)]
+fn set_header_key_v6(data: &[u8], key: &mut FlowKey6) {
+    let Some(frame) = data.first_chunk::<{ plain6::HEADERS_LEN }>() else {
+        return;
+    };
     let payload = u16::from_be_bytes([frame[plain6::IP + 4], frame[plain6::IP + 5]]);
     let ports = payload >= 4 && is_udp_or_tcp(frame[plain6::IP + 6]);
     match data.get(plain6::KEY) {
         Some(bytes) => key.set_from_header(bytes.try_into().expect("40 bytes"), ports),
         None => {
             let mut bytes = [0u8; 40];
-            bytes[..36].copy_from_slice(&data[plain6::KEY.start..plain6::HEADERS_LEN]);
+            bytes[..36].copy_from_slice(&frame[plain6::KEY.start..]);
             key.set_from_header(&bytes, false);
         }
     }
-    Some(())
 }
 
 fn is_udp_or_tcp(protocol: u8) -> bool {
@@ -635,21 +658,14 @@ fn forward_plain_v4(
     packets: &mut [Mbuf],
     actions: &mut [Action],
 ) -> usize {
-    let mut runs = ExitRuns::new(exits);
-    let mut done = 0;
-    for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
-        let data = m.data_mut();
-        let len = data.len();
-        let Some(frame) = data.first_chunk_mut::<{ plain::HEADERS_LEN }>() else {
-            break;
-        };
-        let Some(dst) = plain_v4(frame, len) else {
-            break;
-        };
-        *action = runs.rewrite(frame, lpm.next_hop(dst));
-        done += 1;
-    }
-    done
+    forward_plain(
+        exits,
+        packets,
+        actions,
+        |frame: &mut [u8; plain::HEADERS_LEN], len| {
+            plain_v4(frame, len).map(|dst| lpm.next_hop(dst))
+        },
+    )
 }
 
 /// As [`forward_plain_v4`] for plain IPv6 packets ([`plain_v6`]), looked up in rte_lpm6 one
@@ -661,19 +677,38 @@ fn forward_plain_v6(
     packets: &mut [Mbuf],
     actions: &mut [Action],
 ) -> usize {
+    forward_plain(
+        exits,
+        packets,
+        actions,
+        |frame: &mut [u8; plain6::HEADERS_LEN], len| {
+            plain_v6(frame, len)
+                .then(|| lpm.next_hop(frame[plain6::DESTINATION].try_into().expect("16 bytes")))
+        },
+    )
+}
+
+/// The loop of [`forward_plain_v4`] and [`forward_plain_v6`]: `hop(frame, len)` checks the
+/// headers of a frame of `len` bytes and looks it up; None for a packet that is not plain.
+#[inline(always)]
+fn forward_plain<const HEADERS: usize>(
+    exits: &[Option<Exit>],
+    packets: &mut [Mbuf],
+    actions: &mut [Action],
+    mut hop: impl FnMut(&mut [u8; HEADERS], usize) -> Option<Option<u16>>,
+) -> usize {
     let mut runs = ExitRuns::new(exits);
     let mut done = 0;
     for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
         let data = m.data_mut();
         let len = data.len();
-        let Some(frame) = data.first_chunk_mut::<{ plain6::HEADERS_LEN }>() else {
+        let Some(frame) = data.first_chunk_mut::<HEADERS>() else {
             break;
         };
-        if !plain_v6(frame, len) {
+        let Some(next_hop) = hop(frame, len) else {
             break;
-        }
-        let hop = lpm.next_hop(frame[plain6::DESTINATION].try_into().expect("16 bytes"));
-        *action = runs.rewrite(frame, hop);
+        };
+        *action = runs.rewrite(frame, next_hop);
         done += 1;
     }
     done

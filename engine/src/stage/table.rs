@@ -69,11 +69,15 @@ impl FlowKey4 {
     }
 }
 
-/// As [`FlowKey4`] for IPv6 (40 bytes): the fixed header from its payload length on (which is
-/// zeroed, as is the hop limit after the next header), then the ports.
+/// As [`FlowKey4`] for IPv6 (48 bytes): the fixed header from its payload length on (which is
+/// zeroed, as is the hop limit after the next header), then the ports, then 8 zero bytes that
+/// make it a size rte_hash compares in vector registers (16, 32, 48, ... bytes; 40 would take
+/// memcmp).
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FlowKey6([u8; 40]);
+pub struct FlowKey6([u8; KEY6_LEN]);
+
+const KEY6_LEN: usize = 48;
 
 /// Where [`FlowKey6`]'s fields are.
 mod key6 {
@@ -84,17 +88,19 @@ mod key6 {
     pub const SRC: Range<usize> = 4..20;
     pub const DST: Range<usize> = 20..36;
     pub const PORTS: Range<usize> = 36..40;
+    /// What comes from the packet.
+    pub const HEADER: Range<usize> = 0..40;
 }
 
 impl Default for FlowKey6 {
     fn default() -> Self {
-        FlowKey6([0; 40])
+        FlowKey6([0; KEY6_LEN])
     }
 }
 
 impl FlowKey6 {
     pub fn new(dst: Ipv6Addr, src: Ipv6Addr, dst_port: u16, src_port: u16, protocol: u8) -> Self {
-        let mut b = [0u8; 40];
+        let mut b = [0u8; KEY6_LEN];
         b[key6::PROTOCOL] = protocol;
         b[key6::SRC].copy_from_slice(&src.octets());
         b[key6::DST].copy_from_slice(&dst.octets());
@@ -102,12 +108,13 @@ impl FlowKey6 {
         FlowKey6(b)
     }
 
-    /// As [`FlowKey4::from_header`], into `self` (a 40-byte key is best not moved again):
+    /// As [`FlowKey4::from_header`], into `self` (a 48-byte key is best not moved again):
     /// `bytes` are the fixed header's bytes 4 to 40 and the 4 after it.
     #[inline(always)]
     pub fn set_from_header(&mut self, bytes: &[u8; 40], ports: bool) {
         let b = &mut self.0;
-        *b = *bytes;
+        b[key6::HEADER].copy_from_slice(bytes);
+        b[key6::HEADER.end..].fill(0);
         b[key6::PAYLOAD_LEN].fill(0);
         b[key6::HOP_LIMIT] = 0;
         if !ports {

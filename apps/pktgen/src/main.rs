@@ -826,13 +826,15 @@ fn rfc2544(bench: &mut Bench, search: args::Search) -> Result<Vec<SearchResult>,
                 let mid = (lo + hi) / 2.0;
                 let (ok, achieved, result) = run_at(bench, Rate::Pps(mid))?;
                 if ok {
-                    // What passed is the rate sent, if the ports could not quite reach the
-                    // one asked; then no more than that was shown either.
-                    lo = lo.max(mid.min(achieved));
-                    if achieved < mid * 0.99 {
+                    // What passed is the rate sent, when pacing fell a little short of the one
+                    // asked. One no faster than a rate already shown means that the ports go
+                    // no faster: the search then comes down to it.
+                    let reached = mid.min(achieved);
+                    if reached > lo {
+                        (lo, best) = (reached, Some(result));
+                    } else {
                         hi = mid;
                     }
-                    best = Some(result);
                 } else {
                     hi = mid;
                 }

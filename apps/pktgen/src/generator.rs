@@ -332,20 +332,10 @@ impl StreamGen {
         let mut seq = self.seq;
         let mut written = 0;
         for (m, meta) in mbufs.iter_mut().zip(meta) {
-            let out = m.data_mut();
-            let Some(at) = out.get_mut(l.signature..l.signature + signature::LEN) else {
-                break;
-            };
             let sig = Signature { stream, seq, tsc };
-            sig.write(at.try_into().expect("sized"));
-            let mut csum = checksum::finish(l4_base + sig.sum());
-            if csum == 0 {
-                csum = zero_checksum;
-            }
-            let Some(at) = out.get_mut(l.l4_checksum..l.l4_checksum + 2) else {
+            if sign(m.data_mut(), l, l4_base, zero_checksum, &sig).is_none() {
                 break;
-            };
-            at.copy_from_slice(&csum.to_be_bytes());
+            }
             seq += 1;
             *meta = (stream, frame_size);
             written += 1;
@@ -451,22 +441,13 @@ impl StreamGen {
     /// Writes the signature and the L4 checksum: `l4_base` is the sum of everything else.
     #[inline(always)]
     fn write_signature(&mut self, out: &mut [u8], l4_base: u32, tsc: u64) {
-        let l = self.layout;
         let sig = Signature {
             stream: self.id,
             seq: self.seq,
             tsc,
         };
-        let at: &mut [u8; signature::LEN] = (&mut out[l.signature..l.signature + signature::LEN])
-            .try_into()
-            .expect("sized");
-        sig.write(at);
+        sign(out, self.layout, l4_base, self.zero_checksum, &sig).expect("a frame of the layout");
         self.seq += 1;
-        let mut csum = checksum::finish(l4_base + sig.sum());
-        if csum == 0 {
-            csum = self.zero_checksum;
-        }
-        out[l.l4_checksum..l.l4_checksum + 2].copy_from_slice(&csum.to_be_bytes());
     }
 
     /// The flow of the packet last written, as RSS hashes it. (Kept here rather than
@@ -474,6 +455,28 @@ impl StreamGen {
     pub fn last_flow(&self) -> FlowFields {
         self.last_flow
     }
+}
+
+/// Writes `sig` into a frame of layout `l`, and its L4 checksum, `l4_base` being the sum of
+/// everything else it covers; a computed zero is sent as `zero_checksum`. None if the frame is
+/// too short for them.
+#[inline(always)]
+fn sign(
+    out: &mut [u8],
+    l: Layout,
+    l4_base: u32,
+    zero_checksum: u16,
+    sig: &Signature,
+) -> Option<()> {
+    let at = out.get_mut(l.signature..l.signature + signature::LEN)?;
+    sig.write(at.try_into().expect("sized"));
+    let mut csum = checksum::finish(l4_base + sig.sum());
+    if csum == 0 {
+        csum = zero_checksum;
+    }
+    out.get_mut(l.l4_checksum..l.l4_checksum + 2)?
+        .copy_from_slice(&csum.to_be_bytes());
+    Some(())
 }
 
 /// The sum of the low `words` 16-bit words of `v`: a field's share of a checksum, computed from

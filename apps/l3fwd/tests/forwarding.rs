@@ -215,19 +215,8 @@ fn check_lookup(lookup: &str, extra: &[&str]) {
     let p = |n: &str| dir.path().join(n).display().to_string();
     let cases = cases(lookup);
     let frames: Vec<Vec<u8>> = cases.iter().map(|c| c.frame.clone()).collect();
-    write_pcap(dir.path().join("in0.pcap").as_path(), &frames);
-    write_pcap(dir.path().join("in1.pcap").as_path(), &[]);
     let mut args = strings(&["-l", "0,1", "-m", "128", "--log-level=*:warning"]);
-    args.push(format!(
-        "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
-        p("in0.pcap"),
-        p("out0.pcap")
-    ));
-    args.push(format!(
-        "--vdev=net_pcap1,rx_pcap={},tx_pcap={}",
-        p("in1.pcap"),
-        p("out1.pcap")
-    ));
+    args.extend(pcap_ports(dir.path(), &frames));
     args.extend(strings(&["--", "-p", "0x3", "--lookup", lookup]));
     args.extend(strings(extra));
     if lookup == "acl" {

@@ -71,20 +71,8 @@ fn answer6(probe: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
 /// sent, port 0's MAC and the final account.
 fn run(frames: &[Vec<u8>], extra: &[&str]) -> (Vec<Vec<u8>>, [u8; 6], String) {
     let dir = tempfile::tempdir().unwrap();
-    let p = |n: &str| dir.path().join(n).display().to_string();
-    write_pcap(dir.path().join("in0.pcap").as_path(), frames);
-    write_pcap(dir.path().join("in1.pcap").as_path(), &[]);
     let mut args = strings(&["-l", "0", "-m", "128", "--log-level=*:warning"]);
-    args.push(format!(
-        "--vdev=net_pcap0,rx_pcap={},tx_pcap={}",
-        p("in0.pcap"),
-        p("out0.pcap")
-    ));
-    args.push(format!(
-        "--vdev=net_pcap1,rx_pcap={},tx_pcap={}",
-        p("in1.pcap"),
-        p("out1.pcap")
-    ));
+    args.extend(pcap_ports(dir.path(), frames));
     args.extend(strings(&[
         "--",
         "-p",

@@ -27,6 +27,22 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     frames
 }
 
+/// Two net_pcap ports in `dir`: port 0 receives `frames`, port 1 nothing, and port N sends into
+/// `outN.pcap`; returns their `--vdev` arguments.
+pub fn pcap_ports(dir: &Path, frames: &[Vec<u8>]) -> Vec<String> {
+    write_pcap(&dir.join("in0.pcap"), frames);
+    write_pcap(&dir.join("in1.pcap"), &[]);
+    (0..2)
+        .map(|n| {
+            format!(
+                "--vdev=net_pcap{n},rx_pcap={},tx_pcap={}",
+                dir.join(format!("in{n}.pcap")).display(),
+                dir.join(format!("out{n}.pcap")).display()
+            )
+        })
+        .collect()
+}
+
 pub struct Run {
     pub stdout: String,
     pub stderr: String,

@@ -12,9 +12,13 @@ use std::time::Instant;
 
 /// The most of the original an IPv4 error quotes: its IP datagram stays within 576 bytes
 /// (RFC 1812 §4.3.2.3).
-const QUOTE_V4: usize = 576 - ipv4::MIN_HEADER_LEN - icmp::HEADER_LEN;
+const QUOTE_V4: usize = 576 - ipv4::MIN_HEADER_LEN - ERROR_HEADER_LEN;
 /// The most an ICMPv6 error quotes: its packet stays within the minimum MTU, 1280 bytes.
-const QUOTE_V6: usize = 1280 - ipv6::HEADER_LEN - icmpv6::HEADER_LEN;
+const QUOTE_V6: usize = 1280 - ipv6::HEADER_LEN - ERROR_HEADER_LEN;
+/// An ICMP or ICMPv6 error's own header: type, code, checksum and 4 unused bytes.
+const ERROR_HEADER_LEN: usize = 8;
+const _: () =
+    assert!(icmp::HEADER_LEN == ERROR_HEADER_LEN && icmpv6::HEADER_LEN == ERROR_HEADER_LEN);
 const ICMPV6_TIME_EXCEEDED: u8 = 3;
 /// The TTL or hop limit of the answers, as a host would start them.
 const ANSWER_TTL: u8 = 64;
@@ -74,26 +78,22 @@ pub fn answer_v4(
     if !limit.take() {
         return false;
     }
-    let len = ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN + quote;
-    if !resize(m, len) {
+    let Some(data) = make_answer(m, ipv4::MIN_HEADER_LEN, icmp::TIME_EXCEEDED, quote) else {
         return false;
-    }
-    let data = m.data_mut();
+    };
     let ip_at = ethernet::HEADER_LEN;
     let message_at = ip_at + ipv4::MIN_HEADER_LEN;
-    data.copy_within(ip_at..ip_at + quote, message_at + icmp::HEADER_LEN);
     let header = ipv4::Repr {
         src: from,
         dst: to,
         protocol: ipv4::protocol::ICMP,
         ttl: ANSWER_TTL,
-        payload_len: (icmp::HEADER_LEN + quote) as u16,
+        payload_len: (ERROR_HEADER_LEN + quote) as u16,
     };
     if header.emit(&mut data[ip_at..]).is_err() {
         return false;
     }
     let message = &mut data[message_at..];
-    message[..icmp::HEADER_LEN].copy_from_slice(&[icmp::TIME_EXCEEDED, 0, 0, 0, 0, 0, 0, 0]);
     let csum = checksum::internet(message);
     message[2..4].copy_from_slice(&csum.to_be_bytes());
     address_back(data, peer, mac, EtherType::IPV4);
@@ -116,26 +116,22 @@ pub fn answer_v6(
     if !limit.take() {
         return false;
     }
-    let len = ethernet::HEADER_LEN + ipv6::HEADER_LEN + icmpv6::HEADER_LEN + quote;
-    if !resize(m, len) {
+    let Some(data) = make_answer(m, ipv6::HEADER_LEN, ICMPV6_TIME_EXCEEDED, quote) else {
         return false;
-    }
-    let data = m.data_mut();
+    };
     let ip_at = ethernet::HEADER_LEN;
     let message_at = ip_at + ipv6::HEADER_LEN;
-    data.copy_within(ip_at..ip_at + quote, message_at + icmpv6::HEADER_LEN);
     let header = ipv6::Repr {
         src: from,
         dst: to,
         next_header: icmpv6::NEXT_HEADER,
         hop_limit: ANSWER_TTL,
-        payload_len: (icmpv6::HEADER_LEN + quote) as u16,
+        payload_len: (ERROR_HEADER_LEN + quote) as u16,
     };
     if header.emit(&mut data[ip_at..]).is_err() {
         return false;
     }
     let message = &mut data[message_at..];
-    message[..icmpv6::HEADER_LEN].copy_from_slice(&[ICMPV6_TIME_EXCEEDED, 0, 0, 0, 0, 0, 0, 0]);
     icmpv6::fill_checksum(&from, &to, message);
     address_back(data, peer, mac, EtherType::IPV6);
     true
@@ -191,6 +187,22 @@ fn eligible_v6(data: &[u8]) -> Option<(ethernet::Address, Ipv6Addr, usize)> {
     }
     let total = (ipv6::HEADER_LEN + ip.payload().len()).min(frame.payload().len());
     Some((frame.src_addr(), src, total.min(QUOTE_V6)))
+}
+
+/// Reshapes `m` into the frame of an answer: an Ethernet header, room for an IP header of
+/// `ip_len` bytes, the error header of ICMP type `kind` (code 0, checksum zero), then the first
+/// `quote` bytes of the packet's IP datagram. Returns the frame, or None if the mbuf cannot
+/// take it.
+fn make_answer(m: &mut Mbuf, ip_len: usize, kind: u8, quote: usize) -> Option<&mut [u8]> {
+    let ip_at = ethernet::HEADER_LEN;
+    let message_at = ip_at + ip_len;
+    if !resize(m, message_at + ERROR_HEADER_LEN + quote) {
+        return None;
+    }
+    let data = m.data_mut();
+    data.copy_within(ip_at..ip_at + quote, message_at + ERROR_HEADER_LEN);
+    data[message_at..message_at + ERROR_HEADER_LEN].copy_from_slice(&[kind, 0, 0, 0, 0, 0, 0, 0]);
+    Some(data)
 }
 
 /// Makes a one-segment packet exactly `len` bytes long.

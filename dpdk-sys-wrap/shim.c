@@ -12,8 +12,11 @@
 #include <rte_lpm.h>
 #include <rte_lpm6.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_spinlock.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 #include <rte_thash.h>
@@ -185,4 +188,105 @@ void sluice_rcu_qsbr_thread_offline(struct rte_rcu_qsbr *v, unsigned int thread_
 void sluice_rcu_qsbr_quiescent(struct rte_rcu_qsbr *v, unsigned int thread_id)
 {
 	rte_rcu_qsbr_quiescent(v, thread_id);
+}
+
+/*
+ * net_memif's disconnect, and the one lock that makes a burst safe from it.
+ *
+ * When its peer goes, DPDK 22.11's memif driver unmaps the connection's shared memory from
+ * the EAL's interrupt thread (memif_disconnect, drivers/net/memif/memif_socket.c) while an
+ * lcore may be inside an RX or TX burst reading it: the lcore dies of SIGSEGV. The driver
+ * offers no event before the unmap (it raises no link-state interrupt) and no grace period.
+ * Its disconnect does, in order: clear the CONNECTED flag, take and release the device's
+ * control-channel lock `cc_lock`, unmap. So a burst taken under `cc_lock` is safe: either it
+ * holds the lock first, and the unmap waits until it ends; or it takes the lock after the
+ * disconnect released it, and then sees CONNECTED cleared (which every burst checks first)
+ * and touches nothing. Nothing else takes the lock, and nothing else ever waits for it.
+ *
+ * The lock is inside the driver's private device data. Its place is worked out from DPDK
+ * 22.11's own layouts (the heads of struct rte_eth_dev and rte_eth_dev_data in
+ * lib/ethdev/ethdev_driver.h, of struct pmd_internals in drivers/net/memif/rte_eth_memif.h),
+ * and every step is checked against what the public API says before the lock is trusted:
+ * the device's RX function and queue array are those of rte_eth_fp_ops, its name is the
+ * port's, and the driver data's role and socket are those of the port's device arguments.
+ * Any mismatch gives NULL, and the caller polls unguarded (and says so).
+ */
+struct rte_eth_dev;
+struct rte_eth_dev *rte_eth_dev_allocated(const char *name); /* ethdev's, INTERNAL */
+
+struct sluice_eth_dev_head {
+	void *fast_path[6]; /* rx_pkt_burst first */
+	const struct sluice_eth_dev_data_head *data;
+};
+
+struct sluice_eth_dev_data_head {
+	char name[RTE_ETH_NAME_MAX_LEN];
+	void **rx_queues;
+	void **tx_queues;
+	uint16_t nb_rx_queues;
+	uint16_t nb_tx_queues;
+	struct {
+		uint8_t active;
+		uint8_t nb_q_per_pool;
+		uint16_t def_vmdq_idx;
+		uint16_t def_pool_q_idx;
+	} sriov;
+	void *dev_private;
+};
+
+struct sluice_memif_internals_head {
+	uint32_t id;
+	int role; /* 0 server, 1 client */
+	uint32_t flags;
+	char *socket_filename;
+	char secret[24];
+	void *cc;
+	rte_spinlock_t cc_lock;
+};
+
+/* The value of `key=` in a device's arguments (`role=client,socket=/x.sock`), into `out`. */
+static int devarg_value(const char *args, const char *key, char *out, size_t size)
+{
+	size_t len = strlen(key);
+	for (const char *at = args; at != NULL && *at != '\0';) {
+		const char *end = strchr(at, ',');
+		size_t field = end != NULL ? (size_t)(end - at) : strlen(at);
+		if (field > len && strncmp(at, key, len) == 0 && at[len] == '=') {
+			size_t value = field - len - 1;
+			if (value >= size)
+				return -1;
+			memcpy(out, at + len + 1, value);
+			out[value] = '\0';
+			return 0;
+		}
+		at = end != NULL ? end + 1 : NULL;
+	}
+	return -1;
+}
+
+rte_spinlock_t *sluice_memif_disconnect_lock(uint16_t port)
+{
+	struct rte_eth_dev_info info;
+	char name[RTE_ETH_NAME_MAX_LEN], role[16] = "server", socket[4096] = "/run/memif.sock";
+	if (rte_eth_dev_info_get(port, &info) != 0 || info.driver_name == NULL ||
+	    strcmp(info.driver_name, "net_memif") != 0 || info.device == NULL)
+		return NULL;
+	if (rte_eth_dev_get_name_by_port(port, name) != 0)
+		return NULL;
+	const struct sluice_eth_dev_head *dev = (const void *)rte_eth_dev_allocated(name);
+	if (dev == NULL || dev->fast_path[0] != (void *)rte_eth_fp_ops[port].rx_pkt_burst ||
+	    dev->data == NULL || dev->data->rx_queues != rte_eth_fp_ops[port].rxq.data ||
+	    strncmp(dev->data->name, name, sizeof(name)) != 0 || dev->data->dev_private == NULL)
+		return NULL;
+	const struct rte_devargs *devargs = rte_dev_devargs(info.device);
+	const char *args = devargs != NULL ? devargs->args : NULL;
+	devarg_value(args, "role", role, sizeof(role));
+	devarg_value(args, "socket", socket, sizeof(socket));
+	struct sluice_memif_internals_head *pmd = dev->data->dev_private;
+	/* As the driver reads it (memif_set_role). */
+	int client = strstr(role, "client") != NULL || strstr(role, "slave") != NULL;
+	if (pmd->role != client || pmd->socket_filename == NULL ||
+	    strncmp(pmd->socket_filename, socket, sizeof(socket)) != 0)
+		return NULL;
+	return &pmd->cc_lock;
 }

@@ -47,4 +47,5 @@ void sluice_hash_crc_keys(const void *keys, uint32_t key_len, unsigned int n, ui
 void sluice_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_id);
 void sluice_rcu_qsbr_thread_offline(struct rte_rcu_qsbr *v, unsigned int thread_id);
 void sluice_rcu_qsbr_quiescent(struct rte_rcu_qsbr *v, unsigned int thread_id);
+rte_spinlock_t *sluice_memif_disconnect_lock(uint16_t port);
 uint32_t sluice_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key);

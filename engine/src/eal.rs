@@ -2,12 +2,18 @@
 //!
 //! [`EalBuilder`] keeps the project's rules whatever the user passes: `--no-pci` unless a PCI
 //! device is named (a test never touches the machine's NIC), and `--in-memory` with a
-//! per-process `--file-prefix` unless the user chose their own, so no hugepage files are left
-//! behind. Before starting it checks hugepages, and when they are short it says what is free,
-//! what was asked and the command that fixes it.
+//! per-process `--file-prefix` unless the user chose their own. Before starting it checks
+//! hugepages, and when they are short it says what is free, what was asked and the command
+//! that fixes it.
+//!
+//! A primary process that keeps runtime files (a `--file-prefix` of the user's, for memif or
+//! dpdk-dumpcap) leaves nothing behind at a clean exit: after `rte_eal_cleanup` it removes its
+//! hugepage files (`PREFIXmap_*`, which DPDK keeps for secondaries unless `--huge-unlink`) and
+//! its runtime directory (`/var/run/dpdk/PREFIX`, which DPDK never removes).
 
 use crate::error::Error;
 use std::ffi::{c_char, CString};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -126,15 +132,19 @@ impl EalBuilder {
             // SAFETY: the EAL is started; pdump registers its multi-process handler.
             unsafe { dpdk_sys::rte_pdump_init() };
         }
-        let own_prefix = format!("--file-prefix={}", own_file_prefix());
-        let own_runtime_dir = args.contains(&own_prefix).then(|| {
+        // SAFETY: the EAL is started.
+        let primary = unsafe { dpdk_sys::rte_eal_process_type() } == dpdk_sys::RTE_PROC_PRIMARY;
+        let leftovers = primary.then(|| {
             // SAFETY: the EAL is started; the result is a NUL-terminated path it owns.
             let dir = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_eal_get_runtime_dir()) };
-            std::path::PathBuf::from(dir.to_string_lossy().into_owned())
+            Leftovers {
+                runtime_dir: PathBuf::from(dir.to_string_lossy().into_owned()),
+                hugepage_files: (multi_process && !no_huge).then(|| HugepageFiles::of(&args)),
+            }
         });
         Ok(Eal {
             _guard: Arc::new(EalInner {
-                own_runtime_dir,
+                leftovers,
                 pdump: multi_process,
             }),
             multi_process,
@@ -200,10 +210,88 @@ fn hugepage_shortfall(wanted_mb: Option<u64>) -> Option<String> {
     status.explain_shortfall(wanted_mb)
 }
 
+/// The files a primary process's EAL leaves behind after `rte_eal_cleanup`.
+struct Leftovers {
+    /// `/var/run/dpdk/PREFIX` (config, fbarrays, sockets), or the per-process one of
+    /// `--in-memory`, with its telemetry socket.
+    runtime_dir: PathBuf,
+    /// Without `--in-memory` or `--no-huge`: the hugepage files, which stay unless
+    /// `--huge-unlink` removed them at start.
+    hugepage_files: Option<HugepageFiles>,
+}
+
+/// Where DPDK keeps a prefix's hugepage files: `DIR/PREFIXmap_N` (or `_S_N`) in every
+/// hugetlbfs mount, or in `--huge-dir`.
+#[derive(Debug, PartialEq, Eq)]
+struct HugepageFiles {
+    prefix: String,
+    dirs: Vec<PathBuf>,
+}
+
+impl HugepageFiles {
+    /// From the EAL arguments: `--file-prefix` (default `rte`) and `--huge-dir`.
+    fn of(args: &[String]) -> HugepageFiles {
+        let prefix = option_value(args, "--file-prefix")
+            .unwrap_or("rte")
+            .to_owned();
+        let dirs = match option_value(args, "--huge-dir") {
+            Some(dir) => vec![PathBuf::from(dir)],
+            None => hugetlbfs_mounts(),
+        };
+        HugepageFiles { prefix, dirs }
+    }
+
+    /// Whether DPDK named `name` for this prefix: the prefix, `map_`, then digits and `_`.
+    fn names(&self, name: &str) -> bool {
+        name.strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix("map_"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit() || b == b'_'))
+    }
+
+    fn remove(&self) {
+        for dir in &self.dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry.file_name().to_str().is_some_and(|n| self.names(n)) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// The value of EAL option `name`, as `name VALUE` or `name=VALUE` (the last one given).
+fn option_value<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    let mut found = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == name {
+            found = it.next().map(String::as_str);
+        } else if let Some(v) = a.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            found = Some(v);
+        }
+    }
+    found
+}
+
+/// The mount points of hugetlbfs, where DPDK puts hugepage files by default.
+fn hugetlbfs_mounts() -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, dir, kind) = (fields.next(), fields.next()?, fields.next()?);
+            (kind == "hugetlbfs").then(|| PathBuf::from(dir))
+        })
+        .collect()
+}
+
 struct EalInner {
-    /// The runtime directory to remove after cleanup when we chose its per-process prefix:
-    /// DPDK leaves it behind, with its telemetry socket, which it unlinks only at exit.
-    own_runtime_dir: Option<std::path::PathBuf>,
+    /// What to remove after cleanup (a primary process's files).
+    leftovers: Option<Leftovers>,
     /// rte_pdump_init ran (multi-process mode), so cleanup must undo it.
     pdump: bool,
 }
@@ -220,9 +308,13 @@ impl Drop for EalInner {
         unsafe {
             dpdk_sys::rte_eal_cleanup();
         }
-        if let Some(dir) = &self.own_runtime_dir {
-            // The prefix is this process's own, so everything under it is ours.
-            let _ = std::fs::remove_dir_all(dir);
+        if let Some(leftovers) = &self.leftovers {
+            // A primary owns its prefix: once it is gone, nothing under the prefix is in use
+            // (secondaries that were attached keep their mappings of unlinked files).
+            if let Some(files) = &leftovers.hugepage_files {
+                files.remove();
+            }
+            let _ = std::fs::remove_dir_all(&leftovers.runtime_dir);
         }
     }
 }
@@ -353,6 +445,24 @@ mod tests {
         );
         let args = effective(&["--in-memory"]);
         assert_eq!(args.iter().filter(|a| *a == "--in-memory").count(), 1);
+    }
+
+    #[test]
+    fn hugepage_files_are_those_dpdk_names_for_the_prefix() {
+        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let files = HugepageFiles::of(&s(&["--file-prefix", "gen", "--huge-dir=/mnt/huge"]));
+        assert_eq!(files.prefix, "gen");
+        assert_eq!(files.dirs, [PathBuf::from("/mnt/huge")]);
+        assert!(files.names("genmap_0") && files.names("genmap_12") && files.names("genmap_0_3"));
+        assert!(!files.names("gen-2map_0") && !files.names("genmap_") && !files.names("other"));
+        assert_eq!(HugepageFiles::of(&s(&["-l", "0"])).prefix, "rte");
+        assert_eq!(
+            option_value(
+                &s(&["--file-prefix=a", "--file-prefix", "b"]),
+                "--file-prefix"
+            ),
+            Some("b")
+        );
     }
 
     #[test]

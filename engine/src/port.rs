@@ -3,6 +3,10 @@
 //! DPDK's queues are not thread-safe, so each [`RxQueue`] and [`TxQueue`] is owned by one
 //! worker: `Send` (it can move to its worker's lcore) but not `Sync` or `Clone`. A port
 //! stops and closes when its last handle or queue is dropped.
+//!
+//! A `net_memif` port's bursts are each taken under the lock its driver's disconnect takes
+//! before it unmaps the peer's memory ([`DisconnectGuard`]): without it, an lcore polling
+//! flat out when the peer goes dies of SIGSEGV, about once in twenty disconnects.
 
 use crate::eal::Eal;
 use crate::error::Error;
@@ -13,6 +17,8 @@ use crate::rss::{self, HashFields, RssApplied, RssConfig};
 use std::cell::Cell;
 use std::ffi::CStr;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
 /// What to set up on a port.
@@ -84,6 +90,8 @@ pub struct PortStats {
 struct PortInner {
     id: u16,
     rss: Option<RssApplied>,
+    /// For memif: the lock its bursts are taken under.
+    guard: Option<DisconnectGuard>,
     // Held so that the pool the RX queues fill from, and the EAL, outlive the port.
     _pool: Mempool,
     _eal: Eal,
@@ -231,13 +239,12 @@ impl Port {
             return Err(Error::from_ret(format!("cannot configure port {id}"), ret));
         }
         // From here on the port must be closed if anything fails: PortInner does that.
-        let port = Port {
-            inner: Arc::new(PortInner {
-                id,
-                rss,
-                _pool: pool.clone(),
-                _eal: eal.clone(),
-            }),
+        let mut inner = PortInner {
+            id,
+            rss,
+            guard: None,
+            _pool: pool.clone(),
+            _eal: eal.clone(),
         };
         let (mut rx_desc, mut tx_desc) = (config.rx_descriptors, config.tx_descriptors);
         // SAFETY: the port is configured; both pointers are valid u16s.
@@ -287,6 +294,17 @@ impl Port {
             return Err(Error::from_ret(format!("cannot start port {id}"), ret));
         }
         drop(rss_key);
+        if info.driver == "net_memif" {
+            inner.guard = DisconnectGuard::of(id);
+            if inner.guard.is_none() {
+                eprintln!(
+                    "sluice: warning: port {id} (net_memif): the driver's data is not laid out as in DPDK 22.11, so its bursts are not guarded against the peer's disconnect"
+                );
+            }
+        }
+        let port = Port {
+            inner: Arc::new(inner),
+        };
         port.set_promiscuous(config.promiscuous)?;
         if port
             .rss()
@@ -298,6 +316,7 @@ impl Port {
             .map(|queue| RxQueue {
                 port: port.clone(),
                 queue,
+                guard: port.inner.guard,
                 _not_sync: PhantomData,
             })
             .collect();
@@ -305,6 +324,7 @@ impl Port {
             .map(|queue| TxQueue {
                 port: port.clone(),
                 queue,
+                guard: port.inner.guard,
                 _not_sync: PhantomData,
             })
             .collect();
@@ -427,10 +447,52 @@ impl Port {
     }
 }
 
+/// The lock net_memif's disconnect takes between marking the port disconnected and unmapping
+/// the peer's memory (see `sluice_memif_disconnect_lock` in the shim for why holding it makes
+/// a burst safe). It is an `rte_spinlock_t`, taken as DPDK takes it.
+#[derive(Clone, Copy)]
+struct DisconnectGuard(NonNull<AtomicI32>);
+
+// SAFETY: the lock is made to be taken from any thread; it lives in the driver's device data,
+// which outlives every queue (each holds the port, which closes the device last).
+unsafe impl Send for DisconnectGuard {}
+// SAFETY: as above.
+unsafe impl Sync for DisconnectGuard {}
+
+impl DisconnectGuard {
+    /// The lock of started memif port `id`, if its driver data is laid out as expected.
+    fn of(id: u16) -> Option<DisconnectGuard> {
+        // SAFETY: the port is started (the shim checks the layout against rte_eth_fp_ops,
+        // which is set up at start) and stays open as long as the guard is used.
+        let lock = unsafe { dpdk_sys::sluice_memif_disconnect_lock(id) };
+        NonNull::new(lock).map(|l| DisconnectGuard(l.cast()))
+    }
+
+    /// Runs `burst` with the lock held.
+    #[inline]
+    fn hold<T>(self, burst: impl FnOnce() -> T) -> T {
+        // SAFETY: the pointer is to a live, aligned rte_spinlock_t (an int) that other threads
+        // change only atomically (DPDK's lock is an xchg and a release store).
+        let locked = unsafe { self.0.as_ref() };
+        while locked
+            .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            while locked.load(Ordering::Relaxed) != 0 {
+                std::hint::spin_loop();
+            }
+        }
+        let result = burst();
+        locked.store(0, Ordering::Release);
+        result
+    }
+}
+
 /// One RX queue of a started port, polled by the one worker that owns it.
 pub struct RxQueue {
     port: Port,
     queue: u16,
+    guard: Option<DisconnectGuard>,
     // Cell makes the type !Sync: two threads must never poll one DPDK queue.
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -454,11 +516,15 @@ impl RxQueue {
     #[inline]
     pub fn recv_up_to(&mut self, burst: &mut Burst, max: usize) -> usize {
         let (slots, spare) = burst.spare_raw();
-        let spare = spare.min(max);
+        let spare = spare.min(max) as u16;
+        let (port, queue) = (self.port.id(), self.queue);
         // SAFETY: this queue is set up and owned by this thread alone (&mut self, !Sync);
         // slots has room for `spare` pointers.
-        let n = unsafe { dpdk_sys::eth_rx_burst(self.port.id(), self.queue, slots, spare as u16) }
-            as usize;
+        let receive = || unsafe { dpdk_sys::eth_rx_burst(port, queue, slots, spare) };
+        let n = match self.guard {
+            None => receive(),
+            Some(guard) => guard.hold(receive),
+        } as usize;
         // SAFETY: the PMD wrote n owned mbufs into the spare slots.
         unsafe { burst.assume_filled(n) };
         n
@@ -469,6 +535,7 @@ impl RxQueue {
 pub struct TxQueue {
     port: Port,
     queue: u16,
+    guard: Option<DisconnectGuard>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -488,11 +555,15 @@ impl TxQueue {
         if burst.is_empty() {
             return 0;
         }
-        let len = burst.len() as u16;
+        let (len, packets) = (burst.len() as u16, burst.live_raw());
+        let (port, queue) = (self.port.id(), self.queue);
         // SAFETY: the queue is set up and ours alone; the burst's first len slots are owned
         // mbufs, and the PMD takes ownership of the first n it accepts.
-        let n = unsafe { dpdk_sys::eth_tx_burst(self.port.id(), self.queue, burst.live_raw(), len) }
-            as usize;
+        let transmit = || unsafe { dpdk_sys::eth_tx_burst(port, queue, packets, len) };
+        let n = match self.guard {
+            None => transmit(),
+            Some(guard) => guard.hold(transmit),
+        } as usize;
         // SAFETY: the first n mbufs now belong to the device.
         unsafe { burst.forget_front(n) };
         n

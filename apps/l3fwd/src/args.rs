@@ -14,7 +14,7 @@ usage: sluice-l3fwd [EAL options] -- -p PORTMASK [-P] [--config (port,queue,lcor
                     [--max-pkt-len LEN] [--no-numa] [--ipv6] [--parse-ptype] [--per-port-pool]
                     [--hash-entry-num N] [--mode rtc|pipeline] [--stats-period S]
                     [--addr PORT,IP/LEN]... [--icmp-rate N] [--neighbours FILE]
-                    [--control PATH]
+                    [--control PATH] [--forward-martians]
 
 Routes IPv4 and IPv6 between ports as DPDK's l3fwd does, checking headers as RFC 1812 asks.
 
@@ -61,6 +61,10 @@ Sluice's options:
   --neighbours FILE    static neighbours, one \"IP MAC\" per line (# comments)
   --control PATH       a Unix socket taking one command per line: route add PREFIX/LEN PORT,
                        route del PREFIX/LEN, routes, neighbours, stats (needs --lookup lpm)
+  --forward-martians   forward packets from or to martian addresses (0/8, 127/8,
+                       169.254/16, 224/4, 240/4; ::, ::1, fe80::/10, ff00::/8) and directed
+                       broadcasts to the --addr subnets; by default they are dropped as
+                       martian (RFC 1812 §5.3.7 lets the operator switch the check off)
   --strict-routes      a route to a port not in -p is an error (default: skipped with a
                        warning, as l3fwd does, so its shipped files load with any -p)
   --idle POLICY        adaptive (default) or off (poll flat out; benchmarks)
@@ -114,6 +118,7 @@ pub struct Options {
     pub control: Option<PathBuf>,
     pub strict_routes: bool,
     pub idle: bool,
+    pub forward_martians: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -187,6 +192,7 @@ fn parse_options(args: &[String]) -> Result<Options, UsageError> {
         control: None,
         strict_routes: false,
         idle: true,
+        forward_martians: false,
     };
     let mut set_lookup = |l: Lookup| {
         if lookup.is_some_and(|old| old != l) {
@@ -297,6 +303,7 @@ fn parse_options(args: &[String]) -> Result<Options, UsageError> {
             "--neighbours" => o.neighbours = Some(value("a file")?.into()),
             "--control" => o.control = Some(value("a socket path")?.into()),
             "--strict-routes" => o.strict_routes = true,
+            "--forward-martians" => o.forward_martians = true,
             "--idle" => {
                 o.idle = match value("adaptive or off")?.as_str() {
                     "adaptive" | "on" => true,

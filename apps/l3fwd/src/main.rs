@@ -322,12 +322,7 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
             .map(|q| q.queue)
             .collect();
         queues.sort_unstable();
-        if queues.is_empty() {
-            return Err(format!(
-                "port {port} is enabled in -p but no --config entry polls it: add ({port},0,LCORE)"
-            )
-            .into());
-        }
+        // A port no entry polls only transmits, as in l3fwd: it gets TX queues alone.
         if queues.iter().enumerate().any(|(i, q)| usize::from(*q) != i) {
             return Err(format!(
                 "port {port}'s RX queues in --config are {queues:?}: they must be 0, 1, ... without gaps"
@@ -560,15 +555,17 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
         if responds {
             stages.push(Box::new(Responder::new(router.clone())));
         }
-        stages.push(Box::new(
-            L3Forward::new(
-                router.clone(),
-                Some(tables.v4.clone()),
-                Some(tables.v6.clone()),
-                matches!(options.lookup, Lookup::ExactMatch | Lookup::Acl),
-            )
-            .answer_time_exceeded(options.icmp_rate),
-        ));
+        let mut forward = L3Forward::new(
+            router.clone(),
+            Some(tables.v4.clone()),
+            Some(tables.v6.clone()),
+            matches!(options.lookup, Lookup::ExactMatch | Lookup::Acl),
+        )
+        .answer_time_exceeded(options.icmp_rate);
+        if options.forward_martians {
+            forward = forward.forward_martians();
+        }
+        stages.push(Box::new(forward));
         pipeline.lane(Lane {
             rx,
             tx,

@@ -190,6 +190,60 @@ fn cases(lookup: &str) -> Vec<Case> {
             Expect::Drop("no_route")
         },
     });
+    // Martians (RFC 1812 §5.3.7, RFC 3927, RFC 4291), whatever the routes say, and before
+    // the TTL: from or to loopback, "this network", link-local, multicast, class E, the
+    // limited broadcast; for IPv6 loopback, unspecified, link-local and multicast.
+    let routed_dst = [198, 18, 1, 0];
+    for (dst, src) in [
+        ([127, 0, 0, 1], [198, 18, 1, 1]),
+        ([0, 1, 2, 3], [198, 18, 1, 1]),
+        ([224, 0, 0, 5], [198, 18, 1, 1]),
+        ([255, 255, 255, 255], [198, 18, 1, 1]),
+        ([240, 0, 0, 1], [198, 18, 1, 1]),
+        ([169, 254, 9, 9], [198, 18, 1, 1]),
+        (routed_dst, [127, 0, 0, 1]),
+        (routed_dst, [0, 0, 0, 0]),
+        (routed_dst, [224, 0, 0, 1]),
+        (routed_dst, [169, 254, 1, 1]),
+    ] {
+        list.push(Case {
+            frame: udp4(dst, src, 64, mac_in),
+            expect: Expect::Drop("martian"),
+        });
+    }
+    list.push(Case {
+        frame: udp4([224, 0, 0, 5], [198, 18, 1, 1], 1, mac_in),
+        expect: Expect::Drop("martian"),
+    });
+    let v6 = |a: &str| a.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    for (dst, src) in [
+        (v6("::1"), V6_SRC),
+        (v6("::"), V6_SRC),
+        (v6("fe80::1"), V6_SRC),
+        (v6("ff02::1"), V6_SRC),
+        (V6_HIT, v6("fe80::1")),
+        (V6_HIT, v6("ff05::2")),
+        (V6_HIT, v6("::")),
+        (V6_HIT, v6("::1")),
+    ] {
+        list.push(Case {
+            frame: udp6(dst, src, 64, mac_in),
+            expect: Expect::Drop("martian"),
+        });
+    }
+    // A source under 169/8 but not link-local: the fast path's screen sends it the long way,
+    // which forwards it.
+    let (not_link_local, dst) = ([169, 1, 2, 3], [198, 18, 1, 0]);
+    list.push(Case {
+        frame: udp4(dst, not_link_local, 64, mac_in),
+        expect: if lpm_like {
+            routed(Box::new(move |mac1| {
+                udp4(dst, not_link_local, 63, ([2, 0, 0, 0, 0, 1], mac1))
+            }))
+        } else {
+            Expect::Drop("no_route")
+        },
+    });
     if lookup == "acl" {
         // ACL_V4's first line denies UDP to port 9 of 198.18.1.200.
         list.push(Case {
@@ -259,6 +313,7 @@ fn check_lookup(lookup: &str, extra: &[&str]) {
         "bad_checksum",
         "bad_header",
         "unsupported",
+        "martian",
     ];
     let want: Vec<String> = order
         .iter()

@@ -1,18 +1,47 @@
 //! Routes change 1000 times through the control socket while packets flow: each packet is
-//! forwarded by the old table or the new one, none is dropped, lost or leaked.
+//! forwarded by the old table or the new one, none is dropped, lost or leaked; the default
+//! route comes and goes the same way.
 
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Lines, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-#[test]
-fn thousand_route_changes_under_load_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = |n: &str| dir.path().join(n);
-    // 64-byte UDP to 198.18.1.1 .. 198.18.1.254.
+/// A connection to the control socket.
+struct Control {
+    writer: UnixStream,
+    replies: Lines<BufReader<UnixStream>>,
+}
+
+impl Control {
+    /// Runs `line`; returns the reply's lines, the last of which is `ok` or `error: ...`.
+    fn run(&mut self, line: &str) -> Vec<String> {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+        let mut reply = Vec::new();
+        loop {
+            let next = self.replies.next().unwrap().unwrap();
+            let done = next == "ok" || next.starts_with("error: ");
+            reply.push(next);
+            if done {
+                return reply;
+            }
+        }
+    }
+
+    fn ok(&mut self, line: &str) {
+        let reply = self.run(line);
+        assert_eq!(reply.last().unwrap(), "ok", "{line}: {reply:?}");
+    }
+}
+
+/// sluice-l3fwd on three ports, `rules` for IPv4, its control socket in `dir`; port 0 receives
+/// 64-byte UDP to 198.18.1.1-254 forever, ports 1 and 2 are sinks.
+fn router_under_load(dir: &std::path::Path, rules: &str) -> (Running, Control) {
+    let p = |n: &str| dir.join(n);
     let frames: Vec<Vec<u8>> = (1..=254u8)
         .map(|host| {
             let mut out = Vec::new();
@@ -25,7 +54,7 @@ fn thousand_route_changes_under_load_lose_nothing() {
         })
         .collect();
     write_pcap(&p("in.pcap"), &frames);
-    std::fs::write(p("routes.cfg"), "R198.18.1.0/24 1\n").unwrap();
+    std::fs::write(p("routes.cfg"), rules).unwrap();
     let socket = p("control.sock");
     let mut args = strings(&["-l", "0", "-m", "128", "--log-level=*:warning"]);
     args.push(format!(
@@ -42,38 +71,77 @@ fn thousand_route_changes_under_load_lose_nothing() {
     args.push(format!("--control={}", socket.display()));
     let router = start(&args);
     std::thread::sleep(Duration::from_millis(300));
-
     let stream = UnixStream::connect(&socket).unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let mut replies = BufReader::new(stream).lines();
-    let mut command = |line: &str| {
-        writer.write_all(format!("{line}\n").as_bytes()).unwrap();
-        let reply = replies.next().unwrap().unwrap();
-        assert_eq!(reply, "ok", "{line}");
+    let control = Control {
+        writer: stream.try_clone().unwrap(),
+        replies: BufReader::new(stream).lines(),
     };
+    (router, control)
+}
+
+/// The `port N: rx ...` line of the final account.
+fn port_line(stdout: &str, port: u16) -> &str {
+    stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("port {port}: rx")))
+        .unwrap()
+}
+
+#[test]
+fn thousand_route_changes_under_load_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, mut control) = router_under_load(dir.path(), "R198.18.1.0/24 1\n");
     // A /25 lives in rte_lpm's tbl24; a /32 needs a tbl8 group, which RCU must reclaim.
     for _ in 0..1000 {
-        command("route add 198.18.1.128/25 2");
-        command("route add 198.18.1.7/32 2");
-        command("route del 198.18.1.128/25");
-        command("route del 198.18.1.7/32");
+        control.ok("route add 198.18.1.128/25 2");
+        control.ok("route add 198.18.1.7/32 2");
+        control.ok("route del 198.18.1.128/25");
+        control.ok("route del 198.18.1.7/32");
     }
     let run = router.stop();
     assert!(run.success, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("dropped 0 (none)\n  forwarding rate")
-            || total_drops(&run.stdout) == "none",
-        "{}",
-        run.stdout
-    );
+    assert_eq!(total_drops(&run.stdout), "none", "{}", run.stdout);
     assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
-    let port2 = run
-        .stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("port 2: rx"))
-        .unwrap();
+    let port2 = port_line(&run.stdout, 2);
     assert!(
         !port2.contains(" tx 0 "),
         "the added routes carried traffic: {port2}"
+    );
+}
+
+#[test]
+fn the_default_route_comes_and_goes_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    // Half the destinations have a route; the other half only the default one, while it is
+    // there, and are dropped as no_route while it is not.
+    let (router, mut control) = router_under_load(dir.path(), "R198.18.1.0/25 1\n");
+    for _ in 0..1000 {
+        control.ok("route add 0.0.0.0/0 2");
+        control.ok("route del 0.0.0.0/0");
+    }
+    control.ok("route add 0.0.0.0/0 2");
+    let routes = control.run("routes");
+    assert!(routes.contains(&"0.0.0.0/0 2".to_owned()), "{routes:?}");
+    let reply = control.run("route del 0.0.0.0/0");
+    assert_eq!(reply, ["ok"]);
+    let reply = control.run("route del 0.0.0.0/0");
+    assert_eq!(reply, ["error: no route to 0.0.0.0/0"]);
+    let run = router.stop();
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    let drops = total_drops(&run.stdout);
+    assert!(
+        drops == "none" || drops.starts_with("no_route "),
+        "only misses: {drops}"
+    );
+    assert!(
+        !port_line(&run.stdout, 1).contains(" tx 0 "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !port_line(&run.stdout, 2).contains(" tx 0 "),
+        "the default route carried traffic: {}",
+        run.stdout
     );
 }

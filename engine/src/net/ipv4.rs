@@ -187,11 +187,52 @@ fn ttl_decremented(word: u32) -> u32 {
     word.wrapping_sub(1).wrapping_add(carry)
 }
 
+/// Whether a router must not forward a packet from or to `addr` (RFC 1812 §5.3.7 and
+/// §4.2.2.11, RFC 3927 §7): "this network" 0.0.0.0/8, loopback 127.0.0.0/8, link-local
+/// 169.254.0.0/16, multicast 224.0.0.0/4 (Sluice routes unicast only) and class E
+/// 240.0.0.0/4 with the limited broadcast 255.255.255.255.
+pub fn is_martian(addr: Ipv4Addr) -> bool {
+    let [a, b, ..] = addr.octets();
+    MARTIAN_OCTET[usize::from(a)] == ALWAYS || (a, b) == (169, 254)
+}
+
+/// [`MARTIAN_OCTET`]'s mark of a first octet that is martian whatever follows.
+const ALWAYS: u8 = 1;
+/// Its mark of a first octet under which some addresses are martian (169: 169.254/16).
+const SOMETIMES: u8 = 2;
+
+/// Per first octet of an address, whether [`is_martian`] may hold: the fast path's screen, two
+/// loads for a packet's two addresses.
+static MARTIAN_OCTET: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut octet = 0;
+    while octet < 256 {
+        table[octet] = match octet {
+            0 | 127 | 224..=255 => ALWAYS,
+            169 => SOMETIMES,
+            _ => 0,
+        };
+        octet += 1;
+    }
+    table
+};
+
+/// Whether a header's source or destination may be martian ([`is_martian`] decides).
+#[inline(always)]
+fn maybe_martian(header: &[u8; MIN_HEADER_LEN]) -> bool {
+    let (src, dst) = (
+        header[field::SOURCE.start],
+        header[field::DESTINATION.start],
+    );
+    MARTIAN_OCTET[usize::from(src)] | MARTIAN_OCTET[usize::from(dst)] != 0
+}
+
 /// The forwarding fast path of the commonest packet, checked in one pass over the first 20
 /// bytes of an IPv4 packet of `len` bytes: a header without options (first byte 0x45) whose
-/// total length is within `len`, whose TTL is above 1 and whose checksum is right. Such a
-/// header has its TTL decremented (RFC 1624) and its destination returned as a host-order
-/// integer, as LPM tables take it. Any other is left as it is: [`Packet::validate`] says why.
+/// total length is within `len`, whose TTL is above 1, whose checksum is right and whose
+/// addresses are plainly not martian. Such a header has its TTL decremented (RFC 1624) and
+/// its destination returned as a host-order integer, as LPM tables take it. Any other is left
+/// as it is: [`Packet::validate`], [`is_martian`] or the TTL says why.
 #[inline(always)]
 pub fn forward_plain(header: &mut [u8; MIN_HEADER_LEN], len: usize) -> Option<u32> {
     // Two 8-byte words and one 4-byte word hold every field (the checksum reads the same).
@@ -200,7 +241,12 @@ pub fn forward_plain(header: &mut [u8; MIN_HEADER_LEN], len: usize) -> Option<u3
     let total = usize::from(((start >> 16) as u16).swap_bytes());
     // MIN_HEADER_LEN <= total <= len in one unsigned compare.
     let fits = total.wrapping_sub(MIN_HEADER_LEN) <= len.wrapping_sub(MIN_HEADER_LEN);
-    if start as u8 != 0x45 || !fits || middle as u8 <= 1 || !checksum::verify_plain_header(header) {
+    if start as u8 != 0x45
+        || !fits
+        || middle as u8 <= 1
+        || maybe_martian(header)
+        || !checksum::verify_plain_header(header)
+    {
         return None;
     }
     header[field::TTL..field::CHECKSUM.end]
@@ -331,6 +377,49 @@ mod tests {
             assert_eq!(b, before, "case {i}");
             let p = Packet::new_checked(&b[..*len]).unwrap();
             assert!(p.validate().is_err() || p.ttl() <= 1, "case {i}");
+        }
+    }
+
+    #[test]
+    fn martians_are_the_rfc_1812_and_3927_sets() {
+        let martian = |a: &str| is_martian(a.parse().unwrap());
+        for a in [
+            "0.0.0.0",
+            "0.1.2.3",
+            "127.0.0.1",
+            "127.255.255.255",
+            "169.254.0.1",
+            "224.0.0.1",
+            "239.255.255.255",
+            "240.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(martian(a), "{a}");
+        }
+        for a in [
+            "1.0.0.0",
+            "10.0.0.1",
+            "126.255.255.255",
+            "128.0.0.0",
+            "169.253.0.1",
+            "169.255.0.1",
+            "198.18.1.1",
+            "223.255.255.255",
+        ] {
+            assert!(!martian(a), "{a}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_leaves_martians_to_the_long_way() {
+        for (at, octet) in [(12, 127), (16, 0), (16, 224), (12, 255), (16, 169)] {
+            let mut b = header();
+            b[at] = octet;
+            Packet::new_checked(&mut b[..]).unwrap().fill_checksum();
+            let before = b;
+            let h: &mut [u8; 20] = (&mut b[..20]).try_into().unwrap();
+            assert_eq!(forward_plain(h, 24), None, "octet {octet} at {at}");
+            assert_eq!(b, before);
         }
     }
 

@@ -101,15 +101,34 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// Whether a router must not forward a packet from or to `addr` (RFC 4291): the unspecified
+/// address (§2.5.2), loopback (§2.5.3), link-local unicast fe80::/10 (§2.5.6) and multicast
+/// ff00::/8 (§2.7; Sluice routes unicast only).
+pub fn is_martian(addr: &Ipv6Addr) -> bool {
+    addr.is_unspecified()
+        || addr.is_loopback()
+        || addr.is_multicast()
+        || addr.is_unicast_link_local()
+}
+
+/// Whether a header's source or destination may be martian ([`is_martian`] decides): a first
+/// byte of 0x00, 0xfe or 0xff, which every martian has.
+#[inline(always)]
+fn maybe_martian(header: &[u8; HEADER_LEN]) -> bool {
+    let suspect = |first: u8| first.wrapping_add(2) <= 2;
+    suspect(header[field::SOURCE.start]) || suspect(header[field::DESTINATION.start])
+}
+
 /// The forwarding fast path, in one pass over the fixed header at the start of an IPv6 packet
 /// of `len` bytes: whether it passes a router's checks (version 6, the payload within `len`, a
-/// hop limit above 1), and if so, its hop limit decremented. A header that does not pass is left
-/// as it is: [`Packet::validate`] or its hop limit says why.
+/// hop limit above 1, addresses plainly not martian), and if so, its hop limit decremented. A
+/// header that does not pass is left as it is: [`Packet::validate`], [`is_martian`] or its hop
+/// limit says why.
 #[inline(always)]
 pub fn forward_plain(header: &mut [u8; HEADER_LEN], len: usize) -> bool {
     let payload = usize::from(u16::from_be_bytes([header[4], header[5]]));
     let hops = header[field::HOP_LIMIT];
-    if header[0] >> 4 != 6 || HEADER_LEN + payload > len || hops <= 1 {
+    if header[0] >> 4 != 6 || HEADER_LEN + payload > len || hops <= 1 || maybe_martian(header) {
         return false;
     }
     header[field::HOP_LIMIT] = hops - 1;
@@ -143,6 +162,23 @@ impl Repr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn martians_are_the_rfc_4291_sets() {
+        let martian = |a: &str| is_martian(&a.parse().unwrap());
+        for a in ["::", "::1", "fe80::1", "febf::1", "ff02::1", "ff0e::1"] {
+            assert!(martian(a), "{a}");
+        }
+        for a in [
+            "2001:db8::1",
+            "fec0::1",
+            "fc00::1",
+            "::ffff:10.0.0.1",
+            "2001:200::1",
+        ] {
+            assert!(!martian(a), "{a}");
+        }
+    }
 
     #[test]
     fn emitted_header_reads_back_and_validates() {
@@ -191,10 +227,13 @@ mod tests {
         assert_eq!(h[field::HOP_LIMIT], 1);
         // A hop limit of 1, another version, a payload beyond the packet: left as they are.
         type Edit<'a> = &'a dyn Fn(&mut [u8; HEADER_LEN]);
-        let cases: [(Edit, usize); 3] = [
+        let cases: [(Edit, usize); 6] = [
             (&|h| h[field::HOP_LIMIT] = 1, 48),
             (&|h| h[0] = 0x40, 48),
             (&|_| (), 47),
+            (&|h| h[field::DESTINATION.start] = 0xff, 48),
+            (&|h| h[field::DESTINATION.start] = 0, 48),
+            (&|h| h[field::SOURCE.start] = 0xfe, 48),
         ];
         for (i, (edit, len)) in cases.iter().enumerate() {
             let mut h = header;

@@ -178,6 +178,13 @@ pub struct L3Forward {
     resolver: Resolver,
     /// Answers with ICMP time exceeded, and how many a second.
     time_exceeded: Option<RateLimit>,
+    /// Whether packets from or to martian addresses are dropped (RFC 1812 §5.3.7: on unless
+    /// the operator turns it off).
+    martians: bool,
+    /// The directed broadcast addresses (host order) of the router's own IPv4 subnets, sorted:
+    /// it does not forward them (RFC 2644) unless martians are forwarded, and never answers
+    /// them with an ICMP error (RFC 1812 §4.3.2.7).
+    broadcasts: Vec<u32>,
     /// The lcore this stage looks up from, once it has gone online on it.
     online: Option<u32>,
     /// Per-burst scratch, kept here so that it is not zeroed on every burst.
@@ -237,6 +244,15 @@ impl L3Forward {
             seen: u64::MAX,
             requested: HashMap::new(),
         };
+        // Subnets of /31 and /32 have no broadcast address (RFC 3021).
+        let mut broadcasts: Vec<u32> = router
+            .ports()
+            .flat_map(|p| &p.v4)
+            .filter(|(_, len)| *len <= 30)
+            .map(|(addr, len)| u32::from(*addr) | (u32::MAX >> len))
+            .collect();
+        broadcasts.sort_unstable();
+        broadcasts.dedup();
         L3Forward {
             router,
             v4,
@@ -245,6 +261,8 @@ impl L3Forward {
             exits,
             resolver,
             time_exceeded: None,
+            martians: true,
+            broadcasts,
             online: None,
             scratch: Box::new(Scratch {
                 keys4: [FlowKey4::default(); MAX_BURST],
@@ -269,6 +287,15 @@ impl L3Forward {
             .any(|p| !p.v4.is_empty() || !p.v6.is_empty());
         self.time_exceeded =
             (per_second > 0 && addressed).then(|| RateLimit::per_second(per_second));
+        self
+    }
+}
+
+impl L3Forward {
+    /// Forwards packets from and to martian addresses too, and directed broadcasts (RFC 1812
+    /// §5.3.7 allows the switch; by default they are dropped as `martian`).
+    pub fn forward_martians(mut self) -> L3Forward {
+        self.martians = false;
         self
     }
 }
@@ -416,9 +443,10 @@ fn is_udp_or_tcp(protocol: u8) -> bool {
     protocol == ipv4::protocol::UDP || protocol == ipv4::protocol::TCP
 }
 
-/// Read-only checks of RFC 1812 §5.2.2 and §5.3.1 (the TTL), and the lookup key; the caller
-/// decrements the TTL of a packet that passes ([`decrement_ttl`]).
-fn classify(data: &[u8], with_ports: bool) -> Result<Class, DropReason> {
+/// Read-only checks of RFC 1812 §5.2.2, §5.3.7 (martians, when `martians` is set) and §5.3.1
+/// (the TTL), in that order, and the lookup key; the caller decrements the TTL of a packet that
+/// passes ([`decrement_ttl`]).
+fn classify(data: &[u8], with_ports: bool, martians: bool) -> Result<Class, DropReason> {
     let frame = Frame::new_checked(data).map_err(|_| DropReason::Truncated)?;
     match frame.ethertype() {
         EtherType::IPV4 => {
@@ -429,6 +457,9 @@ fn classify(data: &[u8], with_ports: bool) -> Result<Class, DropReason> {
                 ipv4::Invalid::BadHeader => DropReason::BadHeader,
                 ipv4::Invalid::BadChecksum => DropReason::BadChecksum,
             })?;
+            if martians && (ipv4::is_martian(ip.src_addr()) || ipv4::is_martian(ip.dst_addr())) {
+                return Err(DropReason::Martian);
+            }
             if ip.ttl() <= 1 {
                 return Err(DropReason::TtlExceeded);
             }
@@ -445,6 +476,9 @@ fn classify(data: &[u8], with_ports: bool) -> Result<Class, DropReason> {
             let ip =
                 ipv6::Packet::new_checked(frame.payload()).map_err(|_| DropReason::Truncated)?;
             ip.validate().map_err(|_| DropReason::BadHeader)?;
+            if martians && (ipv6::is_martian(&ip.src_addr()) || ipv6::is_martian(&ip.dst_addr())) {
+                return Err(DropReason::Martian);
+            }
             if ip.hop_limit() <= 1 {
                 return Err(DropReason::TtlExceeded);
             }
@@ -576,6 +610,7 @@ fn classify_burst<const PORTS: bool>(
     packets: &mut [Mbuf],
     actions: &mut [Action],
     scratch: &mut Scratch,
+    martians: bool,
 ) -> (usize, usize) {
     let Scratch {
         keys4,
@@ -601,14 +636,16 @@ fn classify_burst<const PORTS: bool>(
             n6 += 1;
         }
     }
-    if n4 + n6 == packets.len() {
-        return (n4, n6);
-    }
+    // Positions are written for every burst, the in-order ones too: the resolving loops read
+    // them, and a position left from an earlier burst is another packet's verdict.
     for (i, at) in at4[..n4].iter_mut().enumerate() {
         *at = i as u8;
     }
     for (i, at) in at6[..n6].iter_mut().enumerate() {
         *at = i as u8;
+    }
+    if n4 + n6 == packets.len() {
+        return (n4, n6);
     }
     for (i, m) in packets.iter_mut().enumerate().skip(n4 + n6) {
         let data = m.data_mut();
@@ -622,7 +659,7 @@ fn classify_burst<const PORTS: bool>(
             n6 += 1;
             continue;
         }
-        let class = match classify(data, PORTS) {
+        let class = match classify(data, PORTS, martians) {
             Ok(class) => class,
             Err(reason) => {
                 actions[i] = Action::drop(reason);
@@ -756,6 +793,7 @@ impl<'a> ExitRuns<'a> {
 #[cold]
 fn answer_time_exceeded(
     router: &Router,
+    broadcasts: &[u32],
     limit: &mut RateLimit,
     packets: &mut [Mbuf],
     actions: &mut [Action],
@@ -771,7 +809,8 @@ fn answer_time_exceeded(
         };
         let answered = match Frame::new_checked(m.data()).map(|f| f.ethertype()) {
             Ok(EtherType::IPV4) => {
-                time_exceeded::answer_v4(m, port.mac, |to| router.source_v4(port, to), limit)
+                let source = |to| router.source_v4(port, to);
+                time_exceeded::answer_v4(m, port.mac, source, broadcasts, limit)
             }
             Ok(EtherType::IPV6) => {
                 time_exceeded::answer_v6(m, port.mac, |to| router.source_v6(port, to), limit)
@@ -816,12 +855,28 @@ fn found(hop: u16) -> Option<u16> {
     (hop != NO_ROUTE).then_some(hop)
 }
 
+/// The next hop [`refuse_directed_broadcasts`] gives a directed broadcast: no exit's.
+const BROADCAST: u16 = DENIED - 1;
+
+/// Marks the keys to a directed broadcast address of the router's subnets (`broadcasts`,
+/// sorted) with the next hop [`BROADCAST`], which no exit has.
+fn refuse_directed_broadcasts(broadcasts: &[u32], keys: &[FlowKey4], hops: &mut [u16]) {
+    for (key, hop) in keys.iter().zip(hops) {
+        if broadcasts
+            .binary_search(&u32::from_be_bytes(key.dst()))
+            .is_ok()
+        {
+            *hop = BROADCAST;
+        }
+    }
+}
+
 /// Why a packet whose lookup gave `hop` has no way out.
 fn no_exit(hop: u16) -> Action {
-    Action::drop(if hop == DENIED {
-        DropReason::Filtered
-    } else {
-        DropReason::NoRoute
+    Action::drop(match hop {
+        DENIED => DropReason::Filtered,
+        BROADCAST => DropReason::Martian,
+        _ => DropReason::NoRoute,
     })
 }
 
@@ -929,7 +984,8 @@ impl L3Forward {
     /// forwards the burst's leading run of plain IPv4 (or IPv6) packets in one pass each;
     /// returns how many it took.
     fn forward_inline(&self, packets: &mut [Mbuf], actions: &mut [Action]) -> usize {
-        if self.resolver.enabled {
+        // The fast loops know neither neighbours nor the router's subnets.
+        if self.resolver.enabled || !self.broadcasts.is_empty() {
             return 0;
         }
         let mut done = 0;
@@ -956,16 +1012,18 @@ impl L3Forward {
             resolver,
             scratch,
             time_exceeded,
+            martians,
+            broadcasts,
             ..
         } = self;
         let n = packets.len();
         let (n4, n6) = if *keys_need_ports {
-            classify_burst::<true>(packets, actions, scratch)
+            classify_burst::<true>(packets, actions, scratch, *martians)
         } else {
-            classify_burst::<false>(packets, actions, scratch)
+            classify_burst::<false>(packets, actions, scratch, *martians)
         };
         if let Some(limit) = time_exceeded {
-            answer_time_exceeded(router, limit, packets, actions);
+            answer_time_exceeded(router, broadcasts, limit, packets, actions);
         }
         let Scratch {
             keys4,
@@ -983,6 +1041,9 @@ impl L3Forward {
             match v4 {
                 Some(table) => table.lookup(&keys4[..n4], &mut hops[..n4]),
                 None => hops[..n4].fill(NO_ROUTE),
+            }
+            if *martians && !broadcasts.is_empty() {
+                refuse_directed_broadcasts(broadcasts, &keys4[..n4], &mut hops[..n4]);
             }
             if forward.resolver.enabled {
                 for j in 0..n4 {
@@ -1126,10 +1187,15 @@ impl Responder {
                 ipv4::Invalid::BadChecksum => DropReason::BadChecksum,
             });
         }
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        // RFC 1122 §3.2.1.3: what comes from no host on the link is discarded, not answered
+        // (link-local sources are hosts of the link).
+        if ipv4::is_martian(src) && !src.is_link_local() {
+            return Action::drop(DropReason::Martian);
+        }
         if ip.protocol() != ipv4::protocol::ICMP {
             return Action::drop(DropReason::Local);
         }
-        let (src, dst) = (ip.src_addr(), ip.dst_addr());
         match icmp::Message::new_checked(ip.payload_mut()) {
             Ok(mut msg)
                 if msg.msg_type() == icmp::ECHO_REQUEST
@@ -1228,6 +1294,10 @@ impl Responder {
             ip.dst_addr(),
             ipv6::HEADER_LEN + ip.payload().len(),
         );
+        // As for IPv4: link-local sources are hosts of the link, the other martians no host.
+        if ipv6::is_martian(&src) && !src.is_unicast_link_local() {
+            return Action::drop(DropReason::Martian);
+        }
         if ip.next_header() != icmpv6::NEXT_HEADER {
             return Action::drop(DropReason::Local);
         }

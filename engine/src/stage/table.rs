@@ -261,6 +261,8 @@ const LPM_TBL8_GROUPS: u32 = 1 << 12;
 pub struct LpmReader<'a> {
     tbl24: &'a [AtomicU32; dpdk_sys::RTE_LPM_TBL24_NUM_ENTRIES as usize],
     tbl8: &'a [AtomicU32],
+    /// The default route's next hop ([`DefaultRoute`]), for addresses no prefix covers.
+    default: &'a DefaultRoute,
 }
 
 impl LpmReader<'_> {
@@ -276,8 +278,11 @@ impl LpmReader<'_> {
         if entry & GROUP != 0 {
             entry = self.tbl8_entry(entry, ip);
         }
+        if entry & VALID == 0 {
+            return self.default.next_hop();
+        }
         // Next hops are port ids: 16 bits hold them.
-        (entry & VALID != 0).then_some(entry as u16)
+        Some(entry as u16)
     }
 
     /// The tbl8 entry of `ip` in the group a valid tbl24 entry points to.
@@ -292,11 +297,44 @@ impl LpmReader<'_> {
     }
 }
 
+/// The route of depth 0, which rte_lpm and rte_lpm6 do not take (their depths start at 1):
+/// the next hop of an address no prefix covers, or [`NO_ROUTE`]. One atomic word, so it
+/// changes under readers like any route.
+struct DefaultRoute(AtomicU32);
+
+impl DefaultRoute {
+    fn new() -> DefaultRoute {
+        DefaultRoute(AtomicU32::new(u32::from(NO_ROUTE)))
+    }
+
+    /// The next hop, if there is a default route.
+    #[inline]
+    fn next_hop(&self) -> Option<u16> {
+        let hop = self.0.load(Ordering::Relaxed) as u16;
+        (hop != NO_ROUTE).then_some(hop)
+    }
+
+    /// What a lookup that finds no prefix returns: the next hop or [`NO_ROUTE`].
+    fn or_no_route(&self) -> u16 {
+        self.0.load(Ordering::Relaxed) as u16
+    }
+
+    fn set(&self, next_hop: u16) {
+        self.0.store(u32::from(next_hop), Ordering::Relaxed);
+    }
+
+    /// Removes the default route; false if there was none.
+    fn delete(&self) -> bool {
+        self.0.swap(u32::from(NO_ROUTE), Ordering::Relaxed) != u32::from(NO_ROUTE)
+    }
+}
+
 /// IPv4 longest-prefix match on rte_lpm, changeable while workers read it.
 pub struct Lpm {
     raw: NonNull<dpdk_sys::rte_lpm>,
     qsbr: Qsbr,
     writer: Mutex<()>,
+    default: DefaultRoute,
 }
 
 // SAFETY: rte_lpm lookups are safe from many threads at once; writers are serialised by
@@ -332,6 +370,7 @@ impl Lpm {
             raw,
             qsbr,
             writer: Mutex::new(()),
+            default: DefaultRoute::new(),
         };
         if ret != 0 {
             return Err(Error::from_rte_errno("rte_lpm_rcu_qsbr_add"));
@@ -339,9 +378,13 @@ impl Lpm {
         Ok(lpm)
     }
 
-    /// Adds or replaces the route to `prefix/depth`.
+    /// Adds or replaces the route to `prefix/depth` (depth 0: the default route).
     pub fn add(&self, prefix: Ipv4Addr, depth: u8, next_hop: u16) -> Result<(), Error> {
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if depth == 0 {
+            self.default.set(next_hop);
+            return Ok(());
+        }
         // SAFETY: writers are serialised; readers may run concurrently (see the module doc).
         let ret = unsafe {
             dpdk_sys::rte_lpm_add(
@@ -363,6 +406,9 @@ impl Lpm {
     /// Deletes the route to `prefix/depth`; false if there was none.
     pub fn delete(&self, prefix: Ipv4Addr, depth: u8) -> bool {
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if depth == 0 {
+            return self.default.delete();
+        }
         // SAFETY: as in `add`.
         unsafe { dpdk_sys::rte_lpm_delete(self.raw.as_ptr(), u32::from(prefix), depth) == 0 }
     }
@@ -381,6 +427,7 @@ impl RouteTable<FlowKey4> for Lpm {
             Some(LpmReader {
                 tbl24: &*(&raw const (*raw).tbl24).cast(),
                 tbl8: std::slice::from_raw_parts((*raw).tbl8.cast(), tbl8_entries),
+                default: &self.default,
             })
         }
     }
@@ -398,7 +445,7 @@ impl RouteTable<FlowKey4> for Lpm {
                 std::mem::size_of::<FlowKey4>(),
                 next_hops.as_mut_ptr(),
                 n as u32,
-                NO_ROUTE,
+                self.default.or_no_route(),
             )
         };
     }
@@ -438,7 +485,10 @@ impl Drop for Lpm {
 }
 
 /// IPv6 longest-prefix match on rte_lpm6 (built before forwarding starts).
-pub struct Lpm6(NonNull<dpdk_sys::rte_lpm6>);
+pub struct Lpm6 {
+    raw: NonNull<dpdk_sys::rte_lpm6>,
+    default: DefaultRoute,
+}
 
 // SAFETY: lookups are read-only and safe from many threads; `add` takes `&mut self`.
 unsafe impl Send for Lpm6 {}
@@ -455,16 +505,23 @@ impl Lpm6 {
         };
         // SAFETY: valid name and config; the EAL is up.
         let raw = unsafe { dpdk_sys::rte_lpm6_create(name.as_ptr(), socket(node), &config) };
-        NonNull::new(raw)
-            .map(Lpm6)
-            .ok_or_else(|| Error::from_rte_errno("rte_lpm6_create"))
+        let raw = NonNull::new(raw).ok_or_else(|| Error::from_rte_errno("rte_lpm6_create"))?;
+        Ok(Lpm6 {
+            raw,
+            default: DefaultRoute::new(),
+        })
     }
 
+    /// Adds or replaces the route to `prefix/depth` (depth 0: the default route).
     pub fn add(&mut self, prefix: Ipv6Addr, depth: u8, next_hop: u16) -> Result<(), Error> {
+        if depth == 0 {
+            self.default.set(next_hop);
+            return Ok(());
+        }
         // SAFETY: exclusive access; the address is 16 bytes.
         let ret = unsafe {
             dpdk_sys::rte_lpm6_add(
-                self.0.as_ptr(),
+                self.raw.as_ptr(),
                 prefix.octets().as_ptr(),
                 depth,
                 u32::from(next_hop),
@@ -487,8 +544,11 @@ impl Lpm6 {
     pub fn next_hop(&self, ip: &[u8; 16]) -> Option<u16> {
         let mut hop = 0u32;
         // SAFETY: `ip` is 16 bytes, `hop` a u32; lookups only read the table.
-        let ret = unsafe { dpdk_sys::rte_lpm6_lookup(self.0.as_ptr(), ip.as_ptr(), &mut hop) };
-        (ret == 0).then_some(hop as u16)
+        let ret = unsafe { dpdk_sys::rte_lpm6_lookup(self.raw.as_ptr(), ip.as_ptr(), &mut hop) };
+        if ret != 0 {
+            return self.default.next_hop();
+        }
+        Some(hop as u16)
     }
 }
 
@@ -504,12 +564,12 @@ impl RouteTable<FlowKey6> for Lpm6 {
         // a key further on; lookups only read the table.
         unsafe {
             dpdk_sys::sluice_lpm6_lookup_keys(
-                self.0.as_ptr(),
+                self.raw.as_ptr(),
                 first.cast(),
                 std::mem::size_of::<FlowKey6>(),
                 next_hops.as_mut_ptr(),
                 n as u32,
-                NO_ROUTE,
+                self.default.or_no_route(),
             )
         };
     }
@@ -518,7 +578,7 @@ impl RouteTable<FlowKey6> for Lpm6 {
 impl Drop for Lpm6 {
     fn drop(&mut self) {
         // SAFETY: the last handle; no reader is left.
-        unsafe { dpdk_sys::rte_lpm6_free(self.0.as_ptr()) }
+        unsafe { dpdk_sys::rte_lpm6_free(self.raw.as_ptr()) }
     }
 }
 

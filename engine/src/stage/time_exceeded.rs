@@ -62,14 +62,16 @@ impl RateLimit {
 /// An IPv4 packet whose TTL ran out, to answer from `source` (the router's address on the port
 /// it came in by, whose MAC is `mac`, for the packet's sender) if `limit` allows: true if it
 /// was rewritten into the answer, to go back out of that port; false if it must not or cannot
-/// be answered, and is left as it was.
+/// be answered, and is left as it was. `broadcasts` are the directed broadcast addresses of
+/// the router's subnets (host order, sorted), which are not answered either.
 pub fn answer_v4(
     m: &mut Mbuf,
     mac: ethernet::Address,
     source: impl Fn(Ipv4Addr) -> Option<Ipv4Addr>,
+    broadcasts: &[u32],
     limit: &mut RateLimit,
 ) -> bool {
-    let Some((peer, to, quote)) = eligible_v4(m.data()) else {
+    let Some((peer, to, quote)) = eligible_v4(m.data(), broadcasts) else {
         return false;
     };
     let Some(from) = source(to) else {
@@ -138,7 +140,7 @@ pub fn answer_v6(
 }
 
 /// The sender's MAC, its address, and how much of the packet to quote, if it may be answered.
-fn eligible_v4(data: &[u8]) -> Option<(ethernet::Address, Ipv4Addr, usize)> {
+fn eligible_v4(data: &[u8], broadcasts: &[u32]) -> Option<(ethernet::Address, Ipv4Addr, usize)> {
     let frame = Frame::new_checked(data).ok()?;
     if frame.dst_addr().is_multicast() {
         return None; // link-layer broadcast or multicast
@@ -146,7 +148,13 @@ fn eligible_v4(data: &[u8]) -> Option<(ethernet::Address, Ipv4Addr, usize)> {
     let ip = ipv4::Packet::new_checked(frame.payload()).ok()?;
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     let unicast = |a: Ipv4Addr| !(a.is_unspecified() || a.is_multicast() || a.is_broadcast());
-    if !unicast(src) || src.is_loopback() || !unicast(dst) || ip.validate().is_err() {
+    let directed_broadcast = broadcasts.binary_search(&u32::from(dst)).is_ok();
+    if !unicast(src)
+        || src.is_loopback()
+        || !unicast(dst)
+        || directed_broadcast
+        || ip.validate().is_err()
+    {
         return None;
     }
     let b = frame.payload();

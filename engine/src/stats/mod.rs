@@ -41,10 +41,14 @@ pub enum DropReason {
     Local,
     /// The next hop's MAC address is not known yet and a request for it is already out.
     NoNeighbour,
+    /// A source or destination address no router forwards (RFC 1812 §5.3.7, RFC 3927 §7,
+    /// RFC 4291 §2.5 and §2.7): loopback, "this network", multicast, class E, link-local,
+    /// unspecified; or a directed broadcast to a subnet of the router's own (RFC 2644).
+    Martian,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::TxFull,
         DropReason::RingFull,
         DropReason::Truncated,
@@ -57,6 +61,7 @@ impl DropReason {
         DropReason::Unsupported,
         DropReason::Local,
         DropReason::NoNeighbour,
+        DropReason::Martian,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -74,6 +79,7 @@ impl DropReason {
             DropReason::Unsupported => "unsupported",
             DropReason::Local => "local",
             DropReason::NoNeighbour => "no_neighbour",
+            DropReason::Martian => "martian",
         }
     }
 

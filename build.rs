@@ -39,7 +39,10 @@ fn main() {
     let cflags = dpdk_cflags();
 
     let mut shim = cc::Build::new();
-    shim.file("dpdk-sys-wrap/shim.c").opt_level(3);
+    // The interrupt-handle setters the shim uses are still experimental in 22.11.
+    shim.file("dpdk-sys-wrap/shim.c")
+        .opt_level(3)
+        .define("ALLOW_EXPERIMENTAL_API", None);
     for flag in &cflags {
         shim.flag(flag);
     }

@@ -7,7 +7,10 @@
  * rate on virtual ports). Per-packet accessors (mtod, rdtsc, pause) are in lib.rs too.
  */
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <rte_errno.h>
+#include <rte_interrupts.h>
 #include <rte_hash_crc.h>
 #include <rte_lpm.h>
 #include <rte_lpm6.h>
@@ -289,4 +292,54 @@ rte_spinlock_t *sluice_memif_disconnect_lock(uint16_t port)
 	    strncmp(pmd->socket_filename, socket, sizeof(socket)) != 0)
 		return NULL;
 	return &pmd->cc_lock;
+}
+
+/*
+ * A barrier with the EAL's interrupt thread: returns once that thread has gone round its loop
+ * again, having rebuilt its list of interrupt sources if asked to (which each register or
+ * unregister asks), or after `timeout_ms`. Returns 0, or -1 on timeout or error.
+ *
+ * Why: closing a net_memif server port frees its listener's interrupt handle while leaving it
+ * among the thread's sources (memif_socket_remove_device, DPDK 22.11), and every pass of the
+ * thread over its sources reads each handle. Until rte_eal_cleanup unmaps hugepage memory the
+ * stale read is harmless; after it, it is a SIGSEGV, which a pass still pending from the
+ * ports' own unregistering (late on a loaded machine) met at exit. Waiting here, after the
+ * ports are closed and before cleanup, leaves no pass pending.
+ *
+ * The barrier's own source is registered once and never unregistered (an unregister would ask
+ * for one more pass), with a handle from the C heap, which cleanup leaves mapped.
+ */
+static int barrier_fd = -1;
+static int barrier_passed;
+
+static void barrier_callback(void *arg __rte_unused)
+{
+	uint64_t count;
+	if (read(barrier_fd, &count, sizeof(count)) < 0)
+		return;
+	__atomic_store_n(&barrier_passed, 1, __ATOMIC_RELEASE);
+}
+
+int sluice_interrupt_thread_barrier(unsigned int timeout_ms)
+{
+	if (barrier_fd < 0) {
+		int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		struct rte_intr_handle *handle = rte_intr_instance_alloc(RTE_INTR_INSTANCE_F_PRIVATE);
+		if (fd < 0 || handle == NULL || rte_intr_fd_set(handle, fd) != 0 ||
+		    rte_intr_type_set(handle, RTE_INTR_HANDLE_EXT) != 0)
+			return -1;
+		barrier_fd = fd;
+		if (rte_intr_callback_register(handle, barrier_callback, NULL) != 0)
+			return -1;
+	}
+	__atomic_store_n(&barrier_passed, 0, __ATOMIC_RELEASE);
+	uint64_t one = 1;
+	if (write(barrier_fd, &one, sizeof(one)) != sizeof(one))
+		return -1;
+	for (unsigned int waited_us = 0; waited_us < timeout_ms * 1000; waited_us += 100) {
+		if (__atomic_load_n(&barrier_passed, __ATOMIC_ACQUIRE))
+			return 0;
+		rte_delay_us_sleep(100);
+	}
+	return -1;
 }

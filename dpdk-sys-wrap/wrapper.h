@@ -48,4 +48,5 @@ void sluice_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_i
 void sluice_rcu_qsbr_thread_offline(struct rte_rcu_qsbr *v, unsigned int thread_id);
 void sluice_rcu_qsbr_quiescent(struct rte_rcu_qsbr *v, unsigned int thread_id);
 rte_spinlock_t *sluice_memif_disconnect_lock(uint16_t port);
+int sluice_interrupt_thread_barrier(unsigned int timeout_ms);
 uint32_t sluice_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key);

@@ -303,6 +303,9 @@ impl Drop for EalInner {
             // still up; nothing captures once the ports are gone.
             unsafe { dpdk_sys::rte_pdump_uninit() };
         }
+        // SAFETY: the EAL is up; the barrier waits for its interrupt thread (see the shim for
+        // why: a memif server port's stale interrupt source, read after cleanup, crashed it).
+        unsafe { dpdk_sys::sluice_interrupt_thread_barrier(1000) };
         // SAFETY: the last handle is gone, so no pool, port or queue of this EAL is left
         // (each holds a handle); rte_eal_cleanup releases hugepages and runtime files.
         unsafe {

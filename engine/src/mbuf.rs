@@ -107,6 +107,35 @@ impl Mbuf {
         }
     }
 
+    /// Makes a one-segment packet exactly `len` bytes long, growing it with zeros or
+    /// shortening it; false (and unchanged) if it is chained or the buffer is too small.
+    pub fn resize(&mut self, len: usize) -> bool {
+        let have = self.len();
+        if self.segments() != 1 {
+            return false;
+        }
+        if len > have {
+            let Ok(more) = u16::try_from(len - have) else {
+                return false;
+            };
+            return match self.append(more) {
+                Some(room) => {
+                    room.fill(0);
+                    true
+                }
+                None => false,
+            };
+        }
+        self.truncate(len);
+        true
+    }
+
+    /// Sets the port the packet is taken to have arrived on (for packets built, not received).
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: we own the mbuf, and &mut self makes the access exclusive.
+        unsafe { self.raw.as_mut() }.port = port;
+    }
+
     /// Appends a copy of `bytes` (for building packets, not for the fast path).
     pub fn extend_from_slice(&mut self, bytes: &[u8]) -> bool {
         let Ok(len) = u16::try_from(bytes.len()) else {

@@ -171,10 +171,18 @@ fn a_polling_lcore_survives_its_memif_peer_going() {
         let output = server.wait_with_output().unwrap();
         assert!(
             output.status.success(),
-            "round {round}: the server failed:\n{}",
+            "round {round}: the server failed ({}):\n{}",
+            output.status,
             String::from_utf8_lossy(&output.stderr)
         );
         wait_for("the link to go down", || !client.link().unwrap().up);
+        // The link goes down as the interrupt thread starts disconnecting: let it finish
+        // before the port is touched from here.
+        // SAFETY: the EAL is up.
+        assert_eq!(
+            unsafe { dpdk_sys::sluice_interrupt_thread_barrier(5000) },
+            0
+        );
         // A client does not reconnect by itself: with the worker paused, restart the port
         // once the next server listens.
         state.store(PAUSE, Ordering::Release);

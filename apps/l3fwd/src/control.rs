@@ -30,6 +30,25 @@ pub struct Control {
     pub router: Arc<Router>,
 }
 
+/// One command, parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// `route add PREFIX/LEN PORT` (the prefix masked to its length).
+    RouteAdd {
+        prefix: Ipv4Addr,
+        depth: u8,
+        port: u16,
+    },
+    /// `route del PREFIX/LEN`.
+    RouteDel {
+        prefix: Ipv4Addr,
+        depth: u8,
+    },
+    Routes,
+    Neighbours,
+    Stats,
+}
+
 fn mask(prefix: Ipv4Addr, depth: u8) -> Ipv4Addr {
     let bits = u32::MAX.checked_shl(32 - u32::from(depth)).unwrap_or(0);
     Ipv4Addr::from(u32::from(prefix) & bits)
@@ -48,16 +67,46 @@ fn parse_prefix(text: &str) -> Result<(Ipv4Addr, u8), String> {
     Ok((mask(ip, depth), depth))
 }
 
-impl Control {
-    /// Runs one command; the reply's lines (without the final `ok`), or the error.
-    pub fn execute(&self, line: &str) -> Result<String, String> {
+impl Request {
+    /// Parses one line; the error says what was expected.
+    pub fn parse(line: &str) -> Result<Request, String> {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words[..] {
             ["route", "add", prefix, port] => {
                 let (prefix, depth) = parse_prefix(prefix)?;
-                let port: u16 = port
+                let port = port
                     .parse()
                     .map_err(|_| format!("'{port}' is not a port number"))?;
+                Ok(Request::RouteAdd {
+                    prefix,
+                    depth,
+                    port,
+                })
+            }
+            ["route", "del", prefix] => {
+                let (prefix, depth) = parse_prefix(prefix)?;
+                Ok(Request::RouteDel { prefix, depth })
+            }
+            ["routes"] => Ok(Request::Routes),
+            ["neighbours"] | ["neighbors"] => Ok(Request::Neighbours),
+            ["stats"] => Ok(Request::Stats),
+            _ => Err(format!(
+                "unknown command '{}': expected route add PREFIX/LEN PORT, route del PREFIX/LEN, routes, neighbours or stats",
+                line.trim()
+            )),
+        }
+    }
+}
+
+impl Control {
+    /// Runs one command; the reply's lines (without the final `ok`), or the error.
+    pub fn execute(&self, line: &str) -> Result<String, String> {
+        match Request::parse(line)? {
+            Request::RouteAdd {
+                prefix,
+                depth,
+                port,
+            } => {
                 if port >= 32 || self.portmask & (1 << port) == 0 {
                     return Err(format!(
                         "port {port} is not enabled (-p {:#x})",
@@ -71,15 +120,14 @@ impl Control {
                 routes.insert((prefix, depth), port);
                 Ok(String::new())
             }
-            ["route", "del", prefix] => {
-                let (prefix, depth) = parse_prefix(prefix)?;
+            Request::RouteDel { prefix, depth } => {
                 let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
                 if routes.remove(&(prefix, depth)).is_none() || !self.lpm.delete(prefix, depth) {
                     return Err(format!("no route to {prefix}/{depth}"));
                 }
                 Ok(String::new())
             }
-            ["routes"] => {
+            Request::Routes => {
                 let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
                 let mut text = String::new();
                 for ((prefix, depth), port) in routes.iter() {
@@ -90,14 +138,14 @@ impl Control {
                 }
                 Ok(text)
             }
-            ["neighbours"] | ["neighbors"] => Ok(self
+            Request::Neighbours => Ok(self
                 .router
                 .neighbours
                 .list()
                 .iter()
                 .map(|(ip, mac)| format!("{ip} {mac}\n"))
                 .collect()),
-            ["stats"] => match sluice::stats::telemetry::current_stats() {
+            Request::Stats => match sluice::stats::telemetry::current_stats() {
                 Some(stats) => {
                     let t = stats.totals();
                     let mut text = format!(
@@ -120,10 +168,6 @@ impl Control {
                 }
                 None => Err("not forwarding yet".into()),
             },
-            _ => Err(format!(
-                "unknown command '{}': expected route add PREFIX/LEN PORT, route del PREFIX/LEN, routes, neighbours or stats",
-                line.trim()
-            )),
         }
     }
 
@@ -165,4 +209,41 @@ pub fn serve(control: Arc<Control>, path: &Path) -> std::io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_and_mistakes_say_what_was_expected() {
+        assert_eq!(
+            Request::parse("route add 10.1.2.3/16 1"),
+            Ok(Request::RouteAdd {
+                prefix: Ipv4Addr::new(10, 1, 0, 0),
+                depth: 16,
+                port: 1
+            })
+        );
+        assert_eq!(
+            Request::parse(" route  del 0.0.0.0/0 "),
+            Ok(Request::RouteDel {
+                prefix: Ipv4Addr::UNSPECIFIED,
+                depth: 0
+            })
+        );
+        assert_eq!(Request::parse("neighbors"), Ok(Request::Neighbours));
+        assert!(Request::parse("route add 10.0.0.0/33 1")
+            .unwrap_err()
+            .contains("not an IPv4 prefix"));
+        assert!(Request::parse("route add ::/0 1")
+            .unwrap_err()
+            .contains("IPv6 routes are fixed"));
+        assert!(Request::parse("route add 10.0.0.0/8 x")
+            .unwrap_err()
+            .contains("not a port"));
+        assert!(Request::parse("")
+            .unwrap_err()
+            .starts_with("unknown command"));
+    }
 }

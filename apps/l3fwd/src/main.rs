@@ -4,12 +4,8 @@
 //! `Responder` and `L3Forward` stages; the forwarding itself is the engine's.
 
 mod args;
-mod control;
-mod rules;
 
 use args::{Command, Lookup, Options, QueueConfig};
-use control::Control;
-use rules::{Exact, Route};
 use sluice::mempool::{DEFAULT_CACHE, DEFAULT_DATA_ROOM};
 use sluice::net::ethernet::Address;
 use sluice::pipeline::{Lane, Mode, Pipeline, Settings};
@@ -21,6 +17,9 @@ use sluice::stage::Stage;
 use sluice::stats::{MbufUse, RateReport};
 use sluice::worker::{IdlePolicy, StopFlag};
 use sluice::{Eal, EalBuilder, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
+use sluice_l3fwd::control::{self, Control};
+use sluice_l3fwd::neighbours;
+use sluice_l3fwd::rules::{self, Exact, Route};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::ExitCode;
@@ -250,25 +249,11 @@ fn denying<A>(rules: &[AclRule<A>]) -> usize {
     rules.iter().filter(|r| r.action == AclAction::Deny).count()
 }
 
-/// Static neighbours: one `IP MAC` per line, `#` comments.
+/// Static neighbours from a file (see [`neighbours::parse`]).
 fn load_neighbours(path: &std::path::Path, router: &Router) -> Result<(), BoxError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read the neighbour file: {e}", path.display()))?;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let bad = || {
-            format!(
-                "{}:{}: expected IP MAC such as 10.0.2.2 02:00:00:00:00:02, found '{line}'",
-                path.display(),
-                i + 1
-            )
-        };
-        let (ip, mac) = line.split_once(char::is_whitespace).ok_or_else(bad)?;
-        let ip: IpAddr = ip.parse().map_err(|_| bad())?;
-        let mac: Address = mac.trim().parse().map_err(|_| bad())?;
+    for (ip, mac) in neighbours::parse(&text, &path.display().to_string())? {
         router.neighbours.learn(ip, mac);
     }
     Ok(())

@@ -6,10 +6,10 @@
 mod args;
 mod generator;
 mod receiver;
-mod replay;
 mod report;
 mod signature;
-mod spec;
+
+use sluice_pktgen::{replay, spec};
 
 use args::{Command, Options, Source};
 use generator::{FlowFields, StreamGen};

@@ -1,6 +1,7 @@
 //! pcap replay: the frames of a file, in order, looped, at the file's timing or paced.
 
 use pcap_file::pcap::PcapReader;
+use std::io::Read;
 use std::path::Path;
 
 /// The frames of a pcap file, held in memory.
@@ -18,11 +19,22 @@ pub struct Replay {
 
 impl Replay {
     pub fn load(path: &Path, loops: u64, max_len: usize) -> Result<Replay, String> {
-        let name = path.display();
+        let name = path.display().to_string();
         let file = std::fs::File::open(path)
             .map_err(|e| format!("{name}: cannot open the pcap file: {e}"))?;
+        Replay::read(file, &name, loops, max_len)
+    }
+
+    /// The frames of the pcap file `input` (`name` names it in errors): each 14 to
+    /// `max_len` bytes, at least one.
+    pub fn read(
+        input: impl Read,
+        name: &str,
+        loops: u64,
+        max_len: usize,
+    ) -> Result<Replay, String> {
         let mut reader =
-            PcapReader::new(file).map_err(|e| format!("{name}: not a readable pcap file: {e}"))?;
+            PcapReader::new(input).map_err(|e| format!("{name}: not a readable pcap file: {e}"))?;
         let (mut frames, mut offsets_ns) = (Vec::new(), Vec::new());
         let mut first = None;
         while let Some(packet) = reader.next_packet() {

@@ -494,22 +494,27 @@ impl StreamText {
 pub fn load_streams(path: &Path, default_port: u16) -> Result<Vec<Stream>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read the stream file: {e}", path.display()))?;
-    let file: StreamFile = toml::from_str(&text).map_err(|e| {
+    parse_streams(&text, &path.display().to_string(), default_port)
+}
+
+/// The streams of a stream file's `text` (`name` names it in errors, with the line).
+pub fn parse_streams(text: &str, name: &str, default_port: u16) -> Result<Vec<Stream>, String> {
+    let file: StreamFile = toml::from_str(text).map_err(|e| {
         let at = e
             .span()
             .map(|s| format!(":{}", text[..s.start].matches('\n').count() + 1))
             .unwrap_or_default();
-        format!("{}{at}: {}", path.display(), e.message())
+        format!("{name}{at}: {}", e.message())
     })?;
     if file.stream.is_empty() {
-        return Err(format!("{}: no [[stream]] tables", path.display()));
+        return Err(format!("{name}: no [[stream]] tables"));
     }
     file.stream
         .iter()
         .enumerate()
         .map(|(i, s)| {
             s.resolve(i, default_port)
-                .map_err(|e| format!("{}: {e}", path.display()))
+                .map_err(|e| format!("{name}: {e}"))
         })
         .collect()
 }

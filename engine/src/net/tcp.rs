@@ -38,6 +38,87 @@ pub mod flags {
     ];
 }
 
+/// Why a segment's header does not hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// Its data offset is under 5 words or beyond the bytes that arrived.
+    BadOffset,
+}
+
+/// A view of a TCP segment at the start of `buffer` (the IP payload).
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps `buffer` if it holds a header without options ([`Packet::validate`] checks the
+    /// data offset).
+    pub fn new_checked(buffer: T) -> Result<Packet<T>, Truncated> {
+        if buffer.as_ref().len() < HEADER_LEN {
+            return Err(Truncated);
+        }
+        Ok(Packet { buffer })
+    }
+
+    /// The header (with its options) is at least 20 bytes and within the buffer.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let len = self.header_len();
+        if len < HEADER_LEN || len > self.buffer.as_ref().len() {
+            return Err(Invalid::BadOffset);
+        }
+        Ok(())
+    }
+
+    fn bytes<const N: usize>(&self, at: std::ops::Range<usize>) -> [u8; N] {
+        self.buffer.as_ref()[at]
+            .try_into()
+            .expect("a field's width")
+    }
+
+    pub fn src_port(&self) -> u16 {
+        u16::from_be_bytes(self.bytes(field::SRC_PORT))
+    }
+
+    pub fn dst_port(&self) -> u16 {
+        u16::from_be_bytes(self.bytes(field::DST_PORT))
+    }
+
+    pub fn seq(&self) -> u32 {
+        u32::from_be_bytes(self.bytes(field::SEQ))
+    }
+
+    pub fn ack(&self) -> u32 {
+        u32::from_be_bytes(self.bytes(field::ACK))
+    }
+
+    /// The header's length in bytes, options included (data offset × 4).
+    pub fn header_len(&self) -> usize {
+        usize::from(self.buffer.as_ref()[field::OFFSET] >> 4) * 4
+    }
+
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref()[field::FLAGS]
+    }
+
+    pub fn window(&self) -> u16 {
+        u16::from_be_bytes(self.bytes(field::WINDOW))
+    }
+
+    pub fn checksum(&self) -> u16 {
+        u16::from_be_bytes(self.bytes(field::CHECKSUM))
+    }
+
+    /// What follows the header and its options (empty if the offset does not hold).
+    pub fn payload(&self) -> &[u8] {
+        let b = self.buffer.as_ref();
+        if self.validate().is_err() {
+            return &[];
+        }
+        &b[self.header_len()..]
+    }
+}
+
 /// A header without options; the checksum is left zero for the caller to fill, as it
 /// covers the pseudo-header and payload too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,6 +132,20 @@ pub struct Repr {
 }
 
 impl Repr {
+    /// The fields of a segment whose data offset holds ([`Packet::validate`]); options are
+    /// not kept.
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr, Invalid> {
+        packet.validate()?;
+        Ok(Repr {
+            src_port: packet.src_port(),
+            dst_port: packet.dst_port(),
+            seq: packet.seq(),
+            ack: packet.ack(),
+            flags: packet.flags(),
+            window: packet.window(),
+        })
+    }
+
     pub fn emit(&self, buffer: &mut [u8]) -> Result<(), Truncated> {
         let b = buffer.get_mut(..HEADER_LEN).ok_or(Truncated)?;
         b.fill(0);
@@ -87,6 +182,23 @@ mod tests {
         assert_eq!((b[12], b[13]), (0x50, 0x12));
         assert_eq!(&b[14..18], &[0xff, 0xff, 0, 0]);
         assert_eq!(b[20], 0xaa, "nothing written past the header");
+        let packet = Packet::new_checked(&b[..]).unwrap();
+        let repr = Repr::parse(&packet).unwrap();
+        assert_eq!(
+            (repr.src_port, repr.dst_port, repr.seq),
+            (1024, 80, 0x01020304)
+        );
+        assert_eq!((packet.header_len(), packet.payload().len()), (20, 4));
+        let mut options = b;
+        options[12] = 0x60;
+        let packet = Packet::new_checked(&options[..]).unwrap();
+        assert_eq!((packet.validate(), packet.payload().len()), (Ok(()), 0));
+        for offset in [0x70, 0x40] {
+            options[12] = offset;
+            let packet = Packet::new_checked(&options[..]).unwrap();
+            assert_eq!(Repr::parse(&packet), Err(Invalid::BadOffset));
+            assert_eq!(packet.payload(), &[] as &[u8]);
+        }
         assert_eq!(
             Repr {
                 flags: 0,

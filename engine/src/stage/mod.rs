@@ -4,6 +4,7 @@
 //! stage, leave by a port, or be dropped for a counted reason. It may rewrite packets in place.
 //! The pipeline does the moving; stages are safe Rust.
 
+pub mod offline;
 pub mod router;
 pub mod table;
 mod time_exceeded;

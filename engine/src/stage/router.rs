@@ -902,21 +902,25 @@ fn arp_request(
         target_mac: Address::default(),
         target_ip: target,
     };
-    let ok = emit_arp(m.data_mut(), Address::BROADCAST, mac, &request);
-    if ok {
+    if emit_arp(m, Address::BROADCAST, mac, &request) {
         Action::tx(port)
     } else {
         Action::drop(DropReason::NoNeighbour)
     }
 }
 
-/// Writes an Ethernet header and ARP packet at the start of `data` (which is at least a
-/// minimal IPv4 frame, so they fit); the rest of the frame is left as padding.
-fn emit_arp(data: &mut [u8], dst: Address, src: Address, repr: &arp::Repr) -> bool {
-    if data.len() < ethernet::HEADER_LEN + arp::PACKET_LEN {
+/// The length of a frame holding an ARP packet: the least Ethernet carries (without FCS).
+const ARP_FRAME_LEN: usize = 60;
+
+/// Rewrites `m` into an Ethernet frame of an ARP packet, zero-padded to the least frame: none
+/// of what the buffer held before goes out as padding.
+fn emit_arp(m: &mut Mbuf, dst: Address, src: Address, repr: &arp::Repr) -> bool {
+    if !m.resize(ARP_FRAME_LEN) {
         return false;
     }
-    let mut frame = Frame::new_checked(&mut data[..]).expect("length checked");
+    let data = m.data_mut();
+    data[ethernet::HEADER_LEN + arp::PACKET_LEN..].fill(0);
+    let mut frame = Frame::new_checked(&mut data[..]).expect("resized");
     frame.set_addresses(&AddressPair::new(dst, src));
     frame.set_ethertype(EtherType::ARP);
     repr.emit(&mut data[ethernet::HEADER_LEN..]).is_ok()
@@ -945,9 +949,8 @@ fn neighbour_solicitation(
     }
 }
 
-/// Writes an Ethernet header, an IPv6 header and a neighbour discovery message over `m`,
-/// growing it if it is shorter; bytes past them are padding (the payload length ends the
-/// packet).
+/// Rewrites `m` into an Ethernet frame of an IPv6 packet carrying a neighbour discovery
+/// message, exactly as long as they are.
 fn emit_neighbour(
     m: &mut Mbuf,
     macs: AddressPair,
@@ -957,8 +960,7 @@ fn emit_neighbour(
     const IP_AT: usize = ethernet::HEADER_LEN;
     const MESSAGE_AT: usize = IP_AT + ipv6::HEADER_LEN;
     const LEN: usize = MESSAGE_AT + icmpv6::NEIGHBOUR_LEN;
-    let short = LEN.saturating_sub(m.data().len());
-    if m.segments() != 1 || (short > 0 && m.append(short as u16).is_none()) {
+    if !m.resize(LEN) {
         return false;
     }
     let data = m.data_mut();
@@ -1137,8 +1139,7 @@ impl Responder {
 
     fn arp(&self, m: &mut Mbuf) -> Action {
         let rx = m.port();
-        let data = m.data_mut();
-        let Ok(request) = arp::Repr::parse(&data[ethernet::HEADER_LEN..]) else {
+        let Ok(request) = arp::Repr::parse(&m.data()[ethernet::HEADER_LEN..]) else {
             return Action::drop(DropReason::Unsupported);
         };
         let Some(port) = self.router.port(rx) else {
@@ -1166,7 +1167,7 @@ impl Responder {
             target_mac: request.sender_mac,
             target_ip: request.sender_ip,
         };
-        if emit_arp(data, request.sender_mac, port.mac, &reply) {
+        if emit_arp(m, request.sender_mac, port.mac, &reply) {
             Action::tx(rx)
         } else {
             Action::drop(DropReason::Truncated)

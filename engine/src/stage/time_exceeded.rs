@@ -204,26 +204,13 @@ fn eligible_v6(data: &[u8]) -> Option<(ethernet::Address, Ipv6Addr, usize)> {
 fn make_answer(m: &mut Mbuf, ip_len: usize, kind: u8, quote: usize) -> Option<&mut [u8]> {
     let ip_at = ethernet::HEADER_LEN;
     let message_at = ip_at + ip_len;
-    if !resize(m, message_at + ERROR_HEADER_LEN + quote) {
+    if !m.resize(message_at + ERROR_HEADER_LEN + quote) {
         return None;
     }
     let data = m.data_mut();
     data.copy_within(ip_at..ip_at + quote, message_at + ERROR_HEADER_LEN);
     data[message_at..message_at + ERROR_HEADER_LEN].copy_from_slice(&[kind, 0, 0, 0, 0, 0, 0, 0]);
     Some(data)
-}
-
-/// Makes a one-segment packet exactly `len` bytes long.
-fn resize(m: &mut Mbuf, len: usize) -> bool {
-    if m.segments() != 1 {
-        return false;
-    }
-    let have = m.len();
-    if len > have {
-        return m.append((len - have) as u16).is_some();
-    }
-    m.truncate(len);
-    true
 }
 
 /// Sends a frame back to the MAC it came from, from the port's.

@@ -49,6 +49,23 @@ pub enum Request {
     Stats,
 }
 
+/// The command as a user would type it: [`Request::parse`] reads it back.
+impl std::fmt::Display for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request::RouteAdd {
+                prefix,
+                depth,
+                port,
+            } => write!(f, "route add {prefix}/{depth} {port}"),
+            Request::RouteDel { prefix, depth } => write!(f, "route del {prefix}/{depth}"),
+            Request::Routes => f.write_str("routes"),
+            Request::Neighbours => f.write_str("neighbours"),
+            Request::Stats => f.write_str("stats"),
+        }
+    }
+}
+
 fn mask(prefix: Ipv4Addr, depth: u8) -> Ipv4Addr {
     let bits = u32::MAX.checked_shl(32 - u32::from(depth)).unwrap_or(0);
     Ipv4Addr::from(u32::from(prefix) & bits)
@@ -233,6 +250,8 @@ mod tests {
             })
         );
         assert_eq!(Request::parse("neighbors"), Ok(Request::Neighbours));
+        let add = Request::parse("route add 10.1.0.0/16 3").unwrap();
+        assert_eq!(Request::parse(&add.to_string()), Ok(add));
         assert!(Request::parse("route add 10.0.0.0/33 1")
             .unwrap_err()
             .contains("not an IPv4 prefix"));

@@ -4,7 +4,94 @@ use super::checksum;
 use super::Truncated;
 use std::net::Ipv4Addr;
 
+mod field {
+    use std::ops::Range;
+    pub const SRC_PORT: Range<usize> = 0..2;
+    pub const DST_PORT: Range<usize> = 2..4;
+    pub const LENGTH: Range<usize> = 4..6;
+    pub const CHECKSUM: Range<usize> = 6..8;
+}
+
 pub const HEADER_LEN: usize = 8;
+
+/// The IP protocol number of UDP.
+const IP_PROTOCOL: u8 = super::ipv4::protocol::UDP;
+
+/// Why a datagram's header does not hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// Its length field is under the header's 8 bytes or beyond the bytes that arrived.
+    BadLength,
+}
+
+/// A view of a UDP datagram at the start of `buffer` (the IP payload).
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps `buffer` if it holds a whole header ([`Packet::validate`] checks the length).
+    pub fn new_checked(buffer: T) -> Result<Packet<T>, Truncated> {
+        if buffer.as_ref().len() < HEADER_LEN {
+            return Err(Truncated);
+        }
+        Ok(Packet { buffer })
+    }
+
+    /// The length field covers the header and lies within the buffer.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let len = usize::from(self.len());
+        if len < HEADER_LEN || len > self.buffer.as_ref().len() {
+            return Err(Invalid::BadLength);
+        }
+        Ok(())
+    }
+
+    fn word(&self, at: std::ops::Range<usize>) -> u16 {
+        let b = &self.buffer.as_ref()[at];
+        u16::from_be_bytes([b[0], b[1]])
+    }
+
+    pub fn src_port(&self) -> u16 {
+        self.word(field::SRC_PORT)
+    }
+
+    pub fn dst_port(&self) -> u16 {
+        self.word(field::DST_PORT)
+    }
+
+    /// The length field: header and payload, in bytes.
+    pub fn len(&self) -> u16 {
+        self.word(field::LENGTH)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        usize::from(self.len()) <= HEADER_LEN
+    }
+
+    pub fn checksum(&self) -> u16 {
+        self.word(field::CHECKSUM)
+    }
+
+    /// The payload, up to the length field (within the buffer).
+    pub fn payload(&self) -> &[u8] {
+        let b = self.buffer.as_ref();
+        let end = usize::from(self.len()).clamp(HEADER_LEN, b.len());
+        &b[HEADER_LEN..end]
+    }
+
+    /// Whether the checksum over the IPv4 pseudo-header and the datagram (to its length, or
+    /// the buffer's end) is right; zero means the sender computed none (RFC 768).
+    pub fn verify_checksum_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        if self.checksum() == 0 {
+            return true;
+        }
+        let datagram = &self.buffer.as_ref()[..HEADER_LEN + self.payload().len()];
+        let pseudo = checksum::pseudo_v4(src, dst, IP_PROTOCOL, datagram.len() as u16);
+        checksum::finish(checksum::combine(&[pseudo, checksum::sum(datagram)])) == 0
+    }
+}
 
 /// The source and destination ports at the start of a UDP or TCP header, if present.
 pub fn ports(l4: &[u8]) -> Option<(u16, u16)> {
@@ -23,6 +110,15 @@ pub struct Repr {
 }
 
 impl Repr {
+    /// The ports of a datagram whose length holds ([`Packet::validate`]).
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr, Invalid> {
+        packet.validate()?;
+        Ok(Repr {
+            src_port: packet.src_port(),
+            dst_port: packet.dst_port(),
+        })
+    }
+
     /// Writes the header before `payload_len` bytes of payload already at `buffer[8..]`, and
     /// the checksum over the IPv4 pseudo-header, header and payload.
     pub fn emit_v4(
@@ -38,7 +134,7 @@ impl Repr {
         b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
         b[4..6].copy_from_slice(&(len as u16).to_be_bytes());
         b[6..8].copy_from_slice(&[0, 0]);
-        let pseudo = checksum::pseudo_v4(src, dst, super::ipv4::protocol::UDP, len as u16);
+        let pseudo = checksum::pseudo_v4(src, dst, IP_PROTOCOL, len as u16);
         let csum = match checksum::finish(checksum::combine(&[pseudo, checksum::sum(b)])) {
             0 => 0xffff, // zero means "no checksum" in UDP over IPv4
             c => c,
@@ -70,5 +166,22 @@ mod tests {
             0
         );
         assert_eq!(ports(&b[..3]), None);
+        let packet = Packet::new_checked(&b[..]).unwrap();
+        assert_eq!((packet.len(), packet.payload()), (12, &b"ping"[..]));
+        assert!(packet.verify_checksum_v4(src, dst));
+        assert!(!packet.verify_checksum_v4(src, Ipv4Addr::new(198, 18, 1, 2)));
+        assert_eq!(
+            Repr::parse(&packet),
+            Ok(Repr {
+                src_port: 9,
+                dst_port: 9
+            })
+        );
+        let mut long = b;
+        long[4..6].copy_from_slice(&13u16.to_be_bytes());
+        let long = Packet::new_checked(&long[..]).unwrap();
+        assert_eq!(Repr::parse(&long), Err(Invalid::BadLength));
+        assert_eq!(long.payload(), b"ping");
+        assert!(Packet::new_checked(&b[..7]).is_err());
     }
 }

@@ -61,6 +61,12 @@ Rate and length:
   --count N            stop after N packets on each TX port
   --drain SECS         after sending stops, go on receiving this long (default 0.5)
 
+Hostile traffic:
+  --malformed PCT      spoil PCT percent of the packets, at random (seeded by --seed), the
+                       kinds taking turns: bad_checksum, truncated, bad_length, bad_version,
+                       martian, ttl_expired, random (see the README for what each is and
+                       how a router drops it); they are counted apart, not as loss
+
 Output:
   --quiet              no live table (one line per second otherwise)
   --json FILE          every figure of the run, as JSON
@@ -106,6 +112,10 @@ pub struct Options {
     pub quiet: bool,
     pub json: Option<PathBuf>,
     pub rfc2544: Option<Search>,
+    /// Percent of packets sent spoiled (0: none).
+    pub malformed: f64,
+    /// Seeds the choice of packets to spoil.
+    pub seed: u64,
 }
 
 /// RFC 2544 search settings.
@@ -177,6 +187,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let (mut duration, mut count) = (None, None);
     let mut drain = Duration::from_millis(500);
     let (mut quiet, mut json) = (false, None);
+    let mut malformed = 0.0;
     let (mut rfc2544, mut trial, mut tolerance, mut resolution) =
         (false, Duration::from_secs(2), 0.0, 1.0);
     let mut stream_flags = Vec::new();
@@ -265,6 +276,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             "--trial" => trial = seconds(v, flag)?,
             "--loss-tolerance" => tolerance = percent(v, flag)?,
             "--resolution" => resolution = percent(v, flag)?,
+            "--malformed" => malformed = percent(v, flag)?,
             other => return Err(format!("unknown option '{other}' (see --help)")),
         }
         if STREAM_VALUE_FLAGS.contains(&flag) || flag == "--ipv6" {
@@ -306,6 +318,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     if file_timing && rate != Rate::Unlimited {
         return Err("--pcap-timing file and --rate both set the pace: give one".into());
     }
+    if rfc2544 && malformed > 0.0 {
+        return Err("--rfc2544 measures a forwarder's rate, which spoiled packets would not count in: drop --malformed".into());
+    }
     if rfc2544 && rx_ports.is_empty() {
         return Err("--rfc2544 needs a receiving port to count loss: drop --rx-port none".into());
     }
@@ -330,6 +345,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 tolerance_pct: tolerance,
                 resolution_pct: resolution,
             }),
+            malformed,
+            seed,
         }),
     })
 }
@@ -370,4 +387,5 @@ const OTHER_VALUE_FLAGS: &[&str] = &[
     "--trial",
     "--loss-tolerance",
     "--resolution",
+    "--malformed",
 ];

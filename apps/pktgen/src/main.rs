@@ -9,6 +9,7 @@ mod receiver;
 mod report;
 mod signature;
 
+use sluice_pktgen::malformed::{self, Spoiler};
 use sluice_pktgen::{replay, spec};
 
 use args::{Command, Options, Source};
@@ -80,7 +81,12 @@ struct TxPort {
     mac: Address,
     /// Where its packets' mbufs come from.
     pool: Mempool,
+    /// With --malformed: which packets leave spoiled, and how many did.
+    spoiler: Option<Spoiler>,
 }
+
+/// The stream id a spoiled packet of malformed kind `k` is counted under: none of a stream's.
+const MALFORMED: u16 = u16::MAX - malformed::Kind::ALL.len() as u16;
 
 struct RxPort {
     id: u16,
@@ -215,9 +221,10 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
                     Packets::Streams { gens, turn: 0 }
                 }
             };
-            // One stream of one size: its mbufs come from a pool prefilled with the frame.
+            // One stream of one size: its mbufs come from a pool prefilled with the frame
+            // (not when some are spoiled: a prefilled mbuf is taken to hold the template).
             let tx_pool = match &mut packets {
-                Packets::Streams { gens, .. } if gens.len() == 1 => {
+                Packets::Streams { gens, .. } if gens.len() == 1 && options.malformed == 0.0 => {
                     match gens[0].single_template().map(<[u8]>::to_vec) {
                         Some(frame) => {
                             let count = (u32::from(options.tx_queues)
@@ -260,6 +267,8 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
                 link_bps: None,
                 mac,
                 pool: tx_pool,
+                spoiler: (options.malformed > 0.0)
+                    .then(|| Spoiler::new(options.malformed, options.seed ^ u64::from(id))),
             });
         }
         if receives {
@@ -392,6 +401,14 @@ fn write_packet(
     }
 }
 
+/// Spoils `m` if `spoiler` picks it: its kind (as an index) and new frame size.
+fn spoil(spoiler: &mut Spoiler, m: &mut Mbuf) -> Option<(u16, u16)> {
+    let (kind, len) = spoiler.maybe_spoil(m.data_mut())?;
+    m.truncate(len);
+    let index = malformed::Kind::ALL.iter().position(|k| *k == kind)?;
+    Some((index as u16, len as u16 + FCS_LEN))
+}
+
 /// The flow of the packet `stream` last wrote.
 fn last_flow(packets: &Packets, stream: u16) -> Option<FlowFields> {
     match packets {
@@ -417,10 +434,14 @@ impl TxPort {
         let prefilled = self.pool.is_prefilled();
         let mut built = 0;
         for mut m in fresh.drain() {
-            let Some((stream, len)) = write_packet(&mut self.packets, &mut m, tsc, prefilled)
+            let Some((mut stream, mut len)) =
+                write_packet(&mut self.packets, &mut m, tsc, prefilled)
             else {
                 break;
             };
+            if let Some((kind, new_len)) = self.spoiler.as_mut().and_then(|s| spoil(s, &mut m)) {
+                (stream, len) = (MALFORMED + kind, new_len);
+            }
             let lane = match (&self.rss, last_flow(&self.packets, stream)) {
                 (Some(rss), Some(flow)) => queue_for(rss, flow, ipv6_streams[usize::from(stream)]),
                 _ => 0,
@@ -470,6 +491,17 @@ impl TxPort {
         for _ in built..n {
             drop(lane.pending.pop());
         }
+        if let Some(spoiler) = &mut self.spoiler {
+            let (fresh, meta) = (
+                &mut lane.pending.as_mut_slice()[start..start + built],
+                &mut lane.meta[start..start + built],
+            );
+            for (m, meta) in fresh.iter_mut().zip(meta) {
+                if let Some((kind, len)) = spoil(spoiler, m) {
+                    *meta = (MALFORMED + kind, len);
+                }
+            }
+        }
         built
     }
 
@@ -485,6 +517,12 @@ impl TxPort {
             // packet is a dependency chain through the store buffer.
             let mut run = (u16::MAX, Counts::default());
             for &(stream, len) in &lane.meta[..n] {
+                let kind = stream.checked_sub(MALFORMED).map(usize::from);
+                if let (Some(spoiler), Some(kind)) = (&mut self.spoiler, kind) {
+                    if let Some(sent) = spoiler.sent.get_mut(kind) {
+                        *sent += 1;
+                    }
+                }
                 if stream != run.0 {
                     add_to(per_stream, run);
                     run = (stream, Counts::default());
@@ -722,6 +760,15 @@ fn trial(bench: &mut Bench, plan: Plan) -> Result<TrialResult, BoxError> {
             .collect(),
         stream_tx,
         receiver,
+        malformed: bench.tx.iter().filter_map(|t| t.spoiler.as_ref()).fold(
+            [0; malformed::Kind::ALL.len()],
+            |mut all, s| {
+                for (a, n) in all.iter_mut().zip(s.sent) {
+                    *a += n;
+                }
+                all
+            },
+        ),
     })
 }
 

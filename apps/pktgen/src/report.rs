@@ -6,6 +6,7 @@ use crate::spec::Stream;
 use crate::SearchResult;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
+use sluice_pktgen::malformed::Kind;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub struct TrialResult {
     pub rx: Vec<PortFigures>,
     pub stream_tx: Vec<Counts>,
     pub receiver: Receiver,
+    /// Spoiled packets sent (`--malformed`), per kind, in `malformed::Kind::ALL`'s order.
+    pub malformed: [u64; Kind::ALL.len()],
 }
 
 impl TrialResult {
@@ -201,6 +204,20 @@ pub fn summary(r: &TrialResult, streams: &[Stream]) -> String {
             let _ = writeln!(out, "    {note}");
         }
     }
+    let spoiled: u64 = r.malformed.iter().sum();
+    if spoiled > 0 {
+        let kinds: Vec<String> = Kind::ALL
+            .iter()
+            .zip(r.malformed)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{} {n}", k.name()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  malformed sent: {spoiled} ({}); not counted in the streams",
+            kinds.join(", ")
+        );
+    }
     for p in &r.rx {
         out.push_str(&line(p, "rx"));
         if p.queues.len() > 1 {
@@ -317,6 +334,9 @@ pub fn trial_json(r: &TrialResult, streams: &[Stream]) -> Value {
             "latency_us": latency_json(&r.receiver.total_latency()),
             "foreign_rx": r.receiver.foreign,
         },
+        "malformed": Kind::ALL.iter().zip(r.malformed)
+            .map(|(k, n)| (k.name().to_owned(), json!(n)))
+            .collect::<serde_json::Map<_, _>>(),
     })
 }
 

@@ -363,3 +363,103 @@ fn the_zero_loss_search_narrows_down_through_a_lossy_forwarder() {
         }
     }
 }
+
+/// The drops of a final account's total line, by reason: `{"bad_checksum": 12, ...}`.
+fn drops_by_reason(account: &str) -> std::collections::BTreeMap<String, u64> {
+    let line = account
+        .lines()
+        .find(|l| l.trim_start().starts_with("total: rx"))
+        .unwrap_or_else(|| panic!("no total line in:\n{account}"));
+    let reasons = line.rsplit_once('(').unwrap().1.trim_end_matches(')');
+    reasons
+        .split(", ")
+        .filter(|r| *r != "none")
+        .map(|r| {
+            let (name, n) = r.rsplit_once(' ').unwrap();
+            (name.to_owned(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Mixed hostile traffic end to end: pktgen spoils 10% of what it sends to sluice-l3fwd in
+/// router mode (bad checksums, truncations, bad lengths and versions, martians, expired TTLs,
+/// random bytes), over IPv4 and IPv6. The router keeps running, every good packet comes back,
+/// and its drops by reason are exactly what pktgen spoiled of each kind.
+#[test]
+fn a_router_under_hostile_traffic_drops_exactly_what_was_spoiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s0, s1) = (dir.path().join("m0.sock"), dir.path().join("m1.sock"));
+    let _dirs = [runtime_dir("l3fwd-hostile"), runtime_dir("pktgen-hostile")];
+    let mut l3fwd_args = memif_eal(1, "l3fwd-hostile", "client", &[&s0, &s1]);
+    l3fwd_args.extend(strings(&[
+        "--",
+        "-p",
+        "0x3",
+        "--config",
+        "(0,0,1),(1,0,1)",
+        "--addr",
+        "0,198.18.0.1/24",
+        "--addr",
+        "1,198.18.1.1/24",
+        "--eth-dest",
+        "1,02:00:00:00:00:01",
+        "--icmp-rate",
+        "0",
+    ]));
+    let streams = dir.path().join("streams.toml");
+    std::fs::write(
+        &streams,
+        "[[stream]]\nsrc_ip = \"198.18.0.7\"\ndst_ip = \"198.18.1.2-198.18.1.254\"\nsize = 128\n\
+         [[stream]]\nipv6 = true\ndst_ip = \"2001:200:0:1::2-2001:200:0:1::ff\"\nsize = 128\n",
+    )
+    .unwrap();
+    let json_path = dir.path().join("run.json");
+    let mut args = memif_eal(0, "pktgen-hostile", "server", &[&s0, &s1]);
+    args.extend(strings(&[
+        "--",
+        "--tx-port",
+        "0",
+        "--rx-port",
+        "1",
+        "--rate",
+        "200kpps",
+        "--duration",
+        "3",
+        "--malformed",
+        "10",
+        "--quiet",
+        "--streams",
+    ]));
+    args.push(streams.display().to_string());
+    args.push("--json".into());
+    args.push(json_path.display().to_string());
+    let (out, l3fwd) = with_client(&args, 2, || {
+        spawn(&workspace_bin("sluice-l3fwd"), &l3fwd_args, &[])
+    });
+    let routed = l3fwd.stop();
+    let j = json(&json_path);
+    let sent = j["tx"][0]["packets"].as_u64().unwrap();
+    let spoiled = &j["malformed"];
+    let count = |kind: &str| spoiled[kind].as_u64().unwrap();
+    let total_spoiled: u64 = sluice_pktgen::malformed::Kind::ALL
+        .iter()
+        .map(|k| count(k.name()))
+        .sum();
+    assert!(sent > 200_000, "sent only {sent}:\n{out}");
+    let share = total_spoiled as f64 / sent as f64;
+    assert!(
+        (0.09..0.11).contains(&share),
+        "spoiled {share} of it:\n{out}"
+    );
+    assert_eq!(j["total"]["lost"].as_u64().unwrap(), 0, "{out}\n{routed}");
+    assert_eq!(
+        j["total"]["tx_packets"].as_u64().unwrap() + total_spoiled,
+        sent
+    );
+    let mut want = std::collections::BTreeMap::new();
+    for kind in sluice_pktgen::malformed::Kind::ALL {
+        *want.entry(kind.router_reason().to_owned()).or_insert(0) += count(kind.name());
+    }
+    assert_eq!(drops_by_reason(&routed), want, "{routed}");
+    assert!(routed.contains("mbufs in use: 0 of"), "{routed}");
+}

@@ -4,24 +4,31 @@
 //! through, and the TX queues (at most one per port) its packets leave by. In
 //! [`Mode::RunToCompletion`] one lcore does RX → stages → TX for the lane; in
 //! [`Mode::Pipelined`] the lane's RX lcore hands bursts over an SPSC ring to its stage lcore,
-//! which runs the stages and transmits. Several lanes may share an lcore.
+//! which runs the stages and transmits. Several lanes may share an lcore. Each lane is a
+//! worker of its stages ([`Context::worker`](crate::stage::Context::worker)): its own
+//! instances, timers, pool, and rings to the other lanes for the stages that take handoffs.
 //!
-//! Every packet received is counted, and so is every packet sent or dropped (by reason), on
-//! counter blocks that each have one writer. On stop, RX ends first and stage workers drain
-//! their rings, so that afterwards received = sent + dropped exactly.
+//! Every packet received is counted, and so is every packet sent, dropped (by reason),
+//! originated or held, on counter blocks that each have one writer. On stop, RX ends first;
+//! the lanes go on draining their rings until every lcore has stopped receiving and nothing
+//! moves anywhere; then each stage releases what it holds. Afterwards received + originated =
+//! sent + dropped + held, exactly.
 
 use crate::eal::Eal;
 use crate::error::Error;
 use crate::mbuf::{Burst, Mbuf, MAX_BURST};
 use crate::port::{RxQueue, TxQueue};
-use crate::ring::{self, Consumer, Producer};
-use crate::stage::{Action, Stage, Verdict};
+use crate::ring::{self, Consumer, Probe, Producer};
+use crate::stage::{Action, Context, Held, Node, Services, Verdict};
 use crate::stats::{
-    counters, loop_counters, CounterWriter, DropReason, LcoreStats, LoopCounterWriter, QueueStats,
-    StageStats, Stats,
+    counters, loop_counters, CounterWriter, DropReason, KeyedCounts, LcoreStats, LoopCounterWriter,
+    QueueStats, StageStats, Stats,
 };
 use crate::worker::{self, IdlePolicy, StopFlag};
+use crossbeam_channel::{Receiver, Sender};
+use std::any::Any;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,7 +63,8 @@ pub struct Settings {
     pub burst: usize,
     /// Further offers of the rest of a burst to a TX queue that took only part of it.
     pub tx_retries: u32,
-    /// Slots of each RX → stage ring (a power of two; pipelined mode).
+    /// Slots of each RX → stage ring (a power of two; pipelined mode), and of each handoff
+    /// ring between two lanes.
     pub ring_capacity: usize,
     pub idle: IdlePolicy,
     /// How often the main lcore calls the report callback (zero: never).
@@ -80,17 +88,42 @@ impl Default for Settings {
 pub struct Lane {
     pub rx: Vec<RxQueue>,
     pub tx: Vec<TxQueue>,
-    pub stages: Vec<Box<dyn Stage>>,
+    /// Any [`Stage`](crate::stage::Stage) is a [`Node`]: `vec![Box::new(stage)]` takes both.
+    pub stages: Vec<Box<dyn Node>>,
     /// The lcore that polls the RX queues (and, run to completion, does everything).
     pub lcore: u32,
     /// Pipelined mode: the lcore that runs the stages and transmits.
     pub stage_lcore: Option<u32>,
 }
 
+/// A control message for the nodes of one name, on every lane.
+type Message = (String, Arc<dyn Any + Send + Sync>);
+
+/// Sends control messages to the nodes of a running pipeline, from any thread (a control
+/// socket, a telemetry command, a signal handler's thread). Each lane takes its messages
+/// between bursts; nothing on the fast path waits for a lock.
+#[derive(Clone)]
+pub struct Messenger {
+    lanes: Vec<Sender<Message>>,
+}
+
+impl Messenger {
+    /// Sends `message` to every lane's node called `stage` ([`Node::message`]).
+    pub fn send(&self, stage: &str, message: impl Any + Send + Sync) {
+        let message: Arc<dyn Any + Send + Sync> = Arc::new(message);
+        for lane in &self.lanes {
+            // A lane that has finished no longer listens: nothing to deliver.
+            let _ = lane.send((stage.to_owned(), message.clone()));
+        }
+    }
+}
+
 /// A pipeline, built lane by lane, then run.
 pub struct Pipeline {
     settings: Settings,
     lanes: Vec<Lane>,
+    inboxes: Vec<Receiver<Message>>,
+    messenger: Messenger,
 }
 
 /// What a finished run leaves: its counters and how long it forwarded.
@@ -104,12 +137,22 @@ impl Pipeline {
         Pipeline {
             settings,
             lanes: Vec::new(),
+            inboxes: Vec::new(),
+            messenger: Messenger { lanes: Vec::new() },
         }
     }
 
     pub fn lane(&mut self, lane: Lane) -> &mut Pipeline {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        self.messenger.lanes.push(sender);
+        self.inboxes.push(receiver);
         self.lanes.push(lane);
         self
+    }
+
+    /// A messenger to the nodes of the lanes added so far.
+    pub fn messenger(&self) -> Messenger {
+        self.messenger.clone()
     }
 
     fn validate(&self, eal: &Eal) -> Result<(), Error> {
@@ -161,14 +204,23 @@ impl Pipeline {
         mut report: impl FnMut(&Stats, Duration),
     ) -> Result<Outcome, Error> {
         self.validate(eal)?;
-        let settings = self.settings;
+        let Pipeline {
+            settings,
+            lanes,
+            inboxes,
+            ..
+        } = self;
         let mut stats = Stats::default();
+        let mut probes = Vec::new();
+        let workers = lanes.len();
+        let mut mesh = HandoffMesh::new(&lanes, settings.ring_capacity, &mut probes);
         let mut tasks: Vec<(u32, Task)> = Vec::new();
-        for (index, lane) in self.lanes.into_iter().enumerate() {
+        for (index, (lane, inbox)) in lanes.into_iter().zip(inboxes).enumerate() {
             let stage_lcore = match settings.mode {
                 Mode::RunToCompletion => lane.lcore,
                 Mode::Pipelined => lane.stage_lcore.expect("validated"),
             };
+            let pool = lane.rx.first().map(|q| q.pool().clone());
             let mut rx = Vec::new();
             for queue in lane.rx {
                 let (writer, reader) = counters();
@@ -180,18 +232,22 @@ impl Pipeline {
                 });
                 rx.push((queue, writer));
             }
-            let chain = Chain::new(
+            let mut chain = Chain::new(
                 index,
                 lane.stages,
                 lane.tx,
                 stage_lcore,
                 &settings,
                 &mut stats,
+                Services::new(pool, index, workers),
             );
+            chain.messages = Some(inbox);
+            mesh.attach(&mut chain);
             match settings.mode {
                 Mode::RunToCompletion => tasks.push((lane.lcore, Task::Complete { rx, chain })),
                 Mode::Pipelined => {
                     let (producer, consumer) = ring::channel(settings.ring_capacity);
+                    probes.push(producer.probe());
                     tasks.push((lane.lcore, Task::Rx { rx, ring: producer }));
                     tasks.push((
                         stage_lcore,
@@ -234,24 +290,33 @@ impl Pipeline {
         let stats = Arc::new(stats);
         crate::stats::telemetry::publish_stats(stats.clone());
         crate::stats::telemetry::publish_placement(placement_text(&stats));
+        let drain = Arc::new(Drain::new(1 + launches.len(), probes));
         let mut workers = Vec::new();
         for (lcore, list, counters) in launches {
             let stop = stop.clone();
             let settings = settings.clone();
+            let drain = drain.clone();
             workers.push(worker::launch(eal, lcore, move || {
-                poll_loop(list, &stop, &settings, counters, &mut |_| {})
+                poll_loop(list, &stop, &settings, counters, &drain, &mut |_| {})
             })?);
         }
 
         let started = Instant::now();
         let mut last_report = started;
         let period = settings.report_period;
-        poll_loop(main_tasks, stop, &settings, main_counters, &mut |now| {
-            if !period.is_zero() && now - last_report >= period {
-                last_report = now;
-                report(&stats, now - started);
-            }
-        });
+        poll_loop(
+            main_tasks,
+            stop,
+            &settings,
+            main_counters,
+            &drain,
+            &mut |now| {
+                if !period.is_zero() && now - last_report >= period {
+                    last_report = now;
+                    report(&stats, now - started);
+                }
+            },
+        );
         let elapsed = started.elapsed();
         let mut failed = None;
         for w in workers {
@@ -290,16 +355,98 @@ fn placement_text(stats: &Stats) -> String {
     lines.join("\n")
 }
 
+/// The rings between lanes for the nodes that take handoffs: for each such node (by name)
+/// and each pair of lanes that run it, one SPSC ring from the one to the other (a lane to
+/// itself included).
+struct HandoffMesh {
+    /// (node name, from lane, to lane, producer or consumer still to hand out).
+    producers: Vec<(String, usize, usize, Option<Producer<Mbuf>>)>,
+    consumers: Vec<(String, usize, usize, Option<Consumer<Mbuf>>)>,
+    lanes: usize,
+}
+
+impl HandoffMesh {
+    fn new(lanes: &[Lane], capacity: usize, probes: &mut Vec<Probe>) -> HandoffMesh {
+        let mut names: Vec<String> = lanes
+            .iter()
+            .flat_map(|l| &l.stages)
+            .filter(|n| n.takes_handoff())
+            .map(|n| n.name().to_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        let runs = |lane: &Lane, name: &str| lane.stages.iter().any(|n| n.name() == name);
+        let (mut producers, mut consumers) = (Vec::new(), Vec::new());
+        for name in &names {
+            for (from, a) in lanes.iter().enumerate() {
+                for (to, b) in lanes.iter().enumerate() {
+                    if runs(a, name) && runs(b, name) {
+                        let (p, c) = ring::channel(capacity);
+                        probes.push(p.probe());
+                        producers.push((name.clone(), from, to, Some(p)));
+                        consumers.push((name.clone(), from, to, Some(c)));
+                    }
+                }
+            }
+        }
+        HandoffMesh {
+            producers,
+            consumers,
+            lanes: lanes.len(),
+        }
+    }
+
+    /// Gives `chain` its rings: out to every lane for each of its handoff nodes, and in.
+    fn attach(&mut self, chain: &mut Chain) {
+        let lane = chain.lane;
+        for (node, n) in chain.nodes.iter().enumerate() {
+            if !n.takes_handoff() {
+                continue;
+            }
+            let mut outs: Vec<Option<Producer<Mbuf>>> = (0..self.lanes).map(|_| None).collect();
+            for (name, from, to, p) in &mut self.producers {
+                if name == n.name() && *from == lane {
+                    outs[*to] = p.take();
+                }
+            }
+            chain.handoff_out[node] = outs;
+            for (name, _, to, c) in &mut self.consumers {
+                if name == n.name() && *to == lane {
+                    if let Some(c) = c.take() {
+                        chain.handoff_in.push((node, c));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A node's own counter blocks.
+struct NodeCounters {
+    counters: CounterWriter,
+    keyed: Arc<KeyedCounts>,
+}
+
 /// The stages of a lane and the TX queues they send by; run on one lcore.
 struct Chain {
-    stages: Vec<(Box<dyn Stage>, CounterWriter)>,
+    lane: usize,
+    nodes: Vec<Box<dyn Node>>,
+    node_counters: Vec<NodeCounters>,
     /// Indexed by port id.
     tx: Vec<Option<TxOut>>,
     /// Port ids with a TX queue here, to flush without scanning the table.
     tx_ports: Vec<u16>,
-    lane: CounterWriter,
+    lane_counters: CounterWriter,
     tx_retries: u32,
     actions: [Action; MAX_BURST],
+    services: Services,
+    /// Per node, per lane: the ring to that lane's instance (handoff nodes only).
+    handoff_out: Vec<Vec<Option<Producer<Mbuf>>>>,
+    /// Rings from other lanes' instances, with the node they are for.
+    handoff_in: Vec<(usize, Consumer<Mbuf>)>,
+    messages: Option<Receiver<Message>>,
+    /// Rounds since messages were last looked for.
+    rounds: u32,
 }
 
 struct TxOut {
@@ -308,26 +455,35 @@ struct TxOut {
     pending: Burst,
 }
 
+/// Looks for control messages once in this many rounds (a channel read is not free).
+const MESSAGE_ROUNDS: u32 = 64;
+
 impl Chain {
     fn new(
         lane: usize,
-        stages: Vec<Box<dyn Stage>>,
+        nodes: Vec<Box<dyn Node>>,
         tx: Vec<TxQueue>,
         lcore: u32,
         settings: &Settings,
         stats: &mut Stats,
+        mut services: Services,
     ) -> Chain {
-        let stages = stages
-            .into_iter()
-            .map(|stage| {
+        let node_counters = nodes
+            .iter()
+            .map(|node| {
                 let (writer, reader) = counters();
+                let keyed = Arc::new(KeyedCounts::default());
                 stats.stages.push(StageStats {
                     lane,
-                    name: stage.name().to_owned(),
+                    name: node.name().to_owned(),
                     lcore,
                     counters: reader,
+                    keyed: keyed.clone(),
                 });
-                (stage, writer)
+                NodeCounters {
+                    counters: writer,
+                    keyed,
+                }
             })
             .collect();
         let size = tx
@@ -355,59 +511,121 @@ impl Chain {
         }
         let (lane_writer, lane_reader) = counters();
         stats.lanes.push(lane_reader);
+        services.outbox = {
+            let mut outbox: Vec<Option<Vec<Mbuf>>> = (0..size).map(|_| None).collect();
+            for &p in &tx_ports {
+                outbox[usize::from(p)] = Some(Vec::with_capacity(MAX_BURST));
+            }
+            outbox
+        };
         Chain {
-            stages,
+            lane,
+            handoff_out: nodes.iter().map(|_| Vec::new()).collect(),
+            nodes,
+            node_counters,
             tx: table,
             tx_ports,
-            lane: lane_writer,
+            lane_counters: lane_writer,
             tx_retries: settings.tx_retries,
             actions: [Action::NEXT; MAX_BURST],
+            services,
+            handoff_in: Vec::new(),
+            messages: None,
+            rounds: 0,
         }
     }
 
-    /// Takes every packet of `burst` through the stages to a TX queue or a counted drop.
-    fn run(&mut self, burst: &mut Burst) {
+    /// Takes every packet of `burst` through the stages from `first` on (the first of them
+    /// by its [`Node::handed`] when `handed`) to a TX queue, a hold or a counted drop.
+    fn run(&mut self, burst: &mut Burst, first: usize, handed: bool) {
         let mut dropped = Burst::new();
-        for (stage, counters) in &mut self.stages {
+        for i in first..self.nodes.len() {
             let n = burst.len();
             if n == 0 {
                 break;
             }
+            let Chain {
+                nodes,
+                node_counters,
+                services,
+                actions,
+                tx,
+                lane_counters,
+                handoff_out,
+                tx_retries,
+                ..
+            } = self;
+            let node = &mut nodes[i];
+            let NodeCounters { counters, keyed } = &mut node_counters[i];
             counters.rx(n as u64);
-            let actions = &mut self.actions[..n];
+            let actions = &mut actions[..n];
             actions.fill(Action::NEXT);
-            stage.process(burst.as_mut_slice(), actions);
+            let mut ctx = Context {
+                services,
+                stage: i,
+                counters,
+                keyed,
+            };
+            if handed && i == first {
+                node.handed(burst.as_mut_slice(), actions, &mut ctx);
+            } else {
+                node.process(burst.as_mut_slice(), actions, &mut ctx);
+            }
             // Most bursts get one verdict for every packet (all of a queue to one port): then
             // the burst moves as a whole, with no per-packet sorting.
             if let Some(action) = Action::uniform(actions) {
                 match action.verdict() {
                     Verdict::Next => continue,
                     Verdict::Tx(port) => {
-                        if let Some(Some(out)) = self.tx.get_mut(usize::from(port)) {
-                            out.transmit(burst, self.tx_retries);
+                        if let Some(Some(out)) = tx.get_mut(usize::from(port)) {
+                            out.transmit(burst, *tx_retries);
                             break;
                         }
                     }
                     Verdict::Drop(reason) => {
-                        counters.drop(reason, burst.clear() as u64);
+                        ctx.counters.drop(reason, burst.clear() as u64);
                         break;
                     }
+                    Verdict::Hold | Verdict::Handoff(_) => {}
                 }
             }
             let mut next = Burst::new();
             for (m, action) in burst.drain().zip(actions.iter()) {
                 let rejected = match action.verdict() {
                     Verdict::Next => next.push(m).err(),
-                    Verdict::Tx(port) => match self.tx.get_mut(usize::from(port)) {
+                    Verdict::Tx(port) => match tx.get_mut(usize::from(port)) {
                         Some(Some(out)) => out.pending.push(m).err(),
                         _ => {
-                            self.lane.drop(DropReason::NoOutput, 1);
+                            lane_counters.drop(DropReason::NoOutput, 1);
                             Some(m)
                         }
                     },
                     Verdict::Drop(reason) => {
-                        counters.drop(reason, 1);
+                        ctx.counters.drop(reason, 1);
                         Some(m)
+                    }
+                    Verdict::Hold => {
+                        ctx.counters.held(1);
+                        node.hold(Held::new(m), &mut ctx);
+                        None
+                    }
+                    Verdict::Handoff(to) => {
+                        let ring = handoff_out[i]
+                            .get_mut(usize::from(to))
+                            .and_then(Option::as_mut);
+                        match ring {
+                            Some(ring) => match ring.push(m) {
+                                Ok(()) => None,
+                                Err(m) => {
+                                    ctx.counters.drop(DropReason::HandoffFull, 1);
+                                    Some(m)
+                                }
+                            },
+                            None => {
+                                ctx.counters.drop(DropReason::NoOutput, 1);
+                                Some(m)
+                            }
+                        }
                     }
                 };
                 // Pushes cannot fail (a burst's packets fit any burst): this is the drop path.
@@ -422,17 +640,133 @@ impl Chain {
         // Whatever is still here went past the last stage without an output.
         let unrouted = burst.clear();
         if unrouted > 0 {
-            self.lane.drop(DropReason::NoOutput, unrouted as u64);
+            self.lane_counters
+                .drop(DropReason::NoOutput, unrouted as u64);
         }
         dropped.clear();
-        for &port in &self.tx_ports {
-            let out = self.tx[usize::from(port)].as_mut().expect("listed port");
+        self.flush();
+    }
+
+    /// Sends what the stages left pending and what they sent through their context.
+    fn flush(&mut self) {
+        let Chain {
+            tx,
+            tx_ports,
+            services,
+            tx_retries,
+            lane_counters,
+            ..
+        } = self;
+        if services.no_output > 0 {
+            lane_counters.drop(
+                DropReason::NoOutput,
+                std::mem::take(&mut services.no_output),
+            );
+        }
+        for &port in tx_ports.iter() {
+            let out = tx[usize::from(port)].as_mut().expect("listed port");
+            if let Some(Some(outbox)) = services.outbox.get_mut(usize::from(port)) {
+                let mut from_stages = outbox.drain(..);
+                loop {
+                    while out.pending.spare() > 0 {
+                        let Some(m) = from_stages.next() else { break };
+                        let _ = out.pending.push(m);
+                    }
+                    if out.pending.spare() > 0 {
+                        break;
+                    }
+                    let mut pending = std::mem::take(&mut out.pending);
+                    out.transmit(&mut pending, *tx_retries);
+                    out.pending = pending;
+                }
+            }
             if !out.pending.is_empty() {
                 let mut pending = std::mem::take(&mut out.pending);
-                out.transmit(&mut pending, self.tx_retries);
+                out.transmit(&mut pending, *tx_retries);
                 out.pending = pending;
             }
         }
+    }
+
+    /// Calls the node `stage` with the context (for timers, messages and stop).
+    fn call(&mut self, stage: usize, f: impl FnOnce(&mut dyn Node, &mut Context<'_>)) {
+        let NodeCounters { counters, keyed } = &mut self.node_counters[stage];
+        let mut ctx = Context {
+            services: &mut self.services,
+            stage,
+            counters,
+            keyed,
+        };
+        f(self.nodes[stage].as_mut(), &mut ctx);
+    }
+
+    /// Timers that are due, packets handed over by other lanes, and control messages; returns
+    /// the packets moved.
+    #[inline]
+    fn services(&mut self, burst: &mut Burst, size: usize) -> usize {
+        let mut moved = 0;
+        if let Some(deadline) = self.services.next_deadline() {
+            let now = dpdk_sys::rdtsc();
+            if now >= deadline {
+                self.fire_timers(now);
+            }
+        }
+        for k in 0..self.handoff_in.len() {
+            let (node, ring) = &mut self.handoff_in[k];
+            let node = *node;
+            let n = ring.pop_with(size, |m| {
+                if let Err(m) = burst.push(m) {
+                    drop(m);
+                }
+            });
+            if n > 0 {
+                self.run(burst, node, true);
+                moved += n;
+            }
+        }
+        self.rounds += 1;
+        if self.rounds >= MESSAGE_ROUNDS {
+            self.rounds = 0;
+            self.deliver_messages();
+        }
+        moved
+    }
+
+    #[cold]
+    fn fire_timers(&mut self, now: u64) {
+        while let Some(&std::cmp::Reverse((deadline, stage, token))) = self.services.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.services.timers.pop();
+            self.call(stage, |node, ctx| node.timer(token, ctx));
+        }
+        self.flush();
+    }
+
+    #[cold]
+    fn deliver_messages(&mut self) {
+        let Some(inbox) = &self.messages else {
+            return;
+        };
+        let pending: Vec<Message> = inbox.try_iter().collect();
+        for (name, message) in pending {
+            for stage in 0..self.nodes.len() {
+                if self.nodes[stage].name() == name {
+                    self.call(stage, |node, ctx| node.message(&*message, ctx));
+                }
+            }
+        }
+        self.flush();
+    }
+
+    /// The pipeline is stopping: every node releases what it holds.
+    fn stop(&mut self) {
+        self.deliver_messages();
+        for stage in 0..self.nodes.len() {
+            self.call(stage, |node, ctx| node.stop(ctx));
+        }
+        self.flush();
     }
 }
 
@@ -466,23 +800,29 @@ enum Task {
 }
 
 impl Task {
-    /// One round of work; returns how many packets it moved.
+    /// One round of work; returns how many packets it moved. Draining (`receive` false), RX
+    /// queues are left alone.
     #[inline]
-    fn poll(&mut self, burst: &mut Burst, size: usize) -> usize {
+    fn poll(&mut self, burst: &mut Burst, size: usize, receive: bool) -> usize {
         match self {
             Task::Complete { rx, chain } => {
                 let mut moved = 0;
-                for (queue, counters) in rx {
-                    let n = queue.recv_up_to(burst, size);
-                    if n > 0 {
-                        counters.rx(n as u64);
-                        chain.run(burst);
-                        moved += n;
+                if receive {
+                    for (queue, counters) in rx {
+                        let n = queue.recv_up_to(burst, size);
+                        if n > 0 {
+                            counters.rx(n as u64);
+                            chain.run(burst, 0, false);
+                            moved += n;
+                        }
                     }
                 }
-                moved
+                moved + chain.services(burst, size)
             }
             Task::Rx { rx, ring } => {
+                if !receive {
+                    return 0;
+                }
                 let mut moved = 0;
                 for (queue, counters) in rx {
                     let n = queue.recv_up_to(burst, size);
@@ -509,22 +849,72 @@ impl Task {
                     }
                 });
                 if n > 0 {
-                    chain.run(burst);
+                    chain.run(burst, 0, false);
                 }
-                n
+                n + chain.services(burst, size)
             }
+        }
+    }
+
+    fn chain(&mut self) -> Option<&mut Chain> {
+        match self {
+            Task::Complete { chain, .. } | Task::Stages { chain, .. } => Some(chain),
+            Task::Rx { .. } => None,
         }
     }
 }
 
+/// The drain on stop, shared by every lcore of a pipeline: done once every lcore has stopped
+/// receiving, every ring is empty, and no lcore moved a packet across a quiet interval.
+struct Drain {
+    lcores: usize,
+    arrived: AtomicUsize,
+    /// Rounds that moved packets while draining, all lcores together.
+    activity: AtomicU64,
+    /// Lcores in the middle of a round.
+    busy: AtomicUsize,
+    done: AtomicBool,
+    rings: Vec<Probe>,
+}
+
+impl Drain {
+    fn new(lcores: usize, rings: Vec<Probe>) -> Drain {
+        Drain {
+            lcores,
+            arrived: AtomicUsize::new(0),
+            activity: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
+            done: AtomicBool::new(false),
+            rings,
+        }
+    }
+
+    fn quiet(&self) -> bool {
+        self.arrived.load(Ordering::Acquire) == self.lcores
+            && self.busy.load(Ordering::Acquire) == 0
+            && self.rings.iter().all(Probe::is_empty)
+    }
+
+    /// Whether nothing moved anywhere across a short interval (the main lcore asks).
+    fn settled(&self) -> bool {
+        if !self.quiet() {
+            return false;
+        }
+        let before = self.activity.load(Ordering::Acquire);
+        std::thread::sleep(Duration::from_micros(200));
+        self.quiet() && self.activity.load(Ordering::Acquire) == before
+    }
+}
+
 /// The poll loop of one lcore. `tick(now)` runs every so many rounds (the main lcore reports
-/// from it). On stop: RX tasks end at once; stage tasks go on until their rings are drained
-/// and their producers gone.
+/// from it). On stop: RX ends at once; the lcore goes on with its rings, timers and messages
+/// until the whole pipeline has drained; then its nodes release what they hold.
 fn poll_loop(
     mut tasks: Vec<Task>,
     stop: &StopFlag,
     settings: &Settings,
     mut counters: LoopCounterWriter,
+    drain: &Drain,
     tick: &mut dyn FnMut(Instant),
 ) {
     let mut burst = Burst::new();
@@ -537,23 +927,33 @@ fn poll_loop(
     worker::poll_until_stopped(stop, idle, &mut counters, tick, || {
         tasks
             .iter_mut()
-            .map(|task| task.poll(&mut burst, settings.burst))
+            .map(|task| task.poll(&mut burst, settings.burst, true))
             .sum()
     });
-    // Drop the RX side (RX tasks, and run-to-completion tasks, whose queues stop with
-    // them), closing each ring's producer; then drain the stage side.
-    tasks.retain(|t| matches!(t, Task::Stages { .. }));
+    // The lcore whose arrival completes the count decides when the drain is done.
+    let decides = drain.arrived.fetch_add(1, Ordering::AcqRel) + 1 == drain.lcores;
     loop {
-        let mut pending = false;
-        for task in &mut tasks {
-            task.poll(&mut burst, settings.burst);
-            if let Task::Stages { ring, .. } = task {
-                pending |= !(ring.producer_gone() && ring.is_empty());
-            }
+        drain.busy.fetch_add(1, Ordering::AcqRel);
+        let moved: usize = tasks
+            .iter_mut()
+            .map(|task| task.poll(&mut burst, settings.burst, false))
+            .sum();
+        if moved > 0 {
+            drain.activity.fetch_add(1, Ordering::AcqRel);
         }
-        if !pending {
+        drain.busy.fetch_sub(1, Ordering::AcqRel);
+        if drain.done.load(Ordering::Acquire) {
+            break;
+        }
+        if decides && drain.settled() {
+            drain.done.store(true, Ordering::Release);
             break;
         }
         std::hint::spin_loop();
+    }
+    for task in &mut tasks {
+        if let Some(chain) = task.chain() {
+            chain.stop();
+        }
     }
 }

@@ -506,6 +506,11 @@ impl RxQueue {
         self.queue
     }
 
+    /// The pool the queue fills from.
+    pub fn pool(&self) -> &Mempool {
+        &self.port.inner._pool
+    }
+
     /// Receives into the spare room of `burst`; returns how many packets arrived.
     #[inline]
     pub fn recv(&mut self, burst: &mut Burst) -> usize {

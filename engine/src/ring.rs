@@ -250,6 +250,34 @@ impl<T> Producer<T> {
     }
 }
 
+/// Whether a ring is empty, asked from any thread (the pipeline's drain on stop asks it of
+/// every ring).
+#[derive(Clone)]
+pub struct Probe(Arc<dyn Occupancy>);
+
+trait Occupancy: Send + Sync {
+    fn is_empty(&self) -> bool;
+}
+
+impl<T: Send> Occupancy for Shared<T> {
+    fn is_empty(&self) -> bool {
+        self.head.0.load(Ordering::Acquire) == self.tail.0.load(Ordering::Acquire)
+    }
+}
+
+impl Probe {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<T: Send + 'static> Producer<T> {
+    /// A probe of this ring.
+    pub fn probe(&self) -> Probe {
+        Probe(self.shared.clone())
+    }
+}
+
 impl<T> Drop for Producer<T> {
     fn drop(&mut self) {
         // Release: a consumer that sees `closed` also sees every item published before it.

@@ -157,28 +157,49 @@ fn burst() -> impl Strategy<Value = Vec<(u16, Vec<u8>)>> {
     ]
 }
 
-/// Runs `bursts` through a fresh stage and a fresh reference, packet by packet.
-fn check(scenario: &Scenario, runner: &Runner, bursts: &[Vec<(u16, Vec<u8>)>]) {
+/// Runs `bursts` through a fresh stage and a fresh reference, packet by packet: the same
+/// verdicts, the same packets sent and requests made, the same packets held.
+fn check(scenario: &Scenario, pool: &Mempool, bursts: &[Vec<(u16, Vec<u8>)>]) {
+    let mut runner = Runner::new(pool.clone());
     let mut stage = scenario.stage();
     let mut reference = Reference::new(scenario.config.clone());
+    let mut no_neighbour = 0;
     for burst in bursts {
         let frames: Vec<(u16, &[u8])> = burst.iter().map(|(p, f)| (*p, &f[..])).collect();
-        let outcomes = runner
+        let run = runner
             .run(&mut stage, &frames)
             .expect("the pool holds a burst");
-        for (i, ((port, frame), outcome)) in burst.iter().zip(&outcomes).enumerate() {
+        for (i, ((port, frame), outcome)) in burst.iter().zip(&run.outcomes).enumerate() {
             let want = reference.forward(*port, frame);
             let got = match outcome.verdict {
                 Verdict::Tx(p) => Fate::Tx(p, outcome.frame.clone()),
                 Verdict::Drop(reason) => Fate::Drop(reason.name()),
-                Verdict::Next => Fate::Drop("next"),
+                Verdict::Hold => Fate::Hold,
+                Verdict::Next | Verdict::Handoff(_) => Fate::Drop("next"),
             };
+            no_neighbour += usize::from(want == Fate::Drop("no_neighbour"));
             assert_eq!(
                 got, want,
                 "packet {i} of the burst, in on port {port}: {frame:02x?}"
             );
         }
+        // Requests go out in the order of the lookups, which need not be the burst's.
+        let (mut sent, mut requested) = (run.sent, reference.take_sent());
+        sent.sort();
+        requested.sort();
+        assert_eq!(sent, requested, "requests for neighbours");
     }
+    let (held, pushed_out) = reference.held();
+    let counts = runner.counts();
+    assert_eq!(counts.held as usize, held, "packets held");
+    let reason = sluice::stage::router::reasons().no_neighbour;
+    assert_eq!(counts.drops_for(reason) as usize, no_neighbour + pushed_out);
+    runner.stop(&mut stage);
+    assert_eq!(
+        runner.counts().held,
+        0,
+        "the stop releases every held packet"
+    );
 }
 
 fn differential(kind: Kind) {
@@ -186,14 +207,13 @@ fn differential(kind: Kind) {
     let pool =
         Mempool::pktmbuf(&eal, "diff", 1023, DEFAULT_CACHE, DEFAULT_DATA_ROOM, None).unwrap();
     let scenario = Scenario::new(&eal, kind);
-    let runner = Runner::new(pool.clone());
     let config = ProptestConfig {
         cases: 300,
         failure_persistence: None,
         ..ProptestConfig::default()
     };
     proptest!(config, |(bursts in proptest::collection::vec(burst(), 1..4))| {
-        check(&scenario, &runner, &bursts);
+        check(&scenario, &pool, &bursts);
     });
     assert_eq!(pool.in_use(), 0);
 }

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 const MAX_FRAME: usize = 2048;
 
 struct World {
-    runner: Runner,
+    pool: Mempool,
     scenarios: Vec<Scenario>,
 }
 
@@ -34,10 +34,7 @@ fn world() -> &'static World {
         let pool = Mempool::pktmbuf(&eal, "fuzz", 1023, DEFAULT_CACHE, DEFAULT_DATA_ROOM, None)
             .expect("a pool");
         let scenarios = Kind::ALL.iter().map(|&k| Scenario::new(&eal, k)).collect();
-        World {
-            runner: Runner::new(pool),
-            scenarios,
-        }
+        World { pool, scenarios }
     })
 }
 
@@ -65,19 +62,20 @@ pub fn l3fwd_stage(data: &[u8]) {
     if burst.is_empty() {
         return;
     }
+    let mut runner = Runner::new(world.pool.clone());
     let mut stage = scenario.stage();
     let mut reference = Reference::new(scenario.config.clone());
-    let outcomes = world
-        .runner
+    let run = runner
         .run(&mut stage, &burst)
         .expect("the pool holds a burst");
-    assert_eq!(outcomes.len(), burst.len(), "one verdict per packet");
-    for (i, ((port, frame), outcome)) in burst.iter().zip(&outcomes).enumerate() {
+    assert_eq!(run.outcomes.len(), burst.len(), "one verdict per packet");
+    for (i, ((port, frame), outcome)) in burst.iter().zip(&run.outcomes).enumerate() {
         let want = reference.forward(*port, frame);
         let got = match outcome.verdict {
             Verdict::Tx(p) => Fate::Tx(p, outcome.frame.clone()),
             Verdict::Drop(reason) => Fate::Drop(reason.name()),
-            Verdict::Next => Fate::Drop("next"),
+            Verdict::Hold => Fate::Hold,
+            Verdict::Next | Verdict::Handoff(_) => Fate::Drop("next"),
         };
         assert_eq!(
             got, want,
@@ -85,4 +83,10 @@ pub fn l3fwd_stage(data: &[u8]) {
             scenario.config.table
         );
     }
+    let (mut sent, mut requested) = (run.sent, reference.take_sent());
+    sent.sort();
+    requested.sort();
+    assert_eq!(sent, requested, "requests for neighbours");
+    assert_eq!(runner.counts().held as usize, reference.held().0);
+    runner.stop(&mut stage);
 }

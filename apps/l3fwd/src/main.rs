@@ -13,7 +13,7 @@ use sluice::stage::router::{L3Forward, NextHopMac, Responder, Router, RouterPort
 use sluice::stage::table::{
     Acl, AclAction, AclRule, ExactMatch, Fib, Fib6, FlowKey4, FlowKey6, Lpm, Lpm6, RouteTable,
 };
-use sluice::stage::Stage;
+use sluice::stage::Node;
 use sluice::stats::{MbufUse, RateReport};
 use sluice::worker::{IdlePolicy, StopFlag};
 use sluice::{Eal, EalBuilder, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
@@ -254,7 +254,7 @@ fn load_neighbours(path: &std::path::Path, router: &Router) -> Result<(), BoxErr
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read the neighbour file: {e}", path.display()))?;
     for (ip, mac) in neighbours::parse(&text, &path.display().to_string())? {
-        router.neighbours.learn(ip, mac);
+        router.neighbours.set_static(ip, mac);
     }
     Ok(())
 }
@@ -536,7 +536,7 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
                 queues.remove(at)
             })
             .collect();
-        let mut stages: Vec<Box<dyn Stage>> = Vec::new();
+        let mut stages: Vec<Box<dyn Node>> = Vec::new();
         if responds {
             stages.push(Box::new(Responder::new(router.clone())));
         }

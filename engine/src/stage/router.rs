@@ -4,19 +4,61 @@
 //! neighbours. Both share a
 //! [`Router`]: its ports, their addresses, and the neighbour table.
 
+use super::neighbour::{Lookup, Request, Resolver};
 use super::table::{FlowKey4, FlowKey6, Lpm6, LpmReader, RouteTable, DENIED, NO_ROUTE};
 use super::time_exceeded::{self, RateLimit};
-use super::{Action, Stage};
+use super::{Action, Context, Held, Node, Stage};
 use crate::mbuf::{Mbuf, MAX_BURST};
 use crate::net::ethernet::{self, Address, AddressPair, EtherType, Frame};
 use crate::net::icmpv6::{self, NeighbourKind, NeighbourRepr};
 use crate::net::{arp, icmp, ipv4, ipv6, udp};
-use crate::stats::DropReason;
-use std::collections::HashMap;
+use crate::stats::{DropReason, Reason};
+use std::sync::OnceLock;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The router's drop reasons, beside the engine's `truncated` and `filtered`.
+#[derive(Clone, Copy, Debug)]
+pub struct Reasons {
+    /// No route to its destination.
+    pub no_route: Reason,
+    /// Its TTL or hop limit would reach zero here.
+    pub ttl_exceeded: Reason,
+    /// Its IPv4 header checksum is wrong.
+    pub bad_checksum: Reason,
+    /// A malformed IP header: wrong version, IHL under 5, lengths that do not fit the frame.
+    pub bad_header: Reason,
+    /// A frame the router does not handle (an EtherType other than IPv4, IPv6 and ARP; a VLAN
+    /// tag; ARP without addresses to answer for).
+    pub unsupported: Reason,
+    /// Addressed to the router itself and consumed there (ARP learned or ignored, a protocol
+    /// it does not answer).
+    pub local: Reason,
+    /// The next hop's MAC address could not be had: resolution failed, or too many packets
+    /// wait for it.
+    pub no_neighbour: Reason,
+    /// A source or destination address no router forwards (RFC 1812 §5.3.7, RFC 3927 §7,
+    /// RFC 4291 §2.5 and §2.7), or a directed broadcast to a subnet of the router's own.
+    pub martian: Reason,
+}
+
+/// The router's reasons, named once (in this order, so that accounts list them so).
+pub fn reasons() -> &'static Reasons {
+    static REASONS: OnceLock<Reasons> = OnceLock::new();
+    REASONS.get_or_init(|| Reasons {
+        no_route: Reason::named("no_route"),
+        ttl_exceeded: Reason::named("ttl_exceeded"),
+        bad_checksum: Reason::named("bad_checksum"),
+        bad_header: Reason::named("bad_header"),
+        unsupported: Reason::named("unsupported"),
+        local: Reason::named("local"),
+        no_neighbour: Reason::named("no_neighbour"),
+        martian: Reason::named("martian"),
+    })
+}
 
 /// How the destination MAC of a packet leaving a port is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,58 +80,7 @@ pub struct RouterPort {
     pub v6: Vec<(Ipv6Addr, u8)>,
 }
 
-/// IP → MAC entries, learned by ARP or set statically; shared by every worker.
-#[derive(Default, Debug)]
-pub struct Neighbours {
-    /// Bumped on every change, so that workers refresh their copy only then.
-    version: AtomicU64,
-    entries: Mutex<HashMap<IpAddr, Address>>,
-}
-
-impl Neighbours {
-    /// Records `ip` at `mac`; returns whether that changed the table.
-    pub fn learn(&self, ip: IpAddr, mac: Address) -> bool {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.get(&ip) == Some(&mac) {
-            return false;
-        }
-        entries.insert(ip, mac);
-        self.version.fetch_add(1, Ordering::Release);
-        true
-    }
-
-    pub fn get(&self, ip: &IpAddr) -> Option<Address> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(ip)
-            .copied()
-    }
-
-    /// Every entry, sorted.
-    pub fn list(&self) -> Vec<(IpAddr, Address)> {
-        let mut all: Vec<_> = self
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(ip, mac)| (*ip, *mac))
-            .collect();
-        all.sort();
-        all
-    }
-
-    fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
-    }
-
-    fn snapshot(&self) -> HashMap<IpAddr, Address> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
+pub use super::neighbour::Neighbours;
 
 /// The router's ports and neighbours.
 #[derive(Debug)]
@@ -161,9 +152,9 @@ fn same_subnet_v6(a: &Ipv6Addr, b: &Ipv6Addr, len: u8) -> bool {
     u128::from(*a) & mask == u128::from(*b) & mask
 }
 
-/// An ARP request or neighbour solicitation for the same address goes out at most this often;
-/// packets to it in between are dropped as `no_neighbour`.
-const RESOLVE_RETRY: Duration = Duration::from_millis(100);
+/// How often a worker looks at its neighbours being resolved while it has any (for answers
+/// that came in on another worker, or a burst that ended in the responder).
+const SETTLE_EVERY: Duration = Duration::from_micros(200);
 
 /// Checks, looks up, decrements TTL and rewrites MACs; see the module documentation.
 pub struct L3Forward {
@@ -175,7 +166,11 @@ pub struct L3Forward {
     keys_need_ports: bool,
     /// Indexed by next hop (port id): where and how packets leave.
     exits: Vec<Option<Exit>>,
+    /// Whether any exit resolves its next hops (else the fast path never reads the table).
+    resolves: bool,
     resolver: Resolver,
+    /// Whether the settle timer is set.
+    settling: bool,
     /// Answers with ICMP time exceeded, and how many a second.
     time_exceeded: Option<RateLimit>,
     /// Whether packets from or to martian addresses are dropped (RFC 1812 §5.3.7: on unless
@@ -208,15 +203,6 @@ struct Exit {
     fixed: Option<AddressPair>,
 }
 
-/// This worker's copy of the neighbour table, and the requests (ARP, neighbour solicitation)
-/// it has sent.
-struct Resolver {
-    enabled: bool,
-    neighbours: HashMap<IpAddr, Address>,
-    seen: u64,
-    requested: HashMap<IpAddr, Instant>,
-}
-
 impl L3Forward {
     /// Without a table for a family, its packets are dropped as `no_route`.
     pub fn new(
@@ -238,12 +224,8 @@ impl L3Forward {
                 })
             })
             .collect();
-        let resolver = Resolver {
-            enabled: router.resolves(),
-            neighbours: HashMap::new(),
-            seen: u64::MAX,
-            requested: HashMap::new(),
-        };
+        reasons(); // named now, in their order, before any reason of another stage
+        let resolves = router.resolves();
         // Subnets of /31 and /32 have no broadcast address (RFC 3021).
         let mut broadcasts: Vec<u32> = router
             .ports()
@@ -259,7 +241,9 @@ impl L3Forward {
             v6,
             keys_need_ports,
             exits,
-            resolver,
+            resolves,
+            resolver: Resolver::default(),
+            settling: false,
             time_exceeded: None,
             martians: true,
             broadcasts,
@@ -446,22 +430,22 @@ fn is_udp_or_tcp(protocol: u8) -> bool {
 /// Read-only checks of RFC 1812 §5.2.2, §5.3.7 (martians, when `martians` is set) and §5.3.1
 /// (the TTL), in that order, and the lookup key; the caller decrements the TTL of a packet that
 /// passes ([`decrement_ttl`]).
-fn classify(data: &[u8], with_ports: bool, martians: bool) -> Result<Class, DropReason> {
+fn classify(data: &[u8], with_ports: bool, martians: bool) -> Result<Class, Reason> {
     let frame = Frame::new_checked(data).map_err(|_| DropReason::Truncated)?;
     match frame.ethertype() {
         EtherType::IPV4 => {
             let ip =
                 ipv4::Packet::new_checked(frame.payload()).map_err(|_| DropReason::Truncated)?;
             ip.validate().map_err(|e| match e {
-                ipv4::Invalid::Truncated => DropReason::Truncated,
-                ipv4::Invalid::BadHeader => DropReason::BadHeader,
-                ipv4::Invalid::BadChecksum => DropReason::BadChecksum,
+                ipv4::Invalid::Truncated => DropReason::Truncated.into(),
+                ipv4::Invalid::BadHeader => reasons().bad_header,
+                ipv4::Invalid::BadChecksum => reasons().bad_checksum,
             })?;
             if martians && (ipv4::is_martian(ip.src_addr()) || ipv4::is_martian(ip.dst_addr())) {
-                return Err(DropReason::Martian);
+                return Err(reasons().martian);
             }
             if ip.ttl() <= 1 {
-                return Err(DropReason::TtlExceeded);
+                return Err(reasons().ttl_exceeded);
             }
             let (src_port, dst_port) = l4_ports(ip.protocol(), ip.payload(), with_ports);
             Ok(Class::V4(FlowKey4::new(
@@ -475,12 +459,12 @@ fn classify(data: &[u8], with_ports: bool, martians: bool) -> Result<Class, Drop
         EtherType::IPV6 => {
             let ip =
                 ipv6::Packet::new_checked(frame.payload()).map_err(|_| DropReason::Truncated)?;
-            ip.validate().map_err(|_| DropReason::BadHeader)?;
+            ip.validate().map_err(|_| reasons().bad_header)?;
             if martians && (ipv6::is_martian(&ip.src_addr()) || ipv6::is_martian(&ip.dst_addr())) {
-                return Err(DropReason::Martian);
+                return Err(reasons().martian);
             }
             if ip.hop_limit() <= 1 {
-                return Err(DropReason::TtlExceeded);
+                return Err(reasons().ttl_exceeded);
             }
             let (src_port, dst_port) = l4_ports(ip.next_header(), ip.payload(), with_ports);
             Ok(Class::V6(FlowKey6::new(
@@ -491,7 +475,7 @@ fn classify(data: &[u8], with_ports: bool, martians: bool) -> Result<Class, Drop
                 ip.next_header(),
             )))
         }
-        _ => Err(DropReason::Unsupported),
+        _ => Err(reasons().unsupported),
     }
 }
 
@@ -511,28 +495,14 @@ fn decrement_ttl(data: &mut [u8], class: &Class) {
     }
 }
 
-impl Resolver {
-    /// The MAC of `dst` (on the link of the port it leaves by), or what to do instead.
-    fn mac(&mut self, dst: IpAddr) -> Result<Address, Unresolved> {
-        if let Some(mac) = self.neighbours.get(&dst) {
-            return Ok(*mac);
-        }
-        let now = Instant::now();
-        match self.requested.get(&dst) {
-            Some(sent) if now.duration_since(*sent) < RESOLVE_RETRY => Err(Unresolved::Drop),
-            _ => {
-                self.requested.insert(dst, now);
-                Err(Unresolved::Request(dst))
-            }
-        }
-    }
-}
-
 /// What a worker needs to forward a classified packet.
 struct Forwarder<'a> {
-    router: &'a Router,
     exits: &'a [Option<Exit>],
     resolver: &'a mut Resolver,
+    /// When this burst is forwarded (for the neighbours' ages), where exits resolve.
+    now: Option<Instant>,
+    /// The neighbour of the packet last given [`Action::HOLD`].
+    held_for: Option<IpAddr>,
 }
 
 impl Forwarder<'_> {
@@ -565,9 +535,8 @@ impl Forwarder<'_> {
 
     /// The MACs a packet to `hop` leaves with: the exit's fixed pair, or its next hop's MAC
     /// from the neighbour table (looked up by the destination `dst` reads from the packet).
-    /// Otherwise what becomes of the packet instead: a drop, or, for a next hop not asked for
-    /// lately, the packet's buffer turned into the ARP request or neighbour solicitation (the
-    /// first packet to an unknown neighbour is the one a resolving router loses).
+    /// Otherwise what becomes of the packet instead: held until the neighbour is resolved
+    /// (the resolver then has a request to send), or dropped when too many are held.
     fn macs(
         &mut self,
         m: &mut Mbuf,
@@ -581,23 +550,14 @@ impl Forwarder<'_> {
             return Ok(pair);
         }
         let dst = dst(m.data()).ok_or(Action::drop(DropReason::Truncated))?;
-        match self.resolver.mac(dst) {
-            Ok(mac) => Ok(AddressPair::new(mac, exit.mac)),
-            Err(Unresolved::Drop) => Err(Action::drop(DropReason::NoNeighbour)),
-            Err(Unresolved::Request(target)) => {
-                let port = self.router.port(hop).expect("exit");
-                let request = match target {
-                    IpAddr::V4(target) => self
-                        .router
-                        .source_v4(port, target)
-                        .map(|source| arp_request(m, port.mac, source, target, hop)),
-                    IpAddr::V6(target) => self
-                        .router
-                        .source_v6(port, &target)
-                        .map(|source| neighbour_solicitation(m, port.mac, source, target, hop)),
-                };
-                Err(request.unwrap_or(Action::drop(DropReason::NoNeighbour)))
+        let now = self.now.unwrap_or_else(Instant::now);
+        match self.resolver.lookup(dst, hop, now) {
+            Lookup::Mac(mac) => Ok(AddressPair::new(mac, exit.mac)),
+            Lookup::Hold => {
+                self.held_for = Some(dst);
+                Err(Action::HOLD)
             }
+            Lookup::Full => Err(Action::drop(reasons().no_neighbour)),
         }
     }
 }
@@ -774,7 +734,7 @@ impl<'a> ExitRuns<'a> {
     #[inline(always)]
     fn rewrite(&mut self, frame: &mut [u8], hop: Option<u16>) -> Action {
         let Some(hop) = hop else {
-            return Action::drop(DropReason::NoRoute);
+            return Action::drop(reasons().no_route);
         };
         if hop != self.hop {
             match self.exits.get(usize::from(hop)) {
@@ -798,7 +758,7 @@ fn answer_time_exceeded(
     packets: &mut [Mbuf],
     actions: &mut [Action],
 ) {
-    let expired = Action::drop(DropReason::TtlExceeded);
+    let expired = Action::drop(reasons().ttl_exceeded);
     for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
         if *action != expired {
             continue;
@@ -874,27 +834,21 @@ fn refuse_directed_broadcasts(broadcasts: &[u32], keys: &[FlowKey4], hops: &mut 
 /// Why a packet whose lookup gave `hop` has no way out.
 fn no_exit(hop: u16) -> Action {
     Action::drop(match hop {
-        DENIED => DropReason::Filtered,
-        BROADCAST => DropReason::Martian,
-        _ => DropReason::NoRoute,
+        DENIED => DropReason::Filtered.into(),
+        BROADCAST => reasons().martian,
+        _ => reasons().no_route,
     })
 }
 
-enum Unresolved {
-    /// Send an ARP request or neighbour solicitation for this address in the packet's place.
-    Request(IpAddr),
-    /// A request is already out: drop.
-    Drop,
-}
-
-/// Rewrites `m` into a broadcast ARP request for `target` from `source` on the port.
+/// Makes `m` (fresh) an ARP request for `target` from `source` and `mac`: broadcast, or to
+/// `unicast` when probing a neighbour whose MAC is known.
 fn arp_request(
     m: &mut Mbuf,
     mac: Address,
     source: Ipv4Addr,
     target: Ipv4Addr,
-    port: u16,
-) -> Action {
+    unicast: Option<Address>,
+) -> bool {
     let request = arp::Repr {
         operation: arp::Operation::Request,
         sender_mac: mac,
@@ -902,11 +856,7 @@ fn arp_request(
         target_mac: Address::default(),
         target_ip: target,
     };
-    if emit_arp(m, Address::BROADCAST, mac, &request) {
-        Action::tx(port)
-    } else {
-        Action::drop(DropReason::NoNeighbour)
-    }
+    emit_arp(m, unicast.unwrap_or(Address::BROADCAST), mac, &request)
 }
 
 /// The length of a frame holding an ARP packet: the least Ethernet carries (without FCS).
@@ -926,27 +876,34 @@ fn emit_arp(m: &mut Mbuf, dst: Address, src: Address, repr: &arp::Repr) -> bool 
     repr.emit(&mut data[ethernet::HEADER_LEN..]).is_ok()
 }
 
-/// Rewrites `m` into a neighbour solicitation for `target` from `source` on the port, sent to
-/// the target's solicited-node group.
+/// Makes `m` (fresh) a neighbour solicitation for `target` from `source` and `mac`: to the
+/// target's solicited-node group, or to the target itself at `unicast` when probing a
+/// neighbour whose MAC is known (RFC 4861 §7.2.2).
 fn neighbour_solicitation(
     m: &mut Mbuf,
     mac: Address,
     source: Ipv6Addr,
     target: Ipv6Addr,
-    port: u16,
-) -> Action {
-    let group = icmpv6::solicited_node(&target);
+    unicast: Option<Address>,
+) -> bool {
+    let (to, to_mac) = match unicast {
+        Some(known) => (target, known),
+        None => {
+            let group = icmpv6::solicited_node(&target);
+            (group, icmpv6::multicast_mac(&group))
+        }
+    };
     let solicitation = NeighbourRepr {
         kind: NeighbourKind::Solicitation,
         target,
         link_addr: Some(mac),
     };
-    let macs = AddressPair::new(icmpv6::multicast_mac(&group), mac);
-    if emit_neighbour(m, macs, (source, group), &solicitation) {
-        Action::tx(port)
-    } else {
-        Action::drop(DropReason::NoNeighbour)
-    }
+    emit_neighbour(
+        m,
+        AddressPair::new(to_mac, mac),
+        (source, to),
+        &solicitation,
+    )
 }
 
 /// Rewrites `m` into an Ethernet frame of an IPv6 packet carrying a neighbour discovery
@@ -987,7 +944,7 @@ impl L3Forward {
     /// returns how many it took.
     fn forward_inline(&self, packets: &mut [Mbuf], actions: &mut [Action]) -> usize {
         // The fast loops know neither neighbours nor the router's subnets.
-        if self.resolver.enabled || !self.broadcasts.is_empty() {
+        if self.resolves || !self.broadcasts.is_empty() {
             return 0;
         }
         let mut done = 0;
@@ -1012,6 +969,7 @@ impl L3Forward {
             keys_need_ports,
             exits,
             resolver,
+            resolves,
             scratch,
             time_exceeded,
             martians,
@@ -1035,10 +993,14 @@ impl L3Forward {
             hops,
         } = &mut **scratch;
         let mut forward = Forwarder {
-            router,
             exits,
             resolver,
+            // The clock costs a call: read only where neighbours are resolved.
+            now: resolves.then(Instant::now),
+            held_for: None,
         };
+        // The packets held, by burst index: the chain hands them over in that order.
+        let mut held_for: [Option<IpAddr>; MAX_BURST] = [None; MAX_BURST];
         if n4 > 0 {
             match v4 {
                 Some(table) => table.lookup(&keys4[..n4], &mut hops[..n4]),
@@ -1047,10 +1009,11 @@ impl L3Forward {
             if *martians && !broadcasts.is_empty() {
                 refuse_directed_broadcasts(broadcasts, &keys4[..n4], &mut hops[..n4]);
             }
-            if forward.resolver.enabled {
+            if *resolves {
                 for j in 0..n4 {
                     let i = usize::from(at4[j]);
                     actions[i] = forward.v4(&mut packets[i], hops[j]);
+                    held_for[i] = forward.held_for.take();
                 }
             } else if n4 == n {
                 // Every exit has a fixed next-hop MAC (l3fwd's own case) and every packet is
@@ -1069,10 +1032,11 @@ impl L3Forward {
                 Some(table) => table.lookup(&keys6[..n6], &mut hops[..n6]),
                 None => hops[..n6].fill(NO_ROUTE),
             }
-            if forward.resolver.enabled {
+            if *resolves {
                 for j in 0..n6 {
                     let i = usize::from(at6[j]);
                     actions[i] = forward.v6(&mut packets[i], hops[j]);
+                    held_for[i] = forward.held_for.take();
                 }
             } else if n6 == n {
                 // Fixed next-hop MACs, as for IPv4.
@@ -1085,33 +1049,104 @@ impl L3Forward {
                 }
             }
         }
+        for ip in held_for[..n].iter().flatten() {
+            forward.resolver.expect_hold(*ip);
+        }
     }
 }
 
-impl Stage for L3Forward {
+impl L3Forward {
+    /// Sends the packets held for neighbours now known, and gives up on those that did not
+    /// answer in time.
+    fn settle(&mut self, ctx: &mut Context<'_>) {
+        let exits = &self.exits;
+        self.resolver
+            .settle(&self.router.neighbours, Instant::now(), |mut held, to| {
+                let Some((mac, port)) = to else {
+                    return ctx.release_drop(held, reasons().no_neighbour);
+                };
+                match exits.get(usize::from(port)) {
+                    Some(Some(exit)) => {
+                        let macs = AddressPair::new(mac, exit.mac);
+                        if let Ok(mut frame) = Frame::new_checked(held.packet_mut().data_mut()) {
+                            frame.set_addresses(&macs);
+                        }
+                        ctx.release(held, port);
+                    }
+                    _ => ctx.release_drop(held, reasons().no_route),
+                }
+            });
+    }
+
+    /// Sends the resolver's requests, and keeps the settle timer set while anything waits.
+    fn request(&mut self, ctx: &mut Context<'_>) {
+        let router = &self.router;
+        for Request { ip, port, unicast } in self.resolver.requests() {
+            let Some(p) = router.port(port) else { continue };
+            // Without a packet to spare, the next retry asks again.
+            let Some(mut m) = ctx.alloc() else { continue };
+            let made = match ip {
+                IpAddr::V4(target) => router
+                    .source_v4(p, target)
+                    .is_some_and(|source| arp_request(&mut m, p.mac, source, target, unicast)),
+                IpAddr::V6(target) => router.source_v6(p, &target).is_some_and(|source| {
+                    neighbour_solicitation(&mut m, p.mac, source, target, unicast)
+                }),
+            };
+            if made {
+                ctx.send(port, m);
+            }
+        }
+        if self.resolver.busy() && !self.settling {
+            self.settling = true;
+            ctx.timer_after(SETTLE_EVERY, 0);
+        }
+    }
+}
+
+impl Node for L3Forward {
     fn name(&self) -> &str {
         "l3fwd"
     }
 
-    fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action]) {
+    fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action], ctx: &mut Context<'_>) {
         let lcore = *self.online.get_or_insert_with(|| {
             let lcore = super::table::current_lcore();
             self.v4.iter().for_each(|t| t.reader_online(lcore));
             self.v6.iter().for_each(|t| t.reader_online(lcore));
             lcore
         });
-        let (router, resolver) = (&self.router, &mut self.resolver);
-        if resolver.enabled && router.neighbours.version() != resolver.seen {
-            resolver.seen = router.neighbours.version();
-            resolver.neighbours = router.neighbours.snapshot();
+        if self.resolves && self.resolver.refresh(&self.router.neighbours) && self.resolver.busy() {
+            self.settle(ctx);
         }
         let n = packets.len().min(MAX_BURST);
         let done = self.forward_inline(&mut packets[..n], actions);
         if done < n {
             self.forward_classified(&mut packets[done..n], &mut actions[done..n]);
         }
+        if self.resolves {
+            self.request(ctx);
+        }
         self.v4.iter().for_each(|t| t.quiescent(lcore));
         self.v6.iter().for_each(|t| t.quiescent(lcore));
+    }
+
+    fn hold(&mut self, packet: Held, ctx: &mut Context<'_>) {
+        if let Some(pushed_out) = self.resolver.hold(packet) {
+            ctx.release_drop(pushed_out, reasons().no_neighbour);
+        }
+    }
+
+    fn timer(&mut self, _token: u64, ctx: &mut Context<'_>) {
+        self.settling = false;
+        self.settle(ctx);
+        self.request(ctx);
+    }
+
+    fn stop(&mut self, ctx: &mut Context<'_>) {
+        for held in self.resolver.drain() {
+            ctx.release_drop(held, reasons().no_neighbour);
+        }
     }
 }
 
@@ -1140,10 +1175,10 @@ impl Responder {
     fn arp(&self, m: &mut Mbuf) -> Action {
         let rx = m.port();
         let Ok(request) = arp::Repr::parse(&m.data()[ethernet::HEADER_LEN..]) else {
-            return Action::drop(DropReason::Unsupported);
+            return Action::drop(reasons().unsupported);
         };
         let Some(port) = self.router.port(rx) else {
-            return Action::drop(DropReason::Unsupported);
+            return Action::drop(reasons().unsupported);
         };
         let ours = port.v4.iter().any(|(a, _)| *a == request.target_ip);
         // RFC 826: update a known sender; add it if the request is for us.
@@ -1158,7 +1193,7 @@ impl Responder {
                 .learn(IpAddr::V4(request.sender_ip), request.sender_mac);
         }
         if !ours || request.operation != arp::Operation::Request {
-            return Action::drop(DropReason::Local);
+            return Action::drop(reasons().local);
         }
         let reply = arp::Repr {
             operation: arp::Operation::Reply,
@@ -1183,19 +1218,19 @@ impl Responder {
         };
         if let Err(e) = ip.validate() {
             return Action::drop(match e {
-                ipv4::Invalid::Truncated => DropReason::Truncated,
-                ipv4::Invalid::BadHeader => DropReason::BadHeader,
-                ipv4::Invalid::BadChecksum => DropReason::BadChecksum,
+                ipv4::Invalid::Truncated => DropReason::Truncated.into(),
+                ipv4::Invalid::BadHeader => reasons().bad_header,
+                ipv4::Invalid::BadChecksum => reasons().bad_checksum,
             });
         }
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         // RFC 1122 §3.2.1.3: what comes from no host on the link is discarded, not answered
         // (link-local sources are hosts of the link).
         if ipv4::is_martian(src) && !src.is_link_local() {
-            return Action::drop(DropReason::Martian);
+            return Action::drop(reasons().martian);
         }
         if ip.protocol() != ipv4::protocol::ICMP {
-            return Action::drop(DropReason::Local);
+            return Action::drop(reasons().local);
         }
         match icmp::Message::new_checked(ip.payload_mut()) {
             Ok(mut msg)
@@ -1205,7 +1240,7 @@ impl Responder {
             {
                 msg.make_echo_reply()
             }
-            _ => return Action::drop(DropReason::Local),
+            _ => return Action::drop(reasons().local),
         }
         ip.set_src_addr(dst);
         ip.set_dst_addr(src);
@@ -1223,7 +1258,7 @@ impl Responder {
     fn neighbour_v6(&self, m: &mut Mbuf) -> Action {
         let rx = m.port();
         let Some(port) = self.router.port(rx) else {
-            return Action::drop(DropReason::Unsupported);
+            return Action::drop(reasons().unsupported);
         };
         let data = m.data();
         let sender_mac = Frame::new_checked(data).expect("classified").src_addr();
@@ -1231,15 +1266,15 @@ impl Responder {
             return Action::drop(DropReason::Truncated);
         };
         if ip.validate().is_err() {
-            return Action::drop(DropReason::BadHeader);
+            return Action::drop(reasons().bad_header);
         }
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         if icmpv6::checksum(&src, &dst, ip.payload()) != 0 {
-            return Action::drop(DropReason::BadChecksum);
+            return Action::drop(reasons().bad_checksum);
         }
         let message = match NeighbourRepr::parse(ip.payload()) {
             Ok(nd) if ip.hop_limit() == icmpv6::ND_HOP_LIMIT => nd,
-            _ => return Action::drop(DropReason::BadHeader),
+            _ => return Action::drop(reasons().bad_header),
         };
         let neighbours = &self.router.neighbours;
         let ours = port.v6.iter().any(|(a, _)| *a == message.target);
@@ -1247,9 +1282,9 @@ impl Responder {
             NeighbourKind::Advertisement(_) => {
                 let mac = message.link_addr.unwrap_or(sender_mac);
                 neighbours.learn(IpAddr::V6(message.target), mac);
-                Action::drop(DropReason::Local)
+                Action::drop(reasons().local)
             }
-            NeighbourKind::Solicitation if !ours => Action::drop(DropReason::Local),
+            NeighbourKind::Solicitation if !ours => Action::drop(reasons().local),
             NeighbourKind::Solicitation => {
                 // From the unspecified address (duplicate address detection) the answer goes
                 // to all nodes, unsolicited; otherwise back to the sender, who is learned.
@@ -1288,7 +1323,7 @@ impl Responder {
             return Action::drop(DropReason::Truncated);
         };
         if ip.validate().is_err() {
-            return Action::drop(DropReason::BadHeader);
+            return Action::drop(reasons().bad_header);
         }
         let (src, dst, end) = (
             ip.src_addr(),
@@ -1297,17 +1332,17 @@ impl Responder {
         );
         // As for IPv4: link-local sources are hosts of the link, the other martians no host.
         if ipv6::is_martian(&src) && !src.is_unicast_link_local() {
-            return Action::drop(DropReason::Martian);
+            return Action::drop(reasons().martian);
         }
         if ip.next_header() != icmpv6::NEXT_HEADER {
-            return Action::drop(DropReason::Local);
+            return Action::drop(reasons().local);
         }
         let (header, message) = rest[..end].split_at_mut(ipv6::HEADER_LEN);
         let is_request = message.len() >= icmpv6::HEADER_LEN
             && message[..2] == [icmpv6::ECHO_REQUEST, 0]
             && icmpv6::checksum(&src, &dst, message) == 0;
         if !is_request || icmpv6::make_echo_reply(message).is_err() {
-            return Action::drop(DropReason::Local);
+            return Action::drop(reasons().local);
         }
         let reply = ipv6::Repr {
             src: dst,
@@ -1355,7 +1390,7 @@ impl Stage for Responder {
                     Ok(ip) if self.router.owns_v6(&ip.dst_addr()) => self.local_v6(m),
                     // Link-scope multicast (router and multicast listener chatter) is for the
                     // hosts of the link; a unicast router takes no part in it.
-                    Ok(ip) if ip.dst_addr().is_multicast() => Action::drop(DropReason::Local),
+                    Ok(ip) if ip.dst_addr().is_multicast() => Action::drop(reasons().local),
                     _ => Action::NEXT,
                 },
                 _ => Action::NEXT,

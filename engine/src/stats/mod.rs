@@ -9,10 +9,11 @@ pub mod telemetry;
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Why a packet was dropped. Every drop is counted under exactly one reason.
+/// The engine's own drop reasons, the first codes of [`Reason`]. Stages add theirs by name
+/// ([`Reason::named`]): the router's `no_route` or `ttl_exceeded`, an app's `tcp_blocked`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DropReason {
     /// The TX queue kept refusing it after the bounded retries.
@@ -25,45 +26,19 @@ pub enum DropReason {
     NoOutput,
     /// A stage's own rule dropped it (a filter, a policer, a test stage).
     Filtered,
-    /// No route to its destination.
-    NoRoute,
-    /// Its TTL or hop limit would reach zero here.
-    TtlExceeded,
-    /// Its IPv4 header checksum is wrong.
-    BadChecksum,
-    /// A malformed IP header: wrong version, IHL under 5, lengths that do not fit the frame.
-    BadHeader,
-    /// A frame the router does not handle (an EtherType other than IPv4, IPv6 and ARP; a VLAN
-    /// tag; ARP without addresses to answer for).
-    Unsupported,
-    /// Addressed to the router itself and consumed there (ARP learned or ignored, a protocol
-    /// it does not answer).
-    Local,
-    /// The next hop's MAC address is not known yet and a request for it is already out.
-    NoNeighbour,
-    /// A source or destination address no router forwards (RFC 1812 §5.3.7, RFC 3927 §7,
-    /// RFC 4291 §2.5 and §2.7): loopback, "this network", multicast, class E, link-local,
-    /// unspecified; or a directed broadcast to a subnet of the router's own (RFC 2644).
-    Martian,
+    /// The ring to the worker it was handed to was full.
+    HandoffFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::TxFull,
         DropReason::RingFull,
         DropReason::Truncated,
         DropReason::NoOutput,
         DropReason::Filtered,
-        DropReason::NoRoute,
-        DropReason::TtlExceeded,
-        DropReason::BadChecksum,
-        DropReason::BadHeader,
-        DropReason::Unsupported,
-        DropReason::Local,
-        DropReason::NoNeighbour,
-        DropReason::Martian,
+        DropReason::HandoffFull,
     ];
-    pub const COUNT: usize = Self::ALL.len();
 
     pub fn name(self) -> &'static str {
         match self {
@@ -72,29 +47,188 @@ impl DropReason {
             DropReason::Truncated => "truncated",
             DropReason::NoOutput => "no_output",
             DropReason::Filtered => "filtered",
-            DropReason::NoRoute => "no_route",
-            DropReason::TtlExceeded => "ttl_exceeded",
-            DropReason::BadChecksum => "bad_checksum",
-            DropReason::BadHeader => "bad_header",
-            DropReason::Unsupported => "unsupported",
-            DropReason::Local => "local",
-            DropReason::NoNeighbour => "no_neighbour",
-            DropReason::Martian => "martian",
+            DropReason::HandoffFull => "handoff_full",
         }
-    }
-
-    fn index(self) -> usize {
-        self as usize
     }
 }
 
-/// Packet counters for one flow of work (a port, a queue, a worker), one writer.
+/// The most drop reasons a process can name (the engine's and every stage's).
+pub const MAX_REASONS: usize = 64;
+/// The most counters of their own the stages of a process can name.
+pub const MAX_COUNTERS: usize = 16;
+
+/// Names in registration order, for [`Reason`] and [`Counter`]: a handle is its index.
+struct Names {
+    names: Mutex<Vec<&'static str>>,
+    limit: usize,
+    what: &'static str,
+}
+
+impl Names {
+    /// The index of `name`, registered now if it is new.
+    fn index(&self, name: &str, initial: &[&'static str]) -> u16 {
+        let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if names.is_empty() {
+            names.extend_from_slice(initial);
+        }
+        if let Some(i) = names.iter().position(|n| *n == name) {
+            return i as u16;
+        }
+        assert!(
+            names.len() < self.limit,
+            "more than {} {} named: {name} is one too many",
+            self.limit,
+            self.what
+        );
+        // Names are few and live as long as the process: leaking them is their registry.
+        names.push(Box::leak(name.to_owned().into_boxed_str()));
+        (names.len() - 1) as u16
+    }
+
+    fn name(&self, index: u16, initial: &[&'static str]) -> &'static str {
+        let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        names
+            .get(usize::from(index))
+            .or_else(|| initial.get(usize::from(index)))
+            .copied()
+            .unwrap_or("unnamed")
+    }
+
+    fn count(&self, initial: &[&'static str]) -> usize {
+        let names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        names.len().max(initial.len())
+    }
+}
+
+static REASONS: Names = Names {
+    names: Mutex::new(Vec::new()),
+    limit: MAX_REASONS,
+    what: "drop reasons",
+};
+static COUNTERS: Names = Names {
+    names: Mutex::new(Vec::new()),
+    limit: MAX_COUNTERS,
+    what: "counters",
+};
+
+const ENGINE_REASONS: [&str; 6] = [
+    "tx_full",
+    "ring_full",
+    "truncated",
+    "no_output",
+    "filtered",
+    "handoff_full",
+];
+
+/// Why a packet was dropped: one of the engine's [`DropReason`]s or a reason a stage named.
+/// Every drop is counted under exactly one. A reason is a small code, so an
+/// [`Action`](crate::stage::Action) carries it and counting it is an index.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reason(u16);
+
+impl Reason {
+    /// The reason called `name`, the same for every stage that names it (registered at the
+    /// first call; at most [`MAX_REASONS`] in all). Name reasons when a stage is built, not
+    /// per packet: this takes a lock.
+    pub fn named(name: &str) -> Reason {
+        Reason(REASONS.index(name, &ENGINE_REASONS))
+    }
+
+    pub fn name(self) -> &'static str {
+        REASONS.name(self.0, &ENGINE_REASONS)
+    }
+
+    /// Every reason named so far, the engine's first.
+    pub fn all() -> Vec<Reason> {
+        (0..REASONS.count(&ENGINE_REASONS) as u16)
+            .map(Reason)
+            .collect()
+    }
+
+    pub(crate) fn code(self) -> u16 {
+        self.0
+    }
+
+    pub(crate) fn from_code(code: u16) -> Reason {
+        Reason(code)
+    }
+
+    fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+impl From<DropReason> for Reason {
+    fn from(reason: DropReason) -> Reason {
+        // The engine's reasons are the first names of the registry, in this order.
+        Reason(reason as u16)
+    }
+}
+
+impl std::fmt::Debug for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A count a stage keeps of its own (packets of a kind, requests served), shown beside the
+/// engine's counters in the final account, the periodic report and telemetry. Named like
+/// [`Reason`]s, at most [`MAX_COUNTERS`] in all.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Counter(u16);
+
+impl Counter {
+    pub fn named(name: &str) -> Counter {
+        Counter(COUNTERS.index(name, &[]))
+    }
+
+    pub fn name(self) -> &'static str {
+        COUNTERS.name(self.0, &[])
+    }
+
+    pub fn all() -> Vec<Counter> {
+        (0..COUNTERS.count(&[]) as u16).map(Counter).collect()
+    }
+
+    fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+/// Packet counters for one flow of work (a port, a queue, a worker, a stage), one writer:
+/// packets in and out, drops by reason, and for stages, packets originated and held, and
+/// counters of their own.
 #[repr(align(64))]
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct Counters {
     rx: AtomicU64,
     tx: AtomicU64,
-    drops: [AtomicU64; DropReason::COUNT],
+    originated: AtomicU64,
+    /// Packets held so far, and released so far: the difference is held now.
+    held: AtomicU64,
+    released: AtomicU64,
+    drops: [AtomicU64; MAX_REASONS],
+    own: [AtomicU64; MAX_COUNTERS],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            rx: AtomicU64::new(0),
+            tx: AtomicU64::new(0),
+            originated: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            released: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            own: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
 }
 
 /// The one handle that may write a [`Counters`]: not `Clone`, so there is one writer.
@@ -125,8 +259,137 @@ impl CounterWriter {
     }
 
     #[inline]
-    pub fn drop(&mut self, reason: DropReason, n: u64) {
-        bump(&self.0.drops[reason.index()], n);
+    pub fn drop(&mut self, reason: impl Into<Reason>, n: u64) {
+        bump(&self.0.drops[reason.into().index()], n);
+    }
+
+    #[inline]
+    pub fn originated(&mut self, n: u64) {
+        bump(&self.0.originated, n);
+    }
+
+    #[inline]
+    pub fn held(&mut self, n: u64) {
+        bump(&self.0.held, n);
+    }
+
+    #[inline]
+    pub fn released(&mut self, n: u64) {
+        bump(&self.0.released, n);
+    }
+
+    #[inline]
+    pub fn count(&mut self, counter: Counter, n: u64) {
+        bump(&self.0.own[counter.index()], n);
+    }
+}
+
+/// A family of counts a stage keeps by key (packets per destination port, requests per
+/// client), shown beside its other counters. Named like [`Counter`]s.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct CounterMap(u16);
+
+static COUNTER_MAPS: Names = Names {
+    names: Mutex::new(Vec::new()),
+    limit: 256,
+    what: "counter maps",
+};
+
+impl CounterMap {
+    pub fn named(name: &str) -> CounterMap {
+        CounterMap(COUNTER_MAPS.index(name, &[]))
+    }
+
+    pub fn name(self) -> &'static str {
+        COUNTER_MAPS.name(self.0, &[])
+    }
+}
+
+/// Keys a stage instance counts by, in all its maps: beyond these, counts go to the map's
+/// `other` (so a flood of keys costs no memory).
+pub const MAX_KEYS: usize = 256;
+
+/// One stage instance's keyed counts: a fixed table (open addressing) of (map, key) slots,
+/// one writer, read by anyone.
+#[derive(Debug)]
+pub struct KeyedCounts {
+    /// `map << 48 | key` plus one; zero: a free slot.
+    slots: Box<[(AtomicU64, AtomicU64)]>,
+    /// Per map index (up to 256), counts that found no slot.
+    other: Box<[AtomicU64]>,
+}
+
+impl Default for KeyedCounts {
+    fn default() -> Self {
+        KeyedCounts {
+            slots: (0..MAX_KEYS * 2)
+                .map(|_| (AtomicU64::new(0), AtomicU64::new(0)))
+                .collect(),
+            other: (0..256).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl KeyedCounts {
+    /// Adds `n` to `key` of `map` (keys are taken to 48 bits). Single writer.
+    pub(crate) fn add(&self, map: CounterMap, key: u64, n: u64) {
+        let tag = (u64::from(map.0) << 48 | (key & 0xffff_ffff_ffff)) + 1;
+        let mask = self.slots.len() - 1;
+        let mut at = (tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & mask;
+        // At most half the slots are ever used: a probe always ends.
+        for _ in 0..self.slots.len() {
+            let (slot_tag, count) = &self.slots[at];
+            match slot_tag.load(Relaxed) {
+                t if t == tag => return bump(count, n),
+                0 if self.used() < MAX_KEYS => {
+                    bump(count, n);
+                    slot_tag.store(tag, Relaxed);
+                    return;
+                }
+                0 => break,
+                _ => at = (at + 1) & mask,
+            }
+        }
+        bump(&self.other[usize::from(map.0)], n);
+    }
+
+    fn used(&self) -> usize {
+        // Counted on the slow path only (a new key): keys are few.
+        self.slots
+            .iter()
+            .filter(|(t, _)| t.load(Relaxed) != 0)
+            .count()
+    }
+
+    /// Every map's counts, key by key in order: `name: key count, ...`.
+    pub fn text(&self) -> Vec<String> {
+        let mut entries: Vec<(u16, u64, u64)> = self
+            .slots
+            .iter()
+            .filter_map(|(t, c)| {
+                let t = t.load(Relaxed).checked_sub(1)?;
+                Some(((t >> 48) as u16, t & 0xffff_ffff_ffff, c.load(Relaxed)))
+            })
+            .collect();
+        entries.sort_unstable();
+        let mut maps: Vec<u16> = entries.iter().map(|e| e.0).collect();
+        maps.extend((0..256u16).filter(|&m| self.other[usize::from(m)].load(Relaxed) > 0));
+        maps.sort_unstable();
+        maps.dedup();
+        maps.into_iter()
+            .map(|map| {
+                let mut parts: Vec<String> = entries
+                    .iter()
+                    .filter(|e| e.0 == map)
+                    .map(|e| format!("{} {}", e.1, e.2))
+                    .collect();
+                let other = self.other[usize::from(map)].load(Relaxed);
+                if other > 0 {
+                    parts.push(format!("other {other}"));
+                }
+                format!("{}: {}", CounterMap(map).name(), parts.join(", "))
+            })
+            .collect()
     }
 }
 
@@ -185,20 +448,43 @@ impl LoopCounters {
 
 impl Counters {
     pub fn snapshot(&self) -> Snapshot {
+        let (held, released) = (self.held.load(Relaxed), self.released.load(Relaxed));
         Snapshot {
             rx: self.rx.load(Relaxed),
             tx: self.tx.load(Relaxed),
+            originated: self.originated.load(Relaxed),
+            held: held.saturating_sub(released),
             drops: std::array::from_fn(|i| self.drops[i].load(Relaxed)),
+            own: std::array::from_fn(|i| self.own[i].load(Relaxed)),
         }
     }
 }
 
 /// Counter values at one moment; snapshots add up.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     pub rx: u64,
     pub tx: u64,
-    pub drops: [u64; DropReason::COUNT],
+    /// Packets stages made (requests, replies, keepalives).
+    pub originated: u64,
+    /// Packets stages hold now (waiting for a neighbour, a deadline).
+    pub held: u64,
+    pub drops: [u64; MAX_REASONS],
+    /// Counters of the stages' own, by [`Counter`].
+    pub own: [u64; MAX_COUNTERS],
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            rx: 0,
+            tx: 0,
+            originated: 0,
+            held: 0,
+            drops: [0; MAX_REASONS],
+            own: [0; MAX_COUNTERS],
+        }
+    }
 }
 
 impl Snapshot {
@@ -206,22 +492,36 @@ impl Snapshot {
         self.drops.iter().sum()
     }
 
-    pub fn drops_for(&self, reason: DropReason) -> u64 {
-        self.drops[reason.index()]
+    pub fn drops_for(&self, reason: impl Into<Reason>) -> u64 {
+        self.drops[reason.into().index()]
+    }
+
+    pub fn count(&self, counter: Counter) -> u64 {
+        self.own[counter.index()]
     }
 
     /// `tx_full 2, truncated 3`: the reasons with drops, or `none`.
     pub fn drops_by_reason(&self) -> String {
-        let listed: Vec<String> = DropReason::ALL
-            .iter()
-            .filter(|r| self.drops_for(**r) > 0)
-            .map(|r| format!("{} {}", r.name(), self.drops_for(*r)))
+        let listed: Vec<String> = Reason::all()
+            .into_iter()
+            .filter(|r| self.drops_for(*r) > 0)
+            .map(|r| format!("{} {}", r.name(), self.drops_for(r)))
             .collect();
         if listed.is_empty() {
             "none".to_owned()
         } else {
             listed.join(", ")
         }
+    }
+
+    /// `udp 12, tcp 3`: the stages' own counters that counted, or None.
+    pub fn own_counts(&self) -> Option<String> {
+        let listed: Vec<String> = Counter::all()
+            .into_iter()
+            .filter(|c| self.count(*c) > 0)
+            .map(|c| format!("{} {}", c.name(), self.count(c)))
+            .collect();
+        (!listed.is_empty()).then(|| listed.join(", "))
     }
 }
 
@@ -232,7 +532,10 @@ impl std::ops::Add for Snapshot {
         Snapshot {
             rx: self.rx + other.rx,
             tx: self.tx + other.tx,
+            originated: self.originated + other.originated,
+            held: self.held + other.held,
             drops: std::array::from_fn(|i| self.drops[i] + other.drops[i]),
+            own: std::array::from_fn(|i| self.own[i] + other.own[i]),
         }
     }
 }
@@ -252,13 +555,15 @@ pub struct QueueStats {
     pub counters: Arc<Counters>,
 }
 
-/// Counters of one stage of one lane: `rx` is packets in, drops are its verdicts.
+/// Counters of one stage of one lane: `rx` is packets in, drops are its verdicts; what it
+/// originated and holds; its own counters, and its keyed ones.
 #[derive(Clone, Debug)]
 pub struct StageStats {
     pub lane: usize,
     pub name: String,
     pub lcore: u32,
     pub counters: Arc<Counters>,
+    pub keyed: Arc<KeyedCounts>,
 }
 
 /// Every counter of a pipeline, readable while it runs and after.
@@ -283,7 +588,7 @@ pub struct LcoreStats {
 }
 
 impl Stats {
-    /// Everything added up: after a stop, `rx == tx + dropped()`.
+    /// Everything added up: after a stop, `rx + originated == tx + dropped() + held`.
     pub fn totals(&self) -> Snapshot {
         let rx: Snapshot = self.rx_queues.iter().map(|q| q.counters.snapshot()).sum();
         let tx: Snapshot = self.tx_queues.iter().map(|q| q.counters.snapshot()).sum();
@@ -292,7 +597,10 @@ impl Stats {
         Snapshot {
             rx: rx.rx,
             tx: tx.tx,
+            originated: stages.originated,
+            held: stages.held,
             drops: (rx + tx + stages + lanes).drops,
+            own: stages.own,
         }
     }
 
@@ -344,6 +652,7 @@ impl RateReport {
             .collect();
         let secs = period.as_secs_f64().max(1e-9);
         let mut line = format!("[{:7.1}s]", since_start.as_secs_f64());
+        let totals = stats.totals();
         for (port, s) in &now {
             let before = self
                 .previous
@@ -358,6 +667,12 @@ impl RateReport {
                 (s.tx - before.tx) as f64 / secs / 1e6,
                 s.dropped() - before.dropped()
             );
+        }
+        if totals.held > 0 {
+            let _ = write!(line, "  held {}", totals.held);
+        }
+        if let Some(own) = totals.own_counts() {
+            let _ = write!(line, "  ({own})");
         }
         self.previous = now;
         line
@@ -389,17 +704,38 @@ impl Stats {
         }
         for stage in &self.stages {
             let s = stage.counters.snapshot();
-            if s.dropped() > 0 {
-                let _ = writeln!(
-                    text,
-                    "  stage {} (lane {}): in {} dropped {} ({})",
-                    stage.name,
-                    stage.lane,
-                    s.rx,
-                    s.dropped(),
-                    s.drops_by_reason()
-                );
+            let keyed = stage.keyed.text();
+            let own = s.own_counts();
+            if s.dropped() == 0
+                && s.originated == 0
+                && s.held == 0
+                && own.is_none()
+                && keyed.is_empty()
+            {
+                continue;
             }
+            let _ = write!(
+                text,
+                "  stage {} (lane {}): in {} dropped {} ({})",
+                stage.name,
+                stage.lane,
+                s.rx,
+                s.dropped(),
+                s.drops_by_reason()
+            );
+            if s.originated > 0 {
+                let _ = write!(text, ", originated {}", s.originated);
+            }
+            if s.held > 0 {
+                let _ = write!(text, ", held {}", s.held);
+            }
+            if let Some(own) = own {
+                let _ = write!(text, "; {own}");
+            }
+            for line in keyed {
+                let _ = write!(text, "; {line}");
+            }
+            text.push('\n');
         }
         for l in &self.lcores {
             let s = l.counters.snapshot();
@@ -414,12 +750,25 @@ impl Stats {
             );
         }
         let total = self.totals();
-        let balanced = total.rx == total.tx + total.dropped();
+        let balanced = total.rx + total.originated == total.tx + total.dropped() + total.held;
+        // Originated and held packets are shown when there are any: the plain form is the one
+        // scripts read for forwarders.
+        let (originated, held) = (total.originated > 0, total.held > 0);
         let _ = writeln!(
             text,
-            "  total: rx {} = tx {} + dropped {} ({}){}",
+            "  total: rx {}{} = tx {}{} + dropped {} ({}){}",
             total.rx,
+            if originated || held {
+                format!(" + originated {}", total.originated)
+            } else {
+                String::new()
+            },
             total.tx,
+            if originated || held {
+                format!(" + held {}", total.held)
+            } else {
+                String::new()
+            },
             total.dropped(),
             total.drops_by_reason(),
             if balanced { "" } else { "  MISMATCH" }
@@ -481,6 +830,7 @@ mod tests {
                 name: "s".into(),
                 lcore: 0,
                 counters: stage_r,
+                keyed: Arc::new(KeyedCounts::default()),
             }],
             lanes: vec![],
             lcores: vec![],

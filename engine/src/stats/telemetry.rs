@@ -7,7 +7,7 @@
 //! Telemetry callbacks are plain C functions without a context pointer, so what they report
 //! is published here, process-wide, by the pipeline that runs.
 
-use super::{DropReason, Snapshot, Stats};
+use super::{Counter, Reason, Snapshot, Stats};
 use std::ffi::{c_char, c_int, CString};
 use std::sync::{Arc, Mutex, Once};
 
@@ -82,8 +82,15 @@ unsafe fn add_snapshot(d: *mut dpdk_sys::rte_tel_data, s: &Snapshot) {
         add_u64(d, "rx", s.rx);
         add_u64(d, "tx", s.tx);
         add_u64(d, "dropped", s.dropped());
-        for reason in DropReason::ALL {
+        for reason in Reason::all() {
             add_u64(d, reason.name(), s.drops_for(reason));
+        }
+        if s.originated > 0 || s.held > 0 {
+            add_u64(d, "originated", s.originated);
+            add_u64(d, "held", s.held);
+        }
+        for counter in Counter::all() {
+            add_u64(d, counter.name(), s.count(counter));
         }
     }
 }

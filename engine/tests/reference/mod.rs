@@ -6,9 +6,10 @@
 //! hold `L3Forward` to it, verdict by verdict and byte by byte.
 //!
 //! What it models of the engine's choices, where the RFCs leave one: drop reasons by name; a
-//! next hop's MAC is the route's fixed one or the destination's from the neighbour table; the
-//! first packet to an unknown neighbour becomes the ARP request (60-byte frame) or neighbour
-//! solicitation (86 bytes) for it, the next ones are dropped; time exceeded answers quote up
+//! next hop's MAC is the route's fixed one or the destination's from the neighbour table; a
+//! packet to an unknown neighbour is held (at most 3 per neighbour, the oldest pushed out),
+//! and the first one sends the ARP request (60-byte frame) or neighbour solicitation
+//! (86 bytes) for it; time exceeded answers quote up
 //! to 576 (IPv6: 1280) bytes, with TTL 64 and DF set, from the address of the port the packet
 //! came in by (the one on the sender's subnet, else the first).
 #![allow(dead_code)] // each user takes its part
@@ -16,7 +17,6 @@
 pub mod frames;
 pub mod scenario;
 
-use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub type Mac = [u8; 6];
@@ -85,11 +85,21 @@ pub struct Config {
 pub enum Fate {
     Drop(&'static str),
     Tx(u16, Vec<u8>),
+    /// Kept until its neighbour is resolved.
+    Hold,
 }
+
+/// Packets held for one neighbour, at most.
+pub const HOLD_PER_NEIGHBOUR: usize = 3;
 
 pub struct Router {
     config: Config,
-    requested: HashSet<IpAddr>,
+    /// Packets held per unresolved neighbour (each got its request when the first came).
+    held: std::collections::HashMap<IpAddr, usize>,
+    /// Requests sent, with their port, not yet taken.
+    sent: Vec<(u16, Vec<u8>)>,
+    /// Held packets pushed out by later ones.
+    pushed_out: usize,
 }
 
 /// What a lookup found.
@@ -146,8 +156,34 @@ impl Router {
     pub fn new(config: Config) -> Router {
         Router {
             config,
-            requested: HashSet::new(),
+            held: std::collections::HashMap::new(),
+            sent: Vec::new(),
+            pushed_out: 0,
         }
+    }
+
+    /// The requests sent since the last call, with their port.
+    pub fn take_sent(&mut self) -> Vec<(u16, Vec<u8>)> {
+        std::mem::take(&mut self.sent)
+    }
+
+    /// Packets held now, and held packets pushed out (dropped) so far.
+    pub fn held(&self) -> (usize, usize) {
+        (self.held.values().sum(), self.pushed_out)
+    }
+
+    /// Holds a packet for `ip`; the first for it sends `request` (if the port can speak).
+    fn hold(&mut self, ip: IpAddr, request: Option<(u16, Vec<u8>)>) -> Fate {
+        let count = self.held.entry(ip).or_insert(0);
+        if *count == 0 {
+            self.sent.extend(request);
+        }
+        if *count == HOLD_PER_NEIGHBOUR {
+            self.pushed_out += 1;
+        } else {
+            *count += 1;
+        }
+        Fate::Hold
     }
 
     fn port(&self, id: u16) -> Option<&Port> {
@@ -369,14 +405,14 @@ impl Router {
         on_link.or(port.v6.first()).map(|(a, _)| *a)
     }
 
-    /// RFC 826: the request for `target`, once; then drops until it is answered.
+    /// RFC 826: holds the packet; the first for `target` sends the request.
     fn request_v4(&mut self, exit: &Port, target: Ipv4Addr) -> Fate {
-        if !self.requested.insert(IpAddr::V4(target)) {
-            return Fate::Drop("no_neighbour");
-        }
-        let Some(source) = Self::source_v4(exit, target) else {
-            return Fate::Drop("no_neighbour");
-        };
+        let request = Self::source_v4(exit, target)
+            .map(|source| (exit.id, Self::arp_request(exit, source, target)));
+        self.hold(IpAddr::V4(target), request)
+    }
+
+    fn arp_request(exit: &Port, source: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
         let mut out = vec![0u8; 60];
         out[..6].copy_from_slice(&[0xff; 6]);
         out[6..12].copy_from_slice(&exit.mac);
@@ -385,17 +421,18 @@ impl Router {
         out[22..28].copy_from_slice(&exit.mac);
         out[28..32].copy_from_slice(&source.octets());
         out[38..42].copy_from_slice(&target.octets());
-        Fate::Tx(exit.id, out)
+        out
     }
 
-    /// RFC 4861 §7.2.2: a solicitation for `target` to its solicited-node group, once.
+    /// RFC 4861 §7.2.2: holds the packet; the first for `target` sends a solicitation to its
+    /// solicited-node group.
     fn request_v6(&mut self, exit: &Port, target: Ipv6Addr) -> Fate {
-        if !self.requested.insert(IpAddr::V6(target)) {
-            return Fate::Drop("no_neighbour");
-        }
-        let Some(source) = Self::source_v6(exit, target) else {
-            return Fate::Drop("no_neighbour");
-        };
+        let request = Self::source_v6(exit, target)
+            .map(|source| (exit.id, Self::solicitation(exit, source, target)));
+        self.hold(IpAddr::V6(target), request)
+    }
+
+    fn solicitation(exit: &Port, source: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
         let t = target.octets();
         let mut group = [0u8; 16];
         group[..2].copy_from_slice(&[0xff, 0x02]);
@@ -420,7 +457,7 @@ impl Router {
         let sum = ipv6_pseudo_sum(&source.octets(), &group, 32, 58) + ones_sum(message);
         let checksum = fold(sum);
         message[2..4].copy_from_slice(&checksum.to_be_bytes());
-        Fate::Tx(exit.id, out)
+        out
     }
 
     /// RFC 1812 §5.3.1 and §4.3.2.7: time exceeded back to the sender when allowed.

@@ -327,7 +327,7 @@ impl Scenario {
             .collect();
         let router = Arc::new(Router::new(engine_ports));
         for (ip, mac) in &neighbours {
-            router.neighbours.learn(*ip, Address(*mac));
+            router.neighbours.set_static(*ip, Address(*mac));
         }
         Scenario {
             router,

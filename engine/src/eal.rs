@@ -337,6 +337,14 @@ impl Eal {
         self.multi_process
     }
 
+    /// Where the EAL keeps its runtime files (`/var/run/dpdk/PREFIX` for root), removed when
+    /// the last handle goes.
+    pub fn runtime_dir(&self) -> PathBuf {
+        // SAFETY: the EAL is started; the result is a NUL-terminated path it owns.
+        let dir = unsafe { std::ffi::CStr::from_ptr(dpdk_sys::rte_eal_get_runtime_dir()) };
+        PathBuf::from(dir.to_string_lossy().into_owned())
+    }
+
     /// The main lcore: the thread that started the EAL.
     pub fn main_lcore(&self) -> u32 {
         // SAFETY: the EAL is started.

@@ -45,13 +45,7 @@ impl FromStr for Mode {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Mode, Error> {
-        match s {
-            "rtc" | "run-to-completion" => Ok(Mode::RunToCompletion),
-            "pipeline" | "pipelined" => Ok(Mode::Pipelined),
-            other => Err(Error::Config(format!(
-                "unknown mode '{other}': expected rtc (run to completion) or pipeline"
-            ))),
-        }
+        crate::app::options::mode(s).map_err(Error::Config)
     }
 }
 
@@ -148,6 +142,10 @@ impl Pipeline {
         self.inboxes.push(receiver);
         self.lanes.push(lane);
         self
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// A messenger to the nodes of the lanes added so far.

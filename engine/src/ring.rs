@@ -19,14 +19,12 @@ use std::sync::{
     Arc,
 };
 
+// Head and tail each on a cache line pair of their own (128 bytes on x86, where adjacent-line
+// prefetch pulls lines in pairs), so that producer and consumer do not share one.
+use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-
-/// Keeps a value on a cache line (pair) of its own: 128 bytes, as adjacent-line prefetch
-/// pulls lines in pairs on x86.
-#[repr(align(128))]
-struct CachePadded<T>(T);
 
 /// One slot; under loom, a tracked cell. Transparent, so that the slots of a ring are a
 /// plain array of `T` for bulk copies.
@@ -109,8 +107,8 @@ unsafe impl<T: Send> Sync for Shared<T> {}
 impl<T> Drop for Shared<T> {
     fn drop(&mut self) {
         // Both halves are gone (this is the last Arc), so no one else touches the slots.
-        let head = self.head.0.load(Ordering::Acquire);
-        let mut tail = self.tail.0.load(Ordering::Acquire);
+        let head = self.head.load(Ordering::Acquire);
+        let mut tail = self.tail.load(Ordering::Acquire);
         while tail != head {
             // SAFETY: slots between tail and head hold values nobody popped.
             drop(unsafe { self.slots[tail & self.mask].take() });
@@ -150,8 +148,8 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         "ring capacity must be a power of two, not {capacity}"
     );
     let shared = Arc::new(Shared {
-        head: CachePadded(AtomicUsize::new(0)),
-        tail: CachePadded(AtomicUsize::new(0)),
+        head: CachePadded::new(AtomicUsize::new(0)),
+        tail: CachePadded::new(AtomicUsize::new(0)),
         closed: AtomicBool::new(false),
         mask: capacity - 1,
         slots: (0..capacity).map(|_| Slot::new()).collect(),
@@ -183,7 +181,7 @@ impl<T> Producer<T> {
         let capacity = self.capacity();
         let mut free = capacity - self.head.wrapping_sub(self.cached_tail);
         if free < wanted {
-            self.cached_tail = self.shared.tail.0.load(Ordering::Acquire);
+            self.cached_tail = self.shared.tail.load(Ordering::Acquire);
             free = capacity - self.head.wrapping_sub(self.cached_tail);
         }
         free
@@ -201,7 +199,7 @@ impl<T> Producer<T> {
             unsafe { slot.write(next(i)) };
         }
         self.head = self.head.wrapping_add(k);
-        self.shared.head.0.store(self.head, Ordering::Release);
+        self.shared.head.store(self.head, Ordering::Release);
         k
     }
 
@@ -244,7 +242,7 @@ impl<T> Producer<T> {
                 }
             }
             self.head = self.head.wrapping_add(k);
-            self.shared.head.0.store(self.head, Ordering::Release);
+            self.shared.head.store(self.head, Ordering::Release);
             k
         }
     }
@@ -261,7 +259,7 @@ trait Occupancy: Send + Sync {
 
 impl<T: Send> Occupancy for Shared<T> {
     fn is_empty(&self) -> bool {
-        self.head.0.load(Ordering::Acquire) == self.tail.0.load(Ordering::Acquire)
+        self.head.load(Ordering::Acquire) == self.tail.load(Ordering::Acquire)
     }
 }
 
@@ -300,7 +298,7 @@ impl<T> Consumer<T> {
     fn available(&mut self, wanted: usize) -> usize {
         let mut available = self.cached_head.wrapping_sub(self.tail);
         if available < wanted {
-            self.cached_head = self.shared.head.0.load(Ordering::Acquire);
+            self.cached_head = self.shared.head.load(Ordering::Acquire);
             available = self.cached_head.wrapping_sub(self.tail);
         }
         available
@@ -321,7 +319,7 @@ impl<T> Consumer<T> {
         let k = n.min(self.available(n));
         let shared = &*self.shared;
         let guard = TailGuard {
-            tail_index: &shared.tail.0,
+            tail_index: &shared.tail,
             tail: &mut self.tail,
         };
         for _ in 0..k {
@@ -375,7 +373,7 @@ impl<T> Consumer<T> {
                 }
             }
             self.tail = self.tail.wrapping_add(k);
-            self.shared.tail.0.store(self.tail, Ordering::Release);
+            self.shared.tail.store(self.tail, Ordering::Release);
             k
         }
     }

@@ -29,8 +29,12 @@ fn world() -> &'static World {
         // six scenarios' tables (rte_lpm alone takes 64 MB).
         let eal = EalBuilder::new("sluice-fuzz")
             .args(["-l", "0", "--no-huge", "-m", "1024", "--log-level=*:error"])
+            .args(["--no-shconf", "--no-telemetry"])
             .start()
             .unwrap_or_else(|e| panic!("EAL: {e}"));
+        // This EAL lives as long as the process and is never cleaned up; with no shared
+        // configuration and no telemetry its runtime directory stays empty: remove it now.
+        let _ = std::fs::remove_dir_all(eal.runtime_dir());
         let pool = Mempool::pktmbuf(&eal, "fuzz", 1023, DEFAULT_CACHE, DEFAULT_DATA_ROOM, None)
             .expect("a pool");
         let scenarios = Kind::ALL.iter().map(|&k| Scenario::new(&eal, k)).collect();

@@ -1,54 +1,241 @@
 //! `sluice-l3fwd`: DPDK l3fwd's command line and rule files on the Sluice engine, and a router
-//! real hosts can use (ARP, ping, neighbour resolution, live route changes). The app turns
-//! its command line into route tables, a [`Router`] and a pipeline of the engine's
-//! `Responder` and `L3Forward` stages; the forwarding itself is the engine's.
+//! real hosts can use (ARP, ping, neighbour resolution, live route changes). The app is its
+//! options, its route tables, a [`Router`] and the engine's `Responder` and `L3Forward`
+//! stages on every lane; the forwarding itself is the engine's.
 
-mod args;
-
-use args::{Command, Lookup, Options, QueueConfig};
-use sluice::mempool::{DEFAULT_CACHE, DEFAULT_DATA_ROOM};
+use clap::Parser;
+use sluice::app::options::{self, Portmask};
+use sluice::app::{self, usage, App, Outcome, Pools, PortSetup, Ports, QueueConfig, QueuePlan};
 use sluice::net::ethernet::Address;
-use sluice::pipeline::{Lane, Mode, Pipeline, Settings};
+use sluice::pipeline::{Mode, Pipeline, Settings};
 use sluice::stage::router::{L3Forward, NextHopMac, Responder, Router, RouterPort};
 use sluice::stage::table::{
     Acl, AclAction, AclRule, ExactMatch, Fib, Fib6, FlowKey4, FlowKey6, Lpm, Lpm6, RouteTable,
 };
 use sluice::stage::Node;
-use sluice::stats::{MbufUse, RateReport};
-use sluice::worker::{IdlePolicy, StopFlag};
-use sluice::{Eal, EalBuilder, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST};
+use sluice::worker::IdlePolicy;
+use sluice::Eal;
 use sluice_l3fwd::control::{self, Control};
 use sluice_l3fwd::neighbours;
 use sluice_l3fwd::rules::{self, Exact, Route};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 type BoxError = Box<dyn std::error::Error>;
 
-fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    let (options, eal_args) = match args::parse(&argv[1..]) {
-        Ok(Command::Help) => {
-            println!("{}", args::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Run { eal, options }) => (options, eal),
-        Err(e) => {
-            eprintln!("sluice-l3fwd: error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&options, eal_args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("sluice-l3fwd: error: {e}");
-            ExitCode::FAILURE
+/// Routes IPv4 and IPv6 between ports as DPDK's l3fwd does, checking headers as RFC 1812 asks.
+///
+/// l3fwd's options come first, then Sluice's own (from --stats-period on).
+#[derive(Parser, Debug)]
+#[command(after_help = "example (no NIC needed):
+  sluice-l3fwd -l 0 --vdev net_pcap0,rx_pcap=in.pcap,infinite_rx=1 \\
+               --vdev net_null0,no-rx=1 -- -p 0x3 --config \"(0,0,0),(1,0,0)\"")]
+struct Options {
+    /// Hexadecimal mask of the ports to use (0x3: ports 0 and 1)
+    #[arg(short = 'p', value_name = "PORTMASK", value_parser = options::portmask)]
+    portmask: Option<Portmask>,
+    /// Promiscuous mode
+    #[arg(short = 'P')]
+    promiscuous: bool,
+    /// Which lcore polls which RX queue, e.g. "(0,0,1),(1,0,1)" (default: queue 0 of every
+    /// port on the first lcore)
+    #[arg(long, value_name = "(PORT,QUEUE,LCORE)...", value_parser = options::config)]
+    // Fully qualified: one value that is a list, not a list of values.
+    config: Option<::std::vec::Vec<QueueConfig>>,
+    /// lpm (rte_lpm/rte_lpm6), em (exact match of the 5-tuple on rte_hash), fib
+    /// (rte_fib/rte_fib6) or acl (rte_acl: rules on prefixes, port ranges and protocol)
+    /// [default: lpm]
+    #[arg(long, value_name = "METHOD", value_parser = lookup)]
+    lookup: Option<Lookup>,
+    /// --lookup lpm
+    #[arg(short = 'L')]
+    lpm: bool,
+    /// --lookup em
+    #[arg(short = 'E')]
+    exact_match: bool,
+    /// IPv4 rules in l3fwd's format: R<prefix>/<depth> <port> for lpm and fib,
+    /// R<dst> <src> <dport> <sport> <proto> <port> for em (default: l3fwd's built-in table,
+    /// 198.18.P.0/24 to port P). For acl (required, as in l3fwd) @ lines drop and R lines
+    /// route, first match wins: @<src/len> <dst/len> <sport lo> : <sport hi> <dport lo> :
+    /// <dport hi> <proto/mask>, R<same fields> <port>
+    #[arg(long = "rule_ipv4", value_name = "FILE")]
+    rule_ipv4: Option<PathBuf>,
+    /// IPv6 rules, same formats (default: 2001:200:0:P::/64 to port P)
+    #[arg(long = "rule_ipv6", value_name = "FILE")]
+    rule_ipv6: Option<PathBuf>,
+    /// The ACL's classifier: scalar, sse, avx2, neon, altivec, avx512x16 or avx512x32
+    /// (default: the best this CPU runs)
+    #[arg(long, value_name = "ALGORITHM", value_parser = acl_algorithm)]
+    alg: Option<String>,
+    /// Destination MAC of packets leaving port X (default 02:00:00:00:00:X, unless port X
+    /// has an --addr); repeatable
+    #[arg(long, value_name = "X,MAC", value_parser = options::eth_dest)]
+    eth_dest: Vec<(u16, Address)>,
+    /// RX descriptors per queue
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = options::descriptors)]
+    rx_queue_size: u16,
+    /// TX descriptors per queue
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = options::descriptors)]
+    tx_queue_size: u16,
+    /// Largest frame to receive, 64 to 9600 (default: the port's MTU)
+    #[arg(long, value_name = "LEN", value_parser = clap::value_parser!(u32).range(64..=9600))]
+    max_pkt_len: Option<u32>,
+    /// One mbuf pool for all ports, on the main lcore's node
+    #[arg(long)]
+    no_numa: bool,
+    /// One mbuf pool per port
+    #[arg(long)]
+    per_port_pool: bool,
+    /// Accepted for compatibility: Sluice always forwards both families
+    #[arg(long)]
+    ipv6: bool,
+    /// Accepted for compatibility: Sluice parses headers in software
+    #[arg(long)]
+    parse_ptype: bool,
+    /// Accepted for compatibility: Sluice sizes tables from the rules
+    #[arg(long, value_name = "N")]
+    hash_entry_num: Option<u32>,
+    /// rtc or poll: each lcore polls, routes and transmits; pipeline: each RX lcore hands
+    /// bursts over a ring to a second lcore (taken from the EAL's lcores not in --config)
+    /// that routes and sends
+    #[arg(long, value_name = "MODE", default_value = "rtc", value_parser = options::mode)]
+    mode: Mode,
+    /// One line of rates every S seconds (0: off)
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    stats_period: u32,
+    /// An address of the router on PORT (repeatable; IPv4 or IPv6): the router answers ARP,
+    /// neighbour solicitations and ping for it, and resolves next hops on that port by ARP
+    /// and neighbour discovery instead of using a fixed destination MAC
+    #[arg(long, value_name = "PORT,IP/LEN", value_parser = options::addr)]
+    addr: Vec<(u16, IpAddr, u8)>,
+    /// ICMP time exceeded answers per second and lcore, for packets whose TTL or hop limit
+    /// runs out (from the --addr of the port they came in by; 0: none, they are dropped as
+    /// ttl_exceeded)
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    icmp_rate: u32,
+    /// Static neighbours, one "IP MAC" per line (# comments)
+    #[arg(long, value_name = "FILE")]
+    neighbours: Option<PathBuf>,
+    /// A Unix socket taking one command per line: route add PREFIX/LEN PORT, route del
+    /// PREFIX/LEN, routes, neighbours, stats (needs --lookup lpm)
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+    /// Forward packets from or to martian addresses (0/8, 127/8, 169.254/16, 224/4, 240/4;
+    /// ::, ::1, fe80::/10, ff00::/8) and directed broadcasts to the --addr subnets; by
+    /// default they are dropped as martian (RFC 1812 5.3.7 lets the operator switch the
+    /// check off)
+    #[arg(long)]
+    forward_martians: bool,
+    /// A route to a port not in -p is an error (default: skipped with a warning, as l3fwd
+    /// does, so its shipped files load with any -p)
+    #[arg(long)]
+    strict_routes: bool,
+    /// adaptive, or off (poll flat out; benchmarks)
+    #[arg(long, value_name = "POLICY", default_value = "adaptive", value_parser = options::idle)]
+    idle: IdlePolicy,
+}
+
+/// Which table routes a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lookup {
+    Lpm,
+    ExactMatch,
+    Fib,
+    Acl,
+}
+
+fn lookup(text: &str) -> Result<Lookup, String> {
+    match text {
+        "lpm" => Ok(Lookup::Lpm),
+        "em" => Ok(Lookup::ExactMatch),
+        "fib" => Ok(Lookup::Fib),
+        "acl" => Ok(Lookup::Acl),
+        _ => Err("expected lpm, em, fib or acl".into()),
+    }
+}
+
+fn acl_algorithm(text: &str) -> Result<String, String> {
+    match sluice::stage::table::acl_algorithm(text) {
+        Some(_) => Ok(text.to_owned()),
+        None => Err(format!(
+            "unknown --alg '{text}': expected one of {}",
+            sluice::stage::table::ACL_ALGORITHMS
+        )),
+    }
+}
+
+impl Options {
+    fn mask(&self) -> u32 {
+        self.portmask.map_or(0, |m| m.0)
+    }
+
+    fn lookup(&self) -> Lookup {
+        match (self.lpm, self.exact_match) {
+            (true, _) => Lookup::Lpm,
+            (_, true) => Lookup::ExactMatch,
+            _ => self.lookup.unwrap_or(Lookup::Lpm),
         }
     }
+
+    /// What the options say together, checked before the EAL starts.
+    fn check(&self) -> Result<Portmask, BoxError> {
+        let mask = self
+            .portmask
+            .ok_or_else(|| usage("missing -p PORTMASK (for example -p 0x3 for ports 0 and 1)"))?;
+        let chosen = [
+            self.lpm.then_some(Lookup::Lpm),
+            self.exact_match.then_some(Lookup::ExactMatch),
+            self.lookup,
+        ];
+        let mut chosen: Vec<Lookup> = chosen.into_iter().flatten().collect();
+        chosen.dedup();
+        if chosen.len() > 1 {
+            return Err(usage(
+                "only one lookup method at a time: give one of --lookup, -L, -E",
+            ));
+        }
+        for q in self.config.iter().flatten() {
+            if !mask.contains(q.port) {
+                return Err(usage(format!(
+                    "--config names port {} ({},{},{}), which -p {mask} does not enable",
+                    q.port, q.port, q.queue, q.lcore
+                )));
+            }
+        }
+        for (port, ..) in &self.addr {
+            if !mask.contains(*port) {
+                return Err(usage(format!(
+                    "--addr names port {port}, which -p {mask} does not enable"
+                )));
+            }
+        }
+        let lookup = self.lookup();
+        if lookup == Lookup::Acl && (self.rule_ipv4.is_none() || self.rule_ipv6.is_none()) {
+            return Err(usage(
+                "--lookup acl needs --rule_ipv4=FILE and --rule_ipv6=FILE (an ACL has no built-in rules), \
+                 e.g. a line R0.0.0.0/0 198.18.1.0/24 0 : 65535 0 : 65535 0/0 1",
+            ));
+        }
+        if self.alg.is_some() && lookup != Lookup::Acl {
+            return Err(usage(
+                "--alg chooses the ACL's classifier: it needs --lookup acl",
+            ));
+        }
+        if self.control.is_some() && lookup != Lookup::Lpm {
+            return Err(usage(
+                "--control changes routes live, which needs --lookup lpm (rte_lpm with RCU)",
+            ));
+        }
+        Ok(mask)
+    }
+}
+
+fn main() -> ExitCode {
+    app::main("sluice-l3fwd", run)
 }
 
 /// Keeps the routes whose port is enabled; the others are l3fwd's "unused ports", skipped
@@ -62,12 +249,12 @@ fn enabled_only<T>(
     let (mut kept, mut skipped) = (Vec::new(), Vec::new());
     for rule in rules {
         let (port, line) = port_and_line(&rule);
-        if port < 32 && options.portmask & (1 << port) != 0 {
+        if port < 32 && options.mask() & (1 << port) != 0 {
             kept.push(rule);
         } else if options.strict_routes && line > 0 {
             return Err(format!(
                 "{file}:{line}: port {port} is not enabled in -p {:#x}: enable it or remove the line",
-                options.portmask
+                options.mask()
             )
             .into());
         } else if line > 0 {
@@ -80,7 +267,7 @@ fn enabled_only<T>(
         skipped.dedup();
         eprintln!(
             "sluice-l3fwd: warning: {file}: rules to ports not in -p {:#x} skipped, as l3fwd does (ports {:?}; --strict-routes makes this an error)",
-            options.portmask, skipped
+            options.mask(), skipped
         );
     }
     Ok(kept)
@@ -129,7 +316,7 @@ fn load_routes(options: &Options) -> Result<Routes, BoxError> {
 
 fn build_tables(eal: &Eal, options: &Options, router: &Arc<Router>) -> Result<Tables, BoxError> {
     let node = Some(eal.lcore_socket(eal.main_lcore()));
-    match options.lookup {
+    match options.lookup() {
         Lookup::Lpm => {
             let (v4, v6) = load_routes(options)?;
             let lpm = Arc::new(Lpm::new(eal, (v4.len() as u32 + 1024).max(1 << 16), node)?);
@@ -150,7 +337,7 @@ fn build_tables(eal: &Eal, options: &Options, router: &Arc<Router>) -> Result<Ta
                     lpm,
                     routes: Mutex::new(book),
                     routes_v6: v6.iter().map(|r| (r.prefix, r.depth, r.port)).collect(),
-                    portmask: options.portmask,
+                    portmask: options.mask(),
                     router: router.clone(),
                 }),
             })
@@ -222,7 +409,7 @@ fn build_tables(eal: &Eal, options: &Options, router: &Arc<Router>) -> Result<Ta
             let v4 = enabled_only(v4, |r| (routes_to(r.rule.action), r.line), &f4, options)?;
             let v6 = enabled_only(v6, |r| (routes_to(r.rule.action), r.line), &f6, options)?;
             let algorithm = options
-                .acl_algorithm
+                .alg
                 .as_deref()
                 .and_then(sluice::stage::table::acl_algorithm);
             let rules4: Vec<_> = v4.iter().map(|r| r.rule).collect();
@@ -260,170 +447,52 @@ fn load_neighbours(path: &std::path::Path, router: &Router) -> Result<(), BoxErr
 }
 
 /// Forwards until SIGINT/SIGTERM; returns whether the final account balanced.
-fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
-    let stop = StopFlag::new();
-    stop.on_signals()?;
-    let eal = EalBuilder::new("sluice-l3fwd").args(eal_args).start()?;
-
-    let available = eal.port_ids();
-    let ports: Vec<u16> = (0..32u16)
-        .filter(|p| options.portmask & (1 << p) != 0)
-        .collect();
-    if let Some(missing) = ports.iter().find(|p| !available.contains(p)) {
-        return Err(format!(
-            "port {missing} in -p {:#x} does not exist: DPDK found ports {available:?} (add devices with -a or --vdev)",
-            options.portmask
-        )
-        .into());
-    }
-
-    // Which lcore polls which queue: --config, or queue 0 of every port on the first lcore.
-    let lcores = eal.lcores();
-    let config: Vec<QueueConfig> = if options.config.is_empty() {
-        ports
-            .iter()
-            .map(|&port| QueueConfig {
-                port,
-                queue: 0,
-                lcore: lcores[0],
-            })
-            .collect()
-    } else {
-        options.config.clone()
-    };
-    for q in &config {
-        if !lcores.contains(&q.lcore) {
-            return Err(format!(
-                "--config ({},{},{}) names lcore {}, which the EAL does not have: lcores are {lcores:?} (-l)",
-                q.port, q.queue, q.lcore, q.lcore
-            )
-            .into());
-        }
-    }
-    for &port in &ports {
-        let mut queues: Vec<u16> = config
-            .iter()
-            .filter(|q| q.port == port)
-            .map(|q| q.queue)
-            .collect();
-        queues.sort_unstable();
-        // A port no entry polls only transmits, as in l3fwd: it gets TX queues alone.
-        if queues.iter().enumerate().any(|(i, q)| usize::from(*q) != i) {
-            return Err(format!(
-                "port {port}'s RX queues in --config are {queues:?}: they must be 0, 1, ... without gaps"
-            )
-            .into());
-        }
-    }
-    let mut rx_lcores: Vec<u32> = config.iter().map(|q| q.lcore).collect();
-    rx_lcores.sort_unstable();
-    rx_lcores.dedup();
-    // Pipelined, each RX lcore hands its bursts to a stage lcore of its own.
-    let stage_lcores: Vec<u32> = match options.mode {
-        Mode::RunToCompletion => rx_lcores.clone(),
-        Mode::Pipelined => {
-            let spare: Vec<u32> = lcores
-                .iter()
-                .copied()
-                .filter(|l| !rx_lcores.contains(l))
-                .collect();
-            if spare.len() < rx_lcores.len() {
-                return Err(format!(
-                    "pipeline mode needs a stage lcore for each of the {} RX lcores {rx_lcores:?}, but only {spare:?} are free: give more lcores with -l",
-                    rx_lcores.len()
-                )
-                .into());
-            }
-            spare[..rx_lcores.len()].to_vec()
-        }
-    };
-
-    // Mbuf pools: per NUMA node (default), one (--no-numa), or per port (--per-port-pool).
-    let main_node = eal.lcore_socket(eal.main_lcore());
-    let mut infos = Vec::new();
-    for &p in &ports {
-        infos.push(sluice::port::info(p)?);
-    }
-    let rx_queues_of = |port: u16| config.iter().filter(|q| q.port == port).count() as u16;
-    let tx_queues = stage_lcores.len() as u16;
-    let mbufs_per_port = |port: u16| {
-        u32::from(rx_queues_of(port)) * u32::from(options.rx_queue_size)
-            + u32::from(tx_queues) * u32::from(options.tx_queue_size)
-            + stage_lcores.len() as u32 * MAX_BURST as u32
-    };
-    let pool_key = |i: usize| -> u32 {
-        if options.per_port_pool {
-            u32::from(ports[i])
+fn run(mut app: App, options: Options) -> Outcome {
+    let mask = options.check()?;
+    let eal = app.start_eal()?;
+    options::check_ports(mask, &eal.port_ids())?;
+    let ports = mask.ports();
+    let plan = QueuePlan::new(
+        &eal,
+        &ports,
+        options.config.as_deref().unwrap_or_default(),
+        options.mode,
+    )?;
+    let setup = PortSetup {
+        rx_descriptors: options.rx_queue_size,
+        tx_descriptors: options.tx_queue_size,
+        promiscuous: options.promiscuous,
+        mtu: options.max_pkt_len.map(|len| (len - 18) as u16),
+        pools: if options.per_port_pool {
+            Pools::PerPort
         } else if options.no_numa {
-            0
+            Pools::One
         } else {
-            infos[i].socket.unwrap_or(main_node)
-        }
+            Pools::PerNode
+        },
     };
-    let mut pools: Vec<(u32, Mempool)> = Vec::new();
-    for (i, info) in infos.iter().enumerate() {
-        let key = pool_key(i);
-        if pools.iter().any(|(k, _)| *k == key) {
-            continue;
-        }
-        let sharing: u32 = (0..ports.len())
-            .filter(|&j| pool_key(j) == key)
-            .map(|j| mbufs_per_port(ports[j]))
-            .sum();
-        let size = (sharing + lcores.len() as u32 * DEFAULT_CACHE).max(8192);
-        let node = if options.no_numa {
-            main_node
-        } else {
-            info.socket.unwrap_or(main_node)
-        };
-        let name = format!("l3fwd_pool_{key}");
-        pools.push((
-            key,
-            Mempool::pktmbuf(
-                &eal,
-                &name,
-                size,
-                DEFAULT_CACHE,
-                DEFAULT_DATA_ROOM,
-                Some(node),
-            )?,
-        ));
-    }
+    let mut started = Ports::start(&eal, &plan.port_plans(), &setup)?;
 
-    // Ports: their queues, and what the router knows of them.
-    let mut started: Vec<(Port, Vec<RxQueue>, Vec<TxQueue>)> = Vec::new();
+    // What the router knows of each port: its MAC, its addresses, how next hops are found.
     let mut router_ports = Vec::new();
-    for (i, &id) in ports.iter().enumerate() {
-        let pool = &pools
-            .iter()
-            .find(|(k, _)| *k == pool_key(i))
-            .expect("pool")
-            .1;
-        let config = PortConfig {
-            rx_queues: rx_queues_of(id),
-            tx_queues,
-            rx_descriptors: options.rx_queue_size,
-            tx_descriptors: options.tx_queue_size,
-            promiscuous: options.promiscuous,
-            rss: (rx_queues_of(id) > 1).then(Default::default),
-            mtu: options.max_pkt_len.map(|len| (len - 18) as u16),
+    for &id in &ports {
+        let mac = started.mac(id)?;
+        let addresses = |v6: bool| {
+            options
+                .addr
+                .iter()
+                .filter(move |(p, ip, _)| *p == id && ip.is_ipv6() == v6)
         };
-        let (port, rx, tx) = Port::start(&eal, id, &config, pool)?;
-        let mac = port.mac()?;
-        let v4: Vec<(Ipv4Addr, u8)> = options
-            .addrs
-            .iter()
-            .filter_map(|(p, ip, len)| match ip {
-                IpAddr::V4(a) if *p == id => Some((*a, *len)),
-                _ => None,
+        let v4: Vec<(Ipv4Addr, u8)> = addresses(false)
+            .filter_map(|(_, ip, len)| match ip {
+                IpAddr::V4(a) => Some((*a, *len)),
+                IpAddr::V6(_) => None,
             })
             .collect();
-        let v6: Vec<(Ipv6Addr, u8)> = options
-            .addrs
-            .iter()
-            .filter_map(|(p, ip, len)| match ip {
-                IpAddr::V6(a) if *p == id => Some((*a, *len)),
-                _ => None,
+        let v6: Vec<(Ipv6Addr, u8)> = addresses(true)
+            .filter_map(|(_, ip, len)| match ip {
+                IpAddr::V6(a) => Some((*a, *len)),
+                IpAddr::V4(_) => None,
             })
             .collect();
         let next_hop = match options.eth_dest.iter().rev().find(|(p, _)| *p == id) {
@@ -431,30 +500,20 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
             None if !v4.is_empty() || !v6.is_empty() => NextHopMac::Resolve,
             None => NextHopMac::Fixed(Address([2, 0, 0, 0, 0, id as u8])),
         };
-        let link = port.link()?;
-        println!(
-            "port {id}: {}, MAC {mac}, {} RX / {tx_queues} TX queues, link {}, next hop {}{}",
-            infos[i].driver,
-            rx.len(),
-            if link.up {
-                format!("up at {} Mbps", link.speed_mbps)
-            } else {
-                "down".into()
-            },
+        let extra = format!(
+            ", next hop {}{}",
             match next_hop {
                 NextHopMac::Fixed(m) => format!("MAC {m}"),
                 NextHopMac::Resolve => "resolved by ARP".into(),
             },
             options
-                .addrs
+                .addr
                 .iter()
                 .filter(|(p, ..)| *p == id)
                 .map(|(_, ip, len)| format!(", address {ip}/{len}"))
                 .collect::<String>()
         );
-        if let Some(note) = port.rss().and_then(|r| r.note.clone()) {
-            println!("  {note}");
-        }
+        println!("{}", started.describe(id, &extra)?);
         router_ports.push(RouterPort {
             id,
             mac,
@@ -462,14 +521,13 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
             v4,
             v6,
         });
-        started.push((port, rx, tx));
     }
     let router = Arc::new(Router::new(router_ports));
     if let Some(path) = &options.neighbours {
         load_neighbours(path, &router)?;
     }
 
-    let tables = build_tables(&eal, options, &router)?;
+    let tables = build_tables(&eal, &options, &router)?;
     let control = tables.control.map(Arc::new);
     if let Some(path) = &options.control {
         let control = control
@@ -490,52 +548,15 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
         }
     }
 
-    // Lanes: one per RX lcore, with its RX queues and a TX queue on every port.
+    // Each lane: its RX queues, a TX queue on every port, and its own instances of the stages.
     let mut pipeline = Pipeline::new(Settings {
         mode: options.mode,
-        idle: if options.idle {
-            IdlePolicy::default()
-        } else {
-            IdlePolicy::Off
-        },
-        report_period: Duration::from_secs(u64::from(options.stats_period_s)),
+        idle: options.idle,
+        report_period: Duration::from_secs(u64::from(options.stats_period)),
         ..Settings::default()
     });
-    let responds = !options.addrs.is_empty();
-    for (lane_index, (&lcore, &stage_lcore)) in rx_lcores.iter().zip(&stage_lcores).enumerate() {
-        let mut rx = Vec::new();
-        for q in config.iter().filter(|q| q.lcore == lcore) {
-            let slot = ports
-                .iter()
-                .position(|p| *p == q.port)
-                .expect("enabled port");
-            let queues = &mut started[slot].1;
-            let at = queues
-                .iter()
-                .position(|r| r.queue_id() == q.queue)
-                .expect("configured queue");
-            rx.push(queues.remove(at));
-            println!(
-                "lcore {lcore}: RX port {} queue {}{}",
-                q.port,
-                q.queue,
-                if options.mode == Mode::Pipelined {
-                    format!(" -> lcore {stage_lcore}: route and TX")
-                } else {
-                    String::new()
-                }
-            );
-        }
-        let tx: Vec<TxQueue> = started
-            .iter_mut()
-            .map(|(_, _, queues)| {
-                let at = queues
-                    .iter()
-                    .position(|t| usize::from(t.queue_id()) == lane_index)
-                    .expect("a TX queue per lane");
-                queues.remove(at)
-            })
-            .collect();
+    let responds = !options.addr.is_empty();
+    let lanes = plan.lanes(&mut started, |_| -> Result<Vec<Box<dyn Node>>, BoxError> {
         let mut stages: Vec<Box<dyn Node>> = Vec::new();
         if responds {
             stages.push(Box::new(Responder::new(router.clone())));
@@ -544,42 +565,128 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
             router.clone(),
             Some(tables.v4.clone()),
             Some(tables.v6.clone()),
-            matches!(options.lookup, Lookup::ExactMatch | Lookup::Acl),
+            matches!(options.lookup(), Lookup::ExactMatch | Lookup::Acl),
         )
         .answer_time_exceeded(options.icmp_rate);
         if options.forward_martians {
             forward = forward.forward_martians();
         }
         stages.push(Box::new(forward));
-        pipeline.lane(Lane {
-            rx,
-            tx,
-            stages,
-            lcore,
-            stage_lcore: (options.mode == Mode::Pipelined).then_some(stage_lcore),
-        });
+        Ok(stages)
+    })?;
+    for lane in lanes {
+        pipeline.lane(lane);
     }
     drop(tables.v4);
     drop(tables.v6);
-
-    let period = Duration::from_secs(u64::from(options.stats_period_s));
-    let mut report = RateReport::default();
-    let outcome = pipeline.run(&eal, &stop, |stats, since_start| {
-        println!("{}", report.line(stats, since_start, period));
-    })?;
-    println!(
-        "\nstopping: {:.2} s of forwarding",
-        outcome.elapsed.as_secs_f64()
-    );
+    let balanced = app.forward(&eal, pipeline, started);
     if let Some(path) = &options.control {
         let _ = std::fs::remove_file(path);
     }
-    drop(started);
-    let mbufs = MbufUse {
-        in_use: pools.iter().map(|(_, p)| p.in_use()).sum(),
-        capacity: pools.iter().map(|(_, p)| p.capacity()).sum(),
-    };
-    let (account, balanced) = outcome.stats.final_account(outcome.elapsed, mbufs);
-    println!("{account}");
-    Ok(balanced)
+    balanced
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice::app::Parsed;
+
+    fn run(line: &str) -> Result<Options, String> {
+        let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        match app::parse::<Options>("sluice-l3fwd", &args).map_err(|e| e.0)? {
+            Parsed::Run { options, .. } => {
+                options.check().map_err(|e| e.to_string())?;
+                Ok(*options)
+            }
+            Parsed::Help(_) => panic!("help"),
+        }
+    }
+
+    fn error(line: &str) -> String {
+        run(line).unwrap_err()
+    }
+
+    #[test]
+    fn l3fwd_command_lines_parse() {
+        let o = run("-l 1 -- -p 0x3 -P --config=(0,0,1),(1,0,1) --lookup em --rule_ipv4=a.cfg --rule_ipv6 b.cfg --eth-dest=1,02:00:00:00:00:07 --rx-queue-size 512 --parse-ptype --ipv6 --max-pkt-len 1518 --hash-entry-num 16").unwrap();
+        assert_eq!(o.mask(), 3);
+        assert!(o.promiscuous);
+        assert_eq!(o.lookup(), Lookup::ExactMatch);
+        assert_eq!(
+            o.config,
+            Some(vec![
+                QueueConfig {
+                    port: 0,
+                    queue: 0,
+                    lcore: 1
+                },
+                QueueConfig {
+                    port: 1,
+                    queue: 0,
+                    lcore: 1
+                }
+            ])
+        );
+        assert_eq!(o.rule_ipv4, Some("a.cfg".into()));
+        assert_eq!(o.rule_ipv6, Some("b.cfg".into()));
+        assert_eq!(o.eth_dest, vec![(1, "02:00:00:00:00:07".parse().unwrap())]);
+        assert_eq!((o.rx_queue_size, o.tx_queue_size), (512, 1024));
+        assert_eq!(o.max_pkt_len, Some(1518));
+        assert_eq!(run("-- -p 3 -E").unwrap().lookup(), Lookup::ExactMatch);
+        assert_eq!(run("-- -p 3 -L").unwrap().lookup(), Lookup::Lpm);
+        assert_eq!(run("-- -p 3 --lookup=fib").unwrap().lookup(), Lookup::Fib);
+        let acl = run("-- -p 3 --lookup acl --rule_ipv4 a --rule_ipv6 b --alg scalar").unwrap();
+        assert_eq!(
+            (acl.lookup(), acl.alg.as_deref()),
+            (Lookup::Acl, Some("scalar"))
+        );
+        assert_eq!(
+            run("-- -p 3 --mode poll").unwrap().mode,
+            Mode::RunToCompletion
+        );
+        assert_eq!(
+            run("-- -p 3 --mode pipeline").unwrap().mode,
+            Mode::Pipelined
+        );
+        assert_eq!(
+            run("-- -p 3 --config (0,0,0)(1,1,2)")
+                .unwrap()
+                .config
+                .map(|c| c.len()),
+            Some(2),
+            "l3fwd takes triples without commas between them too"
+        );
+        let o =
+            run("-- -p 3 --addr 0,10.0.1.1/24 --addr 1,2001:db8::1/64 --control /tmp/s").unwrap();
+        assert_eq!(o.addr.len(), 2);
+        assert_eq!(o.control, Some("/tmp/s".into()));
+        assert_eq!(
+            run("-- -p 3 -L -L --lookup lpm").unwrap().lookup(),
+            Lookup::Lpm
+        );
+    }
+
+    #[test]
+    fn mistakes_say_what_was_expected() {
+        assert!(error("-- -P").contains("missing -p PORTMASK"));
+        assert!(error("-- -p 3 --config (0,0)").contains("'(0,0)' is not three numbers"));
+        assert!(error("-- -p 3 --config 0,0,1").contains("must start with '('"));
+        assert!(error("-- -p 3 --config (0,0,1").contains("missing ')'"));
+        assert!(error("-- -p 1 --config (1,0,0)")
+            .contains("port 1 (1,0,0), which -p 0x1 does not enable"));
+        assert!(error("-- -p 3 --config (0,0,1),(0,0,2)").contains("appears twice"));
+        assert!(error("-- -p 3 --lookup hash").contains("expected lpm, em, fib or acl"));
+        assert!(error("-- -p 3 --lookup acl --rule_ipv4 a").contains("needs --rule_ipv4"));
+        assert!(error("-- -p 3 --alg sse").contains("needs --lookup acl"));
+        assert!(error("-- -p 3 --lookup acl --alg fast").contains("unknown --alg 'fast'"));
+        assert!(error("-- -p 3 -L -E").contains("one lookup method"));
+        assert!(error("-- -p 3 --eth-dest 1,zz").contains("expected PORT,MAC"));
+        assert!(error("-- -p 3 --addr 0,10.0.0.1/33").contains("0 to 32"));
+        assert!(error("-- -p 3 --addr 4,10.0.0.1/24").contains("does not enable"));
+        assert!(error("-- -p 3 --mode eventdev").contains("not supported"));
+        assert!(error("-- -p 3 --lookup em --control /tmp/s").contains("needs --lookup lpm"));
+        assert!(error("-- -p 3 --max-pkt-len 10").contains("--max-pkt-len '10'"));
+        assert!(error("-- -p 3 --bogus").contains("unknown option '--bogus'"));
+        assert!(error("-p 3").contains("go after `--`"));
+    }
 }

@@ -297,3 +297,89 @@ fn real_ipv6_hosts_route_through_sluice_with_neighbour_discovery() {
     assert!(run.success, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
 }
+
+/// A router with both families on both ports, between fresh hosts: nothing resolved yet.
+fn dual_stack_router(hosts: &Hosts, dir: &Path) -> Running {
+    let routes4 = dir.join("routes.cfg");
+    let routes6 = dir.join("routes6.cfg");
+    std::fs::write(&routes4, "R10.0.1.0/24 0\nR10.0.2.0/24 1\n").unwrap();
+    std::fs::write(&routes6, "Rfd00:1::/64 0\nRfd00:2::/64 1\n").unwrap();
+    let mut args = strings(&["-l", "0", "-m", "128", "--log-level=*:warning"]);
+    for i in 1..=2 {
+        args.push(format!(
+            "--vdev=net_af_packet{},iface={}-r{i}",
+            i - 1,
+            hosts.0
+        ));
+    }
+    args.extend(strings(&[
+        "--",
+        "-p",
+        "0x3",
+        "--addr",
+        "0,10.0.1.1/24",
+        "--addr",
+        "1,10.0.2.1/24",
+        "--addr",
+        "0,fd00:1::1/64",
+        "--addr",
+        "1,fd00:2::1/64",
+    ]));
+    args.push(format!("--rule_ipv4={}", routes4.display()));
+    args.push(format!("--rule_ipv6={}", routes6.display()));
+    start(&args)
+}
+
+#[test]
+fn the_first_ping_across_the_router_is_not_lost() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let hosts = Hosts::up();
+    let dir = tempfile::tempdir().unwrap();
+    let router = dual_stack_router(&hosts, dir.path());
+    // Each first echo request finds the far host unresolved: the router holds it, asks (ARP,
+    // neighbour solicitation), and sends it on when the answer comes.
+    for to in ["10.0.2.2", "fd00:2::2"] {
+        let out = hosts.exec(1, &["ping", "-c", "5", "-i", "0.2", "-W", "2", to]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("5 received") && text.contains(" 0% packet loss"),
+            "{to}: {text}"
+        );
+    }
+    let run = router.stop();
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    // The hosts' own chatter (IPv6 multicast listener reports, router solicitations) may be
+    // dropped; nothing waiting for a neighbour was.
+    assert!(!run.stdout.contains("no_neighbour"), "{}", run.stdout);
+    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+}
+
+#[test]
+fn a_host_that_never_answers_costs_held_packets_counted_as_no_neighbour() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let hosts = Hosts::up();
+    let dir = tempfile::tempdir().unwrap();
+    let router = dual_stack_router(&hosts, dir.path());
+    // 10.0.2.9 does not exist: the router asks three times, a second apart, then gives up on
+    // what it held. Ten pings 0.1 s apart overflow the hold queue of three.
+    let out = hosts.exec(1, &["ping", "-c", "10", "-i", "0.1", "-W", "1", "10.0.2.9"]);
+    assert!(!out.status.success());
+    std::thread::sleep(Duration::from_secs(4));
+    let run = router.stop();
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    let total = run
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("total:"))
+        .unwrap_or_else(|| panic!("no total in\n{}", run.stdout));
+    assert!(total.contains("no_neighbour 10"), "{total}");
+    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+}

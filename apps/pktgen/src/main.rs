@@ -12,18 +12,17 @@ mod signature;
 use sluice_pktgen::malformed::{self, Spoiler};
 use sluice_pktgen::{replay, spec};
 
-use args::{Command, Options, Source};
+use args::{Options, Source};
 use generator::{FlowFields, StreamGen};
 use receiver::{Counts, Receiver};
 use replay::Replay;
 use report::{Live, Pace, PortFigures, TrialResult};
-use sluice::mempool::{DEFAULT_CACHE, DEFAULT_DATA_ROOM};
+use sluice::app::{self, App, Pools, PortPlan, PortSetup, Ports};
+use sluice::mempool::DEFAULT_CACHE;
 use sluice::net::ethernet::Address;
 use sluice::rss::{self, Toeplitz};
 use sluice::worker::StopFlag;
-use sluice::{
-    Burst, Eal, EalBuilder, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue, MAX_BURST,
-};
+use sluice::{Burst, Eal, Mbuf, Mempool, Port, RxQueue, TxQueue, MAX_BURST};
 use spec::{Rate, Stream, FCS_LEN};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -31,26 +30,10 @@ use std::time::{Duration, Instant};
 type BoxError = Box<dyn std::error::Error>;
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    let (options, eal_args) = match args::parse(&argv[1..]) {
-        Ok(Command::Help) => {
-            print!("{}", args::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(Command::Run { eal, options }) => (options, eal),
-        Err(e) => {
-            eprintln!("sluice-pktgen: error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&options, eal_args) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("sluice-pktgen: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    app::main("sluice-pktgen", |app, cli: args::Cli| {
+        let options = cli.resolve().map_err(app::usage)?;
+        run(app, &options)
+    })
 }
 
 /// What one TX port sends.
@@ -112,9 +95,7 @@ struct Bench<'a> {
     options: &'a Options,
 }
 
-fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
-    let stop = StopFlag::new();
-    stop.on_signals()?;
+fn run(mut app: App, options: &Options) -> app::Outcome {
     // Pcap files and streams are checked before the EAL starts: bad input fails fast.
     let streams = match &options.source {
         Source::Streams {
@@ -138,7 +119,7 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
         // Templates are checked here too, with any MAC: the port's is not known yet.
         StreamGen::new(0, s, Default::default(), 0)?;
     }
-    let replay = match &options.source {
+    let mut replay = match &options.source {
         Source::Pcap { path, loops, .. } => Some(Replay::load(
             path,
             *loops,
@@ -147,8 +128,8 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
         Source::Streams { .. } => None,
     };
 
-    let eal = EalBuilder::new("sluice-pktgen").args(eal_args).start()?;
-    let available = eal.port_ids();
+    let eal = app.start_eal()?;
+    let stop = app.stop_flag().clone();
     let mut all_ports: Vec<u16> = options
         .tx_ports
         .iter()
@@ -157,56 +138,37 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
         .collect();
     all_ports.sort_unstable();
     all_ports.dedup();
-    if let Some(missing) = all_ports.iter().find(|p| !available.contains(p)) {
-        return Err(format!(
-            "port {missing} does not exist: DPDK found ports {available:?} (add devices with -a or --vdev)"
-        )
-        .into());
-    }
-    let descriptors = 1024u32;
-    let mbufs = all_ports.len() as u32
-        * (u32::from(options.tx_queues) + u32::from(options.rx_queues))
-        * (descriptors + MAX_BURST as u32)
-        + DEFAULT_CACHE * eal.lcores().len() as u32;
-    let pool = Mempool::pktmbuf(
-        &eal,
-        "pktgen_pool",
-        mbufs.max(8192),
-        DEFAULT_CACHE,
-        DEFAULT_DATA_ROOM,
-        Some(eal.lcore_socket(eal.main_lcore())),
-    )?;
+    let plans: Vec<PortPlan> = all_ports
+        .iter()
+        .map(|&id| PortPlan {
+            id,
+            rx_queues: if options.rx_ports.contains(&id) {
+                options.rx_queues
+            } else {
+                1
+            },
+            tx_queues: if options.tx_ports.contains(&id) {
+                options.tx_queues
+            } else {
+                1
+            },
+        })
+        .collect();
+    let setup = PortSetup {
+        promiscuous: true,
+        pools: Pools::One,
+        ..PortSetup::default()
+    };
+    let mut ports = Ports::start(&eal, &plans, &setup)?;
+    let pool = ports.pools().remove(0);
+    let descriptors = u32::from(setup.tx_descriptors);
 
-    let mut started = Vec::new();
     let (mut tx, mut rx) = (Vec::new(), Vec::new());
-    let mut replay = replay;
-    for &id in &all_ports {
+    for plan in &plans {
+        let id = plan.id;
         let sends = options.tx_ports.contains(&id);
         let receives = options.rx_ports.contains(&id);
-        let config = PortConfig {
-            rx_queues: if receives { options.rx_queues } else { 1 },
-            tx_queues: if sends { options.tx_queues } else { 1 },
-            rss: (receives && options.rx_queues > 1).then(Default::default),
-            promiscuous: true,
-            ..PortConfig::default()
-        };
-        let (port, rx_queues, tx_queues) = Port::start(&eal, id, &config, &pool)?;
-        let mac = port.mac()?;
-        let info = sluice::port::info(id)?;
-        println!(
-            "port {id}: {}, MAC {mac}{}{}",
-            info.driver,
-            if sends {
-                format!(", {} TX queue(s)", options.tx_queues)
-            } else {
-                String::new()
-            },
-            if receives {
-                format!(", {} RX queue(s)", options.rx_queues)
-            } else {
-                String::new()
-            },
-        );
+        let mac = ports.mac(id)?;
         if sends {
             let mut packets = match replay.take() {
                 Some(r) => Packets::Replay(r),
@@ -231,15 +193,14 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
                                 * (descriptors + MAX_BURST as u32)
                                 + DEFAULT_CACHE * 2)
                                 .max(4096);
-                            let prefilled = Mempool::pktmbuf_prefilled(
+                            Mempool::pktmbuf_prefilled(
                                 &eal,
                                 &format!("pktgen_tx{id}"),
                                 count,
                                 DEFAULT_CACHE,
                                 Some(eal.lcore_socket(eal.main_lcore())),
                                 &frame,
-                            )?;
-                            prefilled
+                            )?
                         }
                         None => pool.clone(),
                     }
@@ -252,16 +213,17 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
                     rss::round_robin_reta(128, options.tx_queues),
                 )
             });
+            let mut lanes = Vec::new();
+            for queue in 0..options.tx_queues {
+                lanes.push(TxLane {
+                    queue: ports.tx(id, queue)?,
+                    pending: Burst::new(),
+                    meta: [(0, 0); MAX_BURST],
+                });
+            }
             tx.push(TxPort {
                 id,
-                lanes: tx_queues
-                    .into_iter()
-                    .map(|queue| TxLane {
-                        queue,
-                        pending: Burst::new(),
-                        meta: [(0, 0); MAX_BURST],
-                    })
-                    .collect(),
+                lanes,
                 packets,
                 rss,
                 link_bps: None,
@@ -272,17 +234,25 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
             });
         }
         if receives {
-            rx.push(RxPort {
-                id,
-                queues: rx_queues,
-            });
+            let mut queues = Vec::new();
+            for queue in 0..options.rx_queues {
+                queues.push(ports.rx(id, queue)?);
+            }
+            rx.push(RxPort { id, queues });
         }
-        started.push(port);
+    }
+    let started: Vec<&Port> = all_ports
+        .iter()
+        .map(|&id| ports.port(id))
+        .collect::<Result<_, _>>()?;
+    // Before the wait: a memif peer starts once it sees its server's ports.
+    for &id in &all_ports {
+        println!("{}", ports.describe(id, "")?);
     }
     wait_for_links(&started, options.link_wait, &stop)?;
+    drop(started);
     for t in &mut tx {
-        let port = started.iter().find(|p| p.id() == t.id).expect("started");
-        let link = port.link()?;
+        let link = ports.port(t.id)?.link()?;
         t.link_bps = (link.speed_mbps > 0).then_some(f64::from(link.speed_mbps) * 1e6);
     }
 
@@ -308,16 +278,18 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
             report::trial_json(&result, &bench.streams)
         }
     };
-    let mut pools = vec![pool];
+    // The prefilled pools, beside the ports' own.
+    let mut prefilled: Vec<Mempool> = Vec::new();
     for t in &bench.tx {
-        if pools.iter().all(|p| p.name() != t.pool.name()) {
-            pools.push(t.pool.clone());
+        if t.pool.name() != pool.name() && prefilled.iter().all(|p| p.name() != t.pool.name()) {
+            prefilled.push(t.pool.clone());
         }
     }
     drop(bench);
-    drop(started);
-    let in_use: u32 = pools.iter().map(Mempool::in_use).sum();
-    let capacity: u32 = pools.iter().map(Mempool::capacity).sum();
+    drop(pool);
+    let mbufs = ports.close();
+    let in_use = mbufs.in_use + prefilled.iter().map(Mempool::in_use).sum::<u32>();
+    let capacity = mbufs.capacity + prefilled.iter().map(Mempool::capacity).sum::<u32>();
     println!("mbufs in use: {in_use} of {capacity}");
     if let Some(path) = &options.json {
         let text = serde_json::to_string_pretty(&json).expect("values serialise");
@@ -327,7 +299,7 @@ fn run(options: &Options, eal_args: Vec<String>) -> Result<bool, BoxError> {
     Ok(in_use == 0)
 }
 
-fn wait_for_links(ports: &[Port], wait: Duration, stop: &StopFlag) -> Result<(), BoxError> {
+fn wait_for_links(ports: &[&Port], wait: Duration, stop: &StopFlag) -> Result<(), BoxError> {
     let deadline = Instant::now() + wait;
     for port in ports {
         loop {

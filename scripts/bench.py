@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks of Sluice's apps on virtual ports, side by side in one invocation.
 
-l2fwd, pipeline and idle are the benchmarks; see below.
+l2fwd, pipeline, l3fwd, pktgen, handoff and idle are the benchmarks; see below.
 
 l2fwd: sluice-l2fwd, DPDK's own l2fwd (built from the installed example) and
 `dpdk-testpmd --forward-mode=macswap`, each forwarding on the same one lcore from a
@@ -26,6 +26,13 @@ pktgen: transmit-only rate of sluice-pktgen on one lcore into a net_null port be
 bytes of data), measured alike by telemetry, alternating; then the memif pair pktgen ->
 sluice-l3fwd -> pktgen: the zero-loss rate by pktgen's own RFC 2544 search, and rate and
 latency at 50% and 90% of it.
+
+handoff: engine/examples/handoff.rs, net_null port 0 -> a relay stage -> net_null port 1 with
+--idle off, in three ways: the stage sends each packet itself (off); it hands each to its
+instance on a second worker on the same lcore, which sends it (same); or on another lcore
+(other). Median Mpps of port 1 per way, alternating, and CPU cycles per packet (TSC rate x
+lcores polling / rate): same - off is what a handoff costs a packet, ring push and pop and the
+second worker's pass included; other shows what two cores make of it.
 
 idle: sluice-l2fwd with no traffic at all (two net_null ports with no-rx=1) for --seconds,
 with --idle adaptive and with --idle off; CPU time of the process from /proc/PID/stat, as a
@@ -311,6 +318,40 @@ def memif_pair(a, lcore):
     print("\n".join(rows))
 
 
+def bench_handoff(a, lcore):
+    binary = f"{ROOT}/target/release/examples/handoff"
+    extra = os.environ.get("SLUICE_EAL_ARGS", "").split()
+    tsc = {}
+
+    def rates(out):
+        m = re.search(r"tsc_hz (\d+)", out)
+        if m:
+            tsc["hz"] = int(m.group(1))
+        return sluice_rates(out)
+
+    def cmd(way):
+        return [binary, "-l", f"{lcore - 1},{lcore}", "-m", "256", "--no-pci", "--in-memory",
+                "--file-prefix=sluice-bench", "--log-level=*:warning", *extra,
+                "--vdev", "net_null0", "--vdev", "net_null1,no-rx=1", "--", "--handoff", way]
+
+    ways = [("off", 1), ("same", 1), ("other", 2)]
+    contenders = [(f"handoff {way}", cmd(way), rates) for way, _ in ways]
+    results = alternate(f"handoff: net_null -> relay stage -> net_null, worker lcore {lcore}", contenders,
+                        a.runs, a.seconds)
+    hz = tsc.get("hz")
+    cycles = {}
+    print()
+    print("| way | lcores | runs (Mpps) | median Mpps | cycles per packet |")
+    print("| --- | --- | --- | --- | --- |")
+    for (name, values), (_, lcores) in zip(results.items(), ways):
+        mpps = statistics.median(values)
+        cycles[name] = lcores * hz / (mpps * 1e6) if hz else float("nan")
+        print(f"| {name} | {lcores} | {', '.join(f'{v:.2f}' for v in values)} | {mpps:.2f} | "
+              f"{cycles[name]:.1f} |")
+    print(f"\na handoff costs {cycles['handoff same'] - cycles['handoff off']:.1f} cycles per packet "
+          f"(same - off, TSC at {hz / 1e9 if hz else float('nan'):.2f} GHz)")
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -337,7 +378,7 @@ def bench_idle(a, lcore):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("benchmark", choices=["l2fwd", "l3fwd", "pipeline", "idle", "pktgen"])
+    p.add_argument("benchmark", choices=["l2fwd", "l3fwd", "pipeline", "idle", "pktgen", "handoff"])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seconds", type=int, default=None, help="per run (default 8; idle: 10)")
     a = p.parse_args()
@@ -356,6 +397,9 @@ def main():
         return 0
     if a.benchmark == "pktgen":
         bench_pktgen(a, lcore)
+        return 0
+    if a.benchmark == "handoff":
+        bench_handoff(a, lcore)
         return 0
     os.makedirs(f"{ROOT}/target/bench", exist_ok=True)
     pcap = f"{ROOT}/target/bench/udp64.pcap"

@@ -286,6 +286,31 @@ impl Burst {
         self.slots.as_mut_ptr().cast()
     }
 
+    /// Moves as many mbufs as the ring takes into it, from the front, in one bulk copy; the
+    /// rest stay. Returns how many went.
+    pub(crate) fn push_to(&mut self, ring: &mut crate::ring::Producer<Mbuf>) -> usize {
+        // SAFETY: the first len slots hold owned mbufs; those the ring took are forgotten
+        // here, and the rest move to the front.
+        unsafe {
+            let k = ring.push_moved(self.slots.as_ptr().cast::<Mbuf>(), self.len);
+            self.forget_front(k);
+            k
+        }
+    }
+
+    /// Moves up to `max` mbufs (at most the room left) out of the ring onto the end, in one
+    /// bulk copy; returns how many came.
+    pub(crate) fn pop_from(&mut self, ring: &mut crate::ring::Consumer<Mbuf>, max: usize) -> usize {
+        let (spare, room) = self.spare_raw();
+        // SAFETY: the spare slots have room for `room` mbufs; those the ring moved in are owned
+        // by the burst from here on.
+        unsafe {
+            let k = ring.pop_moved(spare.cast::<Mbuf>(), max.min(room));
+            self.assume_filled(k);
+            k
+        }
+    }
+
     /// Forgets the first `n` mbufs (someone else, a TX queue, owns them now) and moves the
     /// rest to the front.
     ///

@@ -584,7 +584,18 @@ impl Chain {
                         ctx.counters.drop(reason, burst.clear() as u64);
                         break;
                     }
-                    Verdict::Hold | Verdict::Handoff(_) => {}
+                    Verdict::Handoff(to) => {
+                        if let Some(Some(ring)) = handoff_out[i].get_mut(usize::from(to)) {
+                            // The whole burst in one move; what does not fit is dropped.
+                            burst.push_to(ring);
+                            let full = burst.clear();
+                            if full > 0 {
+                                ctx.counters.drop(DropReason::HandoffFull, full as u64);
+                            }
+                            break;
+                        }
+                    }
+                    Verdict::Hold => {}
                 }
             }
             let mut next = Burst::new();
@@ -712,11 +723,7 @@ impl Chain {
         for k in 0..self.handoff_in.len() {
             let (node, ring) = &mut self.handoff_in[k];
             let node = *node;
-            let n = ring.pop_with(size, |m| {
-                if let Err(m) = burst.push(m) {
-                    drop(m);
-                }
-            });
+            let n = burst.pop_from(ring, size);
             if n > 0 {
                 self.run(burst, node, true);
                 moved += n;
@@ -828,11 +835,9 @@ impl Task {
                         continue;
                     }
                     counters.rx(n as u64);
-                    let mut packets = burst.drain();
-                    ring.push_with(n, |_| packets.next().expect("n packets"));
-                    // What did not fit is freed when `packets` drops: count it.
-                    let full = packets.len();
-                    drop(packets);
+                    burst.push_to(ring);
+                    // What did not fit is dropped.
+                    let full = burst.clear();
                     if full > 0 {
                         counters.drop(DropReason::RingFull, full as u64);
                     }
@@ -841,11 +846,7 @@ impl Task {
                 moved
             }
             Task::Stages { ring, chain } => {
-                let n = ring.pop_with(size, |m| {
-                    if let Err(m) = burst.push(m) {
-                        drop(m);
-                    }
-                });
+                let n = burst.pop_from(ring, size);
                 if n > 0 {
                     chain.run(burst, 0, false);
                 }

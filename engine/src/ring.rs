@@ -248,31 +248,60 @@ impl<T> Producer<T> {
     }
 }
 
-/// Whether a ring is empty, asked from any thread (the pipeline's drain on stop asks it of
-/// every ring).
-#[derive(Clone)]
-pub struct Probe(Arc<dyn Occupancy>);
-
-trait Occupancy: Send + Sync {
-    fn is_empty(&self) -> bool;
-}
-
-impl<T: Send> Occupancy for Shared<T> {
-    fn is_empty(&self) -> bool {
-        self.head.load(Ordering::Acquire) == self.tail.load(Ordering::Acquire)
+impl<T> Producer<T> {
+    /// Moves up to `n` items from `src` into the ring, from the front, in one bulk copy (at
+    /// most two pieces); returns how many moved.
+    ///
+    /// # Safety
+    /// `src` must point to `n` initialised items; the first of them (as many as returned)
+    /// belong to the ring afterwards and must not be used or dropped by the caller.
+    pub(crate) unsafe fn push_moved(&mut self, src: *const T, n: usize) -> usize {
+        #[cfg(loom)]
+        // SAFETY: item i of `src` is initialised and moves into the ring exactly once.
+        return self.push_with(n, |i| unsafe { src.add(i).read() });
+        #[cfg(not(loom))]
+        {
+            let k = n.min(self.free(n));
+            let start = self.head & self.shared.mask;
+            let first = k.min(self.capacity() - start);
+            let base = slots_ptr(&self.shared.slots);
+            // SAFETY: the k slots from head are empty and the producer's; the ranges lie
+            // within the array and within `src` (the caller's promise); a bitwise move passes
+            // ownership. Element loops, as in push_slice: a copy of variable length would be
+            // a memcpy call, dearer than a burst's worth of moves.
+            unsafe {
+                for i in 0..first {
+                    base.add(start + i).write(src.add(i).read());
+                }
+                for i in first..k {
+                    base.add(i - first).write(src.add(i).read());
+                }
+            }
+            self.head = self.head.wrapping_add(k);
+            self.shared.head.store(self.head, Ordering::Release);
+            k
+        }
     }
 }
 
+/// Whether a ring is empty, asked from any thread (the pipeline's drain on stop asks it of
+/// every ring).
+#[derive(Clone)]
+pub struct Probe(std::sync::Arc<dyn Fn() -> bool + Send + Sync>);
+
 impl Probe {
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        (self.0)()
     }
 }
 
 impl<T: Send + 'static> Producer<T> {
     /// A probe of this ring.
     pub fn probe(&self) -> Probe {
-        Probe(self.shared.clone())
+        let shared = self.shared.clone();
+        Probe(std::sync::Arc::new(move || {
+            shared.head.load(Ordering::Acquire) == shared.tail.load(Ordering::Acquire)
+        }))
     }
 }
 
@@ -370,6 +399,47 @@ impl<T> Consumer<T> {
                 }
                 for (i, slot) in out[first..k].iter_mut().enumerate() {
                     *slot = base.add(i).read();
+                }
+            }
+            self.tail = self.tail.wrapping_add(k);
+            self.shared.tail.store(self.tail, Ordering::Release);
+            k
+        }
+    }
+}
+
+impl<T> Consumer<T> {
+    /// Moves up to `n` items out of the ring into `dst`, oldest first, in one bulk copy;
+    /// returns how many.
+    ///
+    /// # Safety
+    /// `dst` must have room for `n` items, treated as uninitialised; the items written (as
+    /// many as returned) belong to the caller afterwards.
+    pub(crate) unsafe fn pop_moved(&mut self, dst: *mut T, n: usize) -> usize {
+        #[cfg(loom)]
+        {
+            let mut i = 0;
+            return self.pop_with(n, |v| {
+                // SAFETY: `dst` has room for n items; each is written once.
+                unsafe { dst.add(i).write(v) };
+                i += 1;
+            });
+        }
+        #[cfg(not(loom))]
+        {
+            let k = n.min(self.available(n));
+            let start = self.tail & self.shared.mask;
+            let first = k.min(self.capacity() - start);
+            let base = slots_ptr(&self.shared.slots);
+            // SAFETY: the k slots from tail hold published values and are the consumer's; the
+            // ranges lie within the array and within `dst`; the tail moves past them, so the
+            // ring never reads them again.
+            unsafe {
+                for i in 0..first {
+                    dst.add(i).write(base.add(start + i).read());
+                }
+                for i in first..k {
+                    dst.add(i).write(base.add(i - first).read());
                 }
             }
             self.tail = self.tail.wrapping_add(k);

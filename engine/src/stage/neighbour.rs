@@ -312,3 +312,113 @@ impl Resolver {
         self.pending.drain().flat_map(|(_, p)| p.held)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 2, 2));
+    const MAC: Address = Address([2, 0, 0, 0, 0, 0x22]);
+
+    fn requests(r: &mut Resolver) -> Vec<Request> {
+        r.requests().collect()
+    }
+
+    /// Settles with no packet held; returns the requests it made.
+    fn settle(r: &mut Resolver, table: &Neighbours, now: Instant) -> Vec<Request> {
+        r.settle(table, now, |_, _| panic!("nothing is held"));
+        requests(r)
+    }
+
+    #[test]
+    fn an_unknown_neighbour_is_asked_for_three_times_a_second_apart_then_given_up() {
+        let (table, mut r, t0) = (Neighbours::default(), Resolver::default(), Instant::now());
+        assert_eq!(r.lookup(IP, 1, t0), Lookup::Hold);
+        let broadcast = Request {
+            ip: IP,
+            port: 1,
+            unicast: None,
+        };
+        assert_eq!(requests(&mut r), [broadcast]);
+        // More packets to it wait with the first: no second request.
+        assert_eq!(r.lookup(IP, 1, t0), Lookup::Hold);
+        assert!(requests(&mut r).is_empty());
+        assert!(settle(&mut r, &table, t0 + RETRY / 2).is_empty());
+        assert_eq!(settle(&mut r, &table, t0 + RETRY), [broadcast]);
+        assert_eq!(settle(&mut r, &table, t0 + 2 * RETRY), [broadcast]);
+        assert!(r.busy());
+        assert!(settle(&mut r, &table, t0 + 3 * RETRY).is_empty());
+        assert!(!r.busy(), "given up after {MAX_TRIES} requests");
+        // The next packet starts over.
+        assert_eq!(r.lookup(IP, 1, t0 + 4 * RETRY), Lookup::Hold);
+        assert_eq!(requests(&mut r), [broadcast]);
+    }
+
+    #[test]
+    fn an_answer_ends_the_resolution() {
+        let (table, mut r, t0) = (Neighbours::default(), Resolver::default(), Instant::now());
+        assert_eq!(r.lookup(IP, 1, t0), Lookup::Hold);
+        requests(&mut r);
+        assert!(table.learn(IP, MAC));
+        assert!(settle(&mut r, &table, t0).is_empty());
+        assert!(!r.busy());
+        assert_eq!(r.lookup(IP, 1, t0), Lookup::Mac(MAC));
+    }
+
+    #[test]
+    fn a_stale_entry_is_probed_unicast_and_used_meanwhile() {
+        let (table, mut r) = (Neighbours::default(), Resolver::default());
+        table.learn(IP, MAC);
+        r.refresh(&table);
+        let stale = Instant::now() + REACHABLE;
+        // Traffic goes on to the old MAC while a unicast probe asks whether it still holds.
+        assert_eq!(r.lookup(IP, 1, stale), Lookup::Mac(MAC));
+        let probe = Request {
+            ip: IP,
+            port: 1,
+            unicast: Some(MAC),
+        };
+        assert_eq!(requests(&mut r), [probe]);
+        assert_eq!(r.lookup(IP, 1, stale), Lookup::Mac(MAC));
+        assert!(requests(&mut r).is_empty(), "one probe at a time");
+        // Answered: reachable again, nothing more asked.
+        table.learn(IP, MAC);
+        assert!(settle(&mut r, &table, stale + RETRY).is_empty());
+        assert!(!r.busy());
+    }
+
+    #[test]
+    fn a_stale_entry_that_never_answers_is_forgotten() {
+        let (table, mut r) = (Neighbours::default(), Resolver::default());
+        table.learn(IP, MAC);
+        r.refresh(&table);
+        let stale = Instant::now() + REACHABLE;
+        assert_eq!(r.lookup(IP, 1, stale), Lookup::Mac(MAC));
+        requests(&mut r);
+        for k in 1..MAX_TRIES {
+            assert_eq!(
+                settle(&mut r, &table, stale + RETRY * u32::from(k)).len(),
+                1
+            );
+        }
+        settle(&mut r, &table, stale + RETRY * u32::from(MAX_TRIES));
+        assert_eq!(table.get(&IP), None, "forgotten");
+        r.refresh(&table);
+        assert_eq!(
+            r.lookup(IP, 1, stale + RETRY * 4),
+            Lookup::Hold,
+            "resolved afresh"
+        );
+    }
+
+    #[test]
+    fn static_entries_never_go_stale() {
+        let (table, mut r) = (Neighbours::default(), Resolver::default());
+        table.set_static(IP, MAC);
+        assert!(!table.learn(IP, Address([2, 0, 0, 0, 0, 0x99])), "kept");
+        r.refresh(&table);
+        let much_later = Instant::now() + 100 * REACHABLE;
+        assert_eq!(r.lookup(IP, 1, much_later), Lookup::Mac(MAC));
+        assert!(requests(&mut r).is_empty());
+    }
+}

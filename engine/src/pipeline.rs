@@ -537,6 +537,8 @@ impl Chain {
     /// by its [`Node::handed`] when `handed`) to a TX queue, a hold or a counted drop.
     fn run(&mut self, burst: &mut Burst, first: usize, handed: bool) {
         let mut dropped = Burst::new();
+        // Whether packets were sorted one by one (some may wait in a TX queue's pending).
+        let mut sorted = false;
         for i in first..self.nodes.len() {
             let n = burst.len();
             if n == 0 {
@@ -598,6 +600,7 @@ impl Chain {
                     Verdict::Hold => {}
                 }
             }
+            sorted = true;
             let mut next = Burst::new();
             for (m, action) in burst.drain().zip(actions.iter()) {
                 let rejected = match action.verdict() {
@@ -653,7 +656,9 @@ impl Chain {
                 .drop(DropReason::NoOutput, unrouted as u64);
         }
         dropped.clear();
-        self.flush();
+        if sorted || self.services.queued {
+            self.flush();
+        }
     }
 
     /// Sends what the stages left pending and what they sent through their context.
@@ -666,6 +671,7 @@ impl Chain {
             lane_counters,
             ..
         } = self;
+        services.queued = false;
         if services.no_output > 0 {
             lane_counters.drop(
                 DropReason::NoOutput,

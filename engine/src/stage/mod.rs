@@ -204,6 +204,9 @@ pub(crate) struct Services {
     pub(crate) outbox: Vec<Option<Vec<Mbuf>>>,
     /// Packets sent through the context to a port this worker has no TX queue for.
     pub(crate) no_output: u64,
+    /// Whether a packet went through the context since the last flush (most bursts send
+    /// none, and skip the flush).
+    pub(crate) queued: bool,
     pub(crate) timers: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize, u64)>>,
     pub(crate) tsc_hz: u64,
     pub(crate) worker: usize,
@@ -217,6 +220,7 @@ impl Services {
             pool,
             outbox: Vec::new(),
             no_output: 0,
+            queued: false,
             timers: std::collections::BinaryHeap::new(),
             // SAFETY: a plain read of the EAL's TSC rate (zero before the EAL starts).
             tsc_hz: unsafe { dpdk_sys::rte_get_tsc_hz() }.max(1),
@@ -283,6 +287,7 @@ impl Context<'_> {
     }
 
     fn queue(&mut self, port: u16, packet: Mbuf) {
+        self.services.queued = true;
         match self.services.outbox.get_mut(usize::from(port)) {
             // The pipeline sends the outbox after this call, a burst at a time.
             Some(Some(outbox)) => outbox.push(packet),

@@ -318,3 +318,54 @@ pub fn pktgen_pcap(data: &[u8]) {
 
 mod stage;
 pub use stage::l3fwd_stage;
+
+/// A sluice-kv datagram: what parses emits and parses back the same; a request's operations
+/// and a response's results lie within the datagram; a response built for a request's
+/// operations stays within its limit and parses back with a result for each.
+pub fn kv_protocol(data: &[u8]) {
+    use sluice_kv::protocol::{self as kv, Message, ResponseWriter, Status};
+    let Ok(message) = Message::parse(data) else {
+        return;
+    };
+    let mut out = vec![0u8; data.len().max(kv::HELLO_LEN)];
+    let n = message.emit(&mut out).expect("room for what was parsed");
+    assert!(n <= data.len(), "emitted {n} bytes from {}", data.len());
+    assert_eq!(Message::parse(&out[..n]), Ok(message));
+    match message {
+        Message::Request(request) => {
+            let Ok(ops) = request.operations() else {
+                return;
+            };
+            assert!((1..=kv::MAX_OPS).contains(&ops.len()));
+            let mut buffer = [0u8; kv::MAX_PAYLOAD_V4];
+            let count = ops.len() as u8;
+            let mut response = ResponseWriter::new(
+                &mut buffer,
+                kv::MAX_PAYLOAD_V6,
+                request.session,
+                request.id,
+                count,
+            )
+            .expect("room for every result header");
+            for op in &ops {
+                let _ = op.check();
+                // As a GET would answer with the operation's value.
+                if !response.push(Status::Ok, op.value) {
+                    break;
+                }
+            }
+            let n = response.finish();
+            assert!(n <= kv::MAX_PAYLOAD_V6);
+            let Ok(Message::Response(parsed)) = Message::parse(&buffer[..n]) else {
+                panic!("a response");
+            };
+            assert_eq!(parsed.results().expect("results").len(), ops.len());
+        }
+        Message::Response(response) => {
+            if let Ok(results) = response.results() {
+                assert_eq!(results.len(), usize::from(response.count));
+            }
+        }
+        _ => assert_eq!(n, message.kind().min_len()),
+    }
+}

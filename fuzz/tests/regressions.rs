@@ -112,7 +112,19 @@ replay! {
     pktgen_ranges: |_| Some(b"198.18.1.1-198.18.1.254/random");
     pktgen_streams: |_| Some(b"[[stream]]\nsize = \"imix\"\n");
     pktgen_pcap: |_| None;
+    kv_protocol: |_| Some(&KV_REQUEST[..]);
 }
+
+/// A sluice-kv REQUEST: session 42, request 1, a PUT of "k" = "value" and a GET of "k".
+const KV_REQUEST: [u8; 46] = [
+    0x53, 0x4b, 1, 4, 0, 0, 0, 0, // header
+    0, 0, 0, 0, 0, 0, 0, 42, // session
+    0, 0, 0, 0, 0, 0, 0, 1, // request id
+    2, 0, 0, 0, // op count
+    2, 1, 0, 5, b'k', b'v', b'a', b'l', b'u', b'e', // PUT
+    1, 1, 0, 0, b'k', // GET
+    0, 0, 0, // padding
+];
 
 #[test]
 fn l3fwd_stage() {

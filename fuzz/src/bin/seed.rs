@@ -130,6 +130,9 @@ fn main() {
     for (n, (target, text)) in TEXT_SEEDS.iter().enumerate() {
         write(&corpus, target, &format!("seed-{n}"), text.as_bytes());
     }
+    for (n, message) in kv_messages().iter().enumerate() {
+        write(&corpus, "kv_protocol", &format!("message-{n}"), message);
+    }
     if let Ok(shipped) = std::fs::read_dir("/usr/share/dpdk/examples/l3fwd") {
         for file in shipped.flatten() {
             let name = file.file_name().to_string_lossy().into_owned();
@@ -145,4 +148,71 @@ fn main() {
         frames.len(),
         pcaps.len()
     );
+}
+
+/// One sluice-kv message of each type, and a request and response of several items.
+fn kv_messages() -> Vec<Vec<u8>> {
+    use sluice_kv::protocol::*;
+    let nonce = [7; NONCE_LEN];
+    let cookie = Cookie {
+        epoch: 59_000_000,
+        mac: [9; MAC_LEN],
+    };
+    let fixed = [
+        Message::Hello {
+            nonce,
+            cookie: None,
+        },
+        Message::Hello {
+            nonce,
+            cookie: Some(cookie),
+        },
+        Message::Retry { nonce, cookie },
+        Message::Welcome(Welcome {
+            nonce,
+            session: 42,
+            idle_timeout_secs: 30,
+            max_ops: MAX_OPS as u8,
+            max_request: MAX_PAYLOAD_V4 as u32,
+        }),
+        Message::Close {
+            session: 42,
+            last: 3,
+        },
+        Message::Closed {
+            session: 42,
+            last: 3,
+        },
+        Message::Error(ErrorMessage {
+            code: ErrorCode::Busy,
+            refused: Kind::Hello as u16,
+            detail: 1,
+        }),
+    ];
+    let mut out = Vec::new();
+    for message in fixed {
+        let mut b = vec![0u8; HELLO_LEN];
+        let n = message.emit(&mut b).expect("room");
+        b.truncate(n);
+        out.push(b);
+    }
+    let mut b = vec![0u8; MAX_PAYLOAD_V4];
+    let mut request = RequestWriter::new(&mut b, 42, 4).expect("room");
+    for op in [
+        Operation::Put(b"user:1", b"alice"),
+        Operation::Get(b"user:1"),
+        Operation::Del(b"user:2"),
+    ] {
+        request.push(op).expect("room");
+    }
+    let n = request.finish();
+    out.push(b[..n].to_vec());
+    let mut b = vec![0u8; MAX_PAYLOAD_V4];
+    let mut response = ResponseWriter::new(&mut b, MAX_PAYLOAD_V4, 42, 4, 3).expect("room");
+    response.push(Status::Ok, &[]);
+    response.push(Status::Ok, b"alice");
+    response.push(Status::NotFound, &[]);
+    let n = response.finish();
+    out.push(b[..n].to_vec());
+    out
 }

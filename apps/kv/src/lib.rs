@@ -1,5 +1,10 @@
-//! sluice-kv, the appliance on the engine (issue 14). So far its protocol: the messages of
-//! docs/protocol.md as zero-copy views with parse and emit, and the handshake's cookie.
+//! sluice-kv, the appliance on the engine (issue 14), so far without its DPDK side: the
+//! messages of docs/protocol.md as zero-copy views with parse and emit, the handshake's
+//! cookie, one worker's store and server state machine, and the client over kernel sockets
+//! that `sluice-kv-cli` uses.
 
+pub mod client;
 pub mod cookie;
 pub mod protocol;
+pub mod server;
+pub mod store;

@@ -7,4 +7,5 @@ pub mod client;
 pub mod cookie;
 pub mod protocol;
 pub mod server;
+pub mod stage;
 pub mod store;

@@ -133,6 +133,11 @@ impl Server {
         &self.store
     }
 
+    /// The cookies' current epoch.
+    pub fn epoch(&self) -> u32 {
+        self.secrets.epoch()
+    }
+
     /// Moves the cookies on to `epoch` with a fresh secret (call as each epoch starts).
     pub fn rotate(&mut self, epoch: u32, fresh: [u8; 16]) {
         self.secrets.rotate(epoch, fresh);

@@ -2,7 +2,7 @@
 
 use super::checksum;
 use super::Truncated;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 mod field {
     use std::ops::Range;
@@ -91,6 +91,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let pseudo = checksum::pseudo_v4(src, dst, IP_PROTOCOL, datagram.len() as u16);
         checksum::finish(checksum::combine(&[pseudo, checksum::sum(datagram)])) == 0
     }
+
+    /// As [`Packet::verify_checksum_v4`] over the IPv6 pseudo-header, where a checksum is
+    /// mandatory: zero is wrong (RFC 8200 §8.1).
+    pub fn verify_checksum_v6(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
+        if self.checksum() == 0 {
+            return false;
+        }
+        let datagram = &self.buffer.as_ref()[..HEADER_LEN + self.payload().len()];
+        let pseudo = checksum::pseudo_v6(src, dst, IP_PROTOCOL, datagram.len() as u32);
+        checksum::finish(checksum::combine(&[pseudo, checksum::sum(datagram)])) == 0
+    }
 }
 
 /// The source and destination ports at the start of a UDP or TCP header, if present.
@@ -142,6 +153,29 @@ impl Repr {
         b[6..8].copy_from_slice(&csum.to_be_bytes());
         Ok(())
     }
+
+    /// As [`Repr::emit_v4`], the checksum over the IPv6 pseudo-header.
+    pub fn emit_v6(
+        &self,
+        buffer: &mut [u8],
+        payload_len: usize,
+        src: &Ipv6Addr,
+        dst: &Ipv6Addr,
+    ) -> Result<(), Truncated> {
+        let len = HEADER_LEN + payload_len;
+        let b = buffer.get_mut(..len).ok_or(Truncated)?;
+        b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        b[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+        b[6..8].copy_from_slice(&[0, 0]);
+        let pseudo = checksum::pseudo_v6(src, dst, IP_PROTOCOL, len as u32);
+        let csum = match checksum::finish(checksum::combine(&[pseudo, checksum::sum(b)])) {
+            0 => 0xffff,
+            c => c,
+        };
+        b[6..8].copy_from_slice(&csum.to_be_bytes());
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -183,5 +217,27 @@ mod tests {
         assert_eq!(Repr::parse(&long), Err(Invalid::BadLength));
         assert_eq!(long.payload(), b"ping");
         assert!(Packet::new_checked(&b[..7]).is_err());
+    }
+
+    #[test]
+    fn datagram_checksum_verifies_over_ipv6() {
+        let (src, dst): (Ipv6Addr, Ipv6Addr) =
+            ("fd00:1::2".parse().unwrap(), "fd00:1::1".parse().unwrap());
+        let mut b = [0u8; 12];
+        b[8..].copy_from_slice(b"ping");
+        Repr {
+            src_port: 40000,
+            dst_port: 7000,
+        }
+        .emit_v6(&mut b, 4, &src, &dst)
+        .unwrap();
+        let packet = Packet::new_checked(&b[..]).unwrap();
+        assert!(packet.verify_checksum_v6(&src, &dst));
+        assert!(!packet.verify_checksum_v6(&src, &"fd00:1::9".parse().unwrap()));
+        let mut zero = b;
+        zero[6..8].copy_from_slice(&[0, 0]);
+        assert!(!Packet::new_checked(&zero[..])
+            .unwrap()
+            .verify_checksum_v6(&src, &dst));
     }
 }

@@ -1,0 +1,170 @@
+//! sluice-kv: the key-value appliance of docs/protocol.md on one port, with the router's
+//! responder for ARP, neighbour discovery and ping.
+
+use clap::Parser;
+use sluice::app::{self, options, usage, App, Outcome, PortPlan, PortSetup, Ports};
+use sluice::pipeline::{Lane, Pipeline, Settings};
+use sluice::stage::router::{NextHopMac, Responder, Router, RouterPort};
+use sluice::worker::IdlePolicy;
+use sluice_kv::protocol::DEFAULT_PORT;
+use sluice_kv::server::{Limits, Server};
+use sluice_kv::stage::{current_epoch, epoch_secret, KvStage, Listener};
+use sluice_kv::store::Store;
+use std::io::Read;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Serves the sluice-kv protocol (docs/protocol.md) over UDP on one port, IPv4 and IPv6,
+/// answering ARP, neighbour solicitations and ping for its addresses.
+#[derive(Parser)]
+#[command(after_help = "example, on a veth end whose peer has 10.0.1.2/24:
+  sluice-kv -l 0 --vdev net_af_packet0,iface=veth0 -- --port 0 --addr 10.0.1.1/24
+  sluice-kv-cli --server 10.0.1.1 put colour blue")]
+struct Options {
+    /// The port to serve on
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// An address of the service, IP/LEN (repeatable; IPv4 or IPv6)
+    #[arg(long, value_name = "IP/LEN", required = true, value_parser = address)]
+    addr: Vec<(IpAddr, u8)>,
+    /// The service's UDP port
+    #[arg(long, default_value_t = DEFAULT_PORT)]
+    udp_port: u16,
+    /// Memory for the store, in bytes with an optional K, M or G (each slot holds a key of
+    /// up to 250 bytes and a value of up to 1,024)
+    #[arg(long, default_value = "64M", value_parser = memory)]
+    memory: usize,
+    /// The most sessions open at once
+    #[arg(long, default_value_t = 100_000)]
+    sessions_max: usize,
+    /// Seconds without a request after which a session ends
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..))]
+    idle_timeout: u16,
+    /// Seconds between report lines (0: none)
+    #[arg(long, value_name = "SECONDS", default_value_t = 1)]
+    stats_period: u32,
+    /// adaptive (sleep when idle) or off (poll flat out)
+    #[arg(long, value_name = "POLICY", default_value = "adaptive", value_parser = options::idle)]
+    idle: IdlePolicy,
+}
+
+fn address(text: &str) -> Result<(IpAddr, u8), String> {
+    options::addr(&format!("0,{text}"))
+        .map(|(_, ip, len)| (ip, len))
+        .map_err(|_| format!("expected IP/LEN such as 10.0.1.1/24 or fd00:1::1/64, not '{text}'"))
+}
+
+fn memory(text: &str) -> Result<usize, String> {
+    let bad = || format!("expected bytes with an optional K, M or G, such as 64M, not '{text}'");
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let n: usize = digits.parse().map_err(|_| bad())?;
+    let scale: usize = match unit {
+        "" => 1,
+        "K" | "k" => 1 << 10,
+        "M" | "m" => 1 << 20,
+        "G" | "g" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale).filter(|&b| b > 0).ok_or_else(bad)
+}
+
+/// 16 random bytes from the kernel.
+fn random_key() -> std::io::Result<[u8; 16]> {
+    let mut key = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    Ok(key)
+}
+
+fn run(mut app: App, options: Options) -> Outcome {
+    let eal = app.start_eal()?;
+    if !eal.port_ids().contains(&options.port) {
+        return Err(usage(format!(
+            "no port {} (the EAL found {}): give a --vdev or a PCI device",
+            options.port,
+            options::describe_ports(&eal.port_ids())
+        )));
+    }
+    let mut ports = Ports::start(&eal, &[PortPlan::new(options.port)], &PortSetup::default())?;
+    let mac = ports.mac(options.port)?;
+    let addrs: Vec<IpAddr> = options.addr.iter().map(|(ip, _)| *ip).collect();
+    let router = Arc::new(Router::new(vec![RouterPort {
+        id: options.port,
+        mac,
+        next_hop: NextHopMac::Resolve,
+        v4: options
+            .addr
+            .iter()
+            .filter_map(|(ip, len)| match ip {
+                IpAddr::V4(a) => Some((*a, *len)),
+                IpAddr::V6(_) => None,
+            })
+            .collect(),
+        v6: options
+            .addr
+            .iter()
+            .filter_map(|(ip, len)| match ip {
+                IpAddr::V6(a) => Some((*a, *len)),
+                IpAddr::V4(_) => None,
+            })
+            .collect(),
+    }]));
+    let capacity = Store::capacity_for(options.memory);
+    let extra = format!(
+        ", serving UDP port {} on {}; store of {capacity} entries in {} bytes, at most {} sessions, idle timeout {} s",
+        options.udp_port,
+        options.addr.iter().map(|(ip, len)| format!("{ip}/{len}")).collect::<Vec<_>>().join(", "),
+        options.memory,
+        options.sessions_max,
+        options.idle_timeout
+    );
+    println!("{}", ports.describe(options.port, &extra)?);
+    let secret_key = random_key()?;
+    let epoch = current_epoch();
+    let server = Server::new(
+        epoch,
+        epoch_secret(&secret_key, epoch),
+        random_key()?,
+        Store::new(capacity, random_key()?),
+        Limits {
+            sessions_max: options.sessions_max,
+            idle_timeout_secs: options.idle_timeout,
+            ..Limits::default()
+        },
+    );
+    let stage = KvStage::new(
+        server,
+        secret_key,
+        vec![Listener {
+            port: options.port,
+            mac,
+            addrs,
+        }],
+        options.udp_port,
+    );
+    let mut pipeline = Pipeline::new(Settings {
+        idle: options.idle,
+        report_period: Duration::from_secs(u64::from(options.stats_period)),
+        ..Settings::default()
+    });
+    let lcore = eal.main_lcore();
+    println!(
+        "lcore {lcore}: RX port {} queue 0, kv and responder",
+        options.port
+    );
+    pipeline.lane(Lane {
+        rx: vec![ports.rx(options.port, 0)?],
+        tx: vec![ports.tx(options.port, 0)?],
+        stages: vec![Box::new(stage), Box::new(Responder::new(router))],
+        lcore,
+        stage_lcore: None,
+    });
+    app.forward(&eal, pipeline, ports)
+}
+
+fn main() -> std::process::ExitCode {
+    app::main("sluice-kv", run)
+}

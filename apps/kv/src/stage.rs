@@ -1,0 +1,341 @@
+//! The appliance's stage: UDP datagrams to the service's port on one of its addresses go to
+//! the protocol's [`Server`], and each answer leaves in the same mbuf, back to where the
+//! question came from. Everything else goes on to the next stage (the router's `Responder`
+//! answers ARP, neighbour discovery and ping). A timer each second ends idle sessions and
+//! moves the cookie secrets on; the server's counters are added to the engine's, so they
+//! appear in the periodic report, the final account and `/sluice/stats`.
+
+use crate::cookie::epoch_of;
+use crate::server::{Counters, Outcome, Server, Silent};
+use siphasher::sip128::{Hasher128, SipHasher24};
+use sluice::net::ethernet::{self, Address, AddressPair, EtherType, Frame};
+use sluice::net::{ipv4, ipv6, udp};
+use sluice::stage::{Action, Context, Node};
+use sluice::stats::{Counter, Reason};
+use sluice::Mbuf;
+use std::hash::Hasher;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The service's addresses on one port.
+#[derive(Clone, Debug)]
+pub struct Listener {
+    pub port: u16,
+    pub mac: Address,
+    pub addrs: Vec<IpAddr>,
+}
+
+/// TTL and hop limit of answers.
+const HOPS: u8 = 64;
+
+/// The server's counters as the engine's named counters.
+struct Names {
+    retries: Counter,
+    welcomes: Counter,
+    gets: Counter,
+    puts: Counter,
+    dels: Counter,
+    bad_ops: Counter,
+    truncated: Counter,
+    replayed: Counter,
+    evictions: Counter,
+    closed: Counter,
+    expired: Counter,
+    errors: Counter,
+}
+
+impl Names {
+    fn new() -> Names {
+        let c = |name| Counter::named(name);
+        Names {
+            retries: c("kv_retry"),
+            welcomes: c("kv_welcome"),
+            gets: c("kv_get"),
+            puts: c("kv_put"),
+            dels: c("kv_del"),
+            bad_ops: c("kv_bad_op"),
+            truncated: c("kv_truncated"),
+            replayed: c("kv_replayed"),
+            evictions: c("kv_evicted"),
+            closed: c("kv_closed"),
+            expired: c("kv_expired"),
+            errors: c("kv_error"),
+        }
+    }
+}
+
+pub struct KvStage {
+    server: Server,
+    listeners: Vec<Listener>,
+    udp_port: u16,
+    /// Cookie secrets are SipHash-128 of the epoch under this key: fresh each epoch,
+    /// unpredictable without the key, and made with no I/O on the worker.
+    secret_key: [u8; 16],
+    out: Box<[u8; 2048]>,
+    names: Names,
+    counted: Counters,
+    malformed: Reason,
+    bad_checksum: Reason,
+    fragment: Reason,
+    wrong_direction: Reason,
+    armed: bool,
+}
+
+/// The cookie secret of `epoch`.
+pub fn epoch_secret(key: &[u8; 16], epoch: u32) -> [u8; 16] {
+    let mut h = SipHasher24::new_with_key(key);
+    h.write(&epoch.to_be_bytes());
+    h.finish128().as_bytes()
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The current epoch, for a new server.
+pub fn current_epoch() -> u32 {
+    epoch_of(unix_secs())
+}
+
+/// A request's addresses, to answer it.
+struct Question {
+    macs: (Address, Address),
+    ip: (IpAddr, IpAddr),
+    client_port: u16,
+}
+
+impl KvStage {
+    pub fn new(
+        server: Server,
+        secret_key: [u8; 16],
+        listeners: Vec<Listener>,
+        udp_port: u16,
+    ) -> KvStage {
+        KvStage {
+            server,
+            listeners,
+            udp_port,
+            secret_key,
+            out: Box::new([0; 2048]),
+            names: Names::new(),
+            counted: Counters::default(),
+            malformed: Reason::named("kv_malformed"),
+            bad_checksum: Reason::named("kv_bad_checksum"),
+            fragment: Reason::named("kv_fragment"),
+            wrong_direction: Reason::named("kv_wrong_direction"),
+            armed: false,
+        }
+    }
+
+    fn ours(&self, port: u16, ip: IpAddr) -> bool {
+        self.listeners
+            .iter()
+            .any(|l| l.port == port && l.addrs.contains(&ip))
+    }
+
+    /// The UDP payload of a datagram to the service, with where it came from; None for
+    /// anything else (the next stage's), Some(Err) for one to drop.
+    fn question<'a>(
+        &self,
+        port: u16,
+        data: &'a [u8],
+    ) -> Option<Result<(Question, &'a [u8]), Reason>> {
+        let frame = Frame::new_checked(data).ok()?;
+        let macs = (frame.src_addr(), frame.dst_addr());
+        let (ip, l4) = match frame.ethertype() {
+            EtherType::IPV4 => {
+                let p = ipv4::Packet::new_checked(frame.payload()).ok()?;
+                if p.protocol() != ipv4::protocol::UDP || !self.ours(port, p.dst_addr().into()) {
+                    return None;
+                }
+                if p.validate().is_err() {
+                    return Some(Err(self.malformed));
+                }
+                let header = frame.payload();
+                if u16::from_be_bytes([header[6], header[7]]) & 0x3fff != 0 {
+                    return Some(Err(self.fragment));
+                }
+                let start = ethernet::HEADER_LEN + usize::from(header[0] & 0x0f) * 4;
+                (
+                    (IpAddr::from(p.src_addr()), IpAddr::from(p.dst_addr())),
+                    &data[start..start + p.payload().len()],
+                )
+            }
+            EtherType::IPV6 => {
+                let p = ipv6::Packet::new_checked(frame.payload()).ok()?;
+                if p.next_header() != ipv4::protocol::UDP || !self.ours(port, p.dst_addr().into()) {
+                    return None;
+                }
+                if p.validate().is_err() {
+                    return Some(Err(self.malformed));
+                }
+                let start = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
+                (
+                    (IpAddr::from(p.src_addr()), IpAddr::from(p.dst_addr())),
+                    &data[start..start + p.payload().len()],
+                )
+            }
+            _ => return None,
+        };
+        let datagram = udp::Packet::new_checked(l4).ok()?;
+        if datagram.dst_port() != self.udp_port {
+            return None;
+        }
+        if datagram.validate().is_err() {
+            return Some(Err(self.malformed));
+        }
+        let checksum_ok = match ip {
+            (IpAddr::V4(s), IpAddr::V4(d)) => datagram.verify_checksum_v4(s, d),
+            (IpAddr::V6(s), IpAddr::V6(d)) => datagram.verify_checksum_v6(&s, &d),
+            _ => false,
+        };
+        if !checksum_ok {
+            return Some(Err(self.bad_checksum));
+        }
+        let question = Question {
+            macs,
+            ip,
+            client_port: datagram.src_port(),
+        };
+        let payload = &l4[udp::HEADER_LEN..udp::HEADER_LEN + datagram.payload().len()];
+        Some(Ok((question, payload)))
+    }
+
+    /// Rewrites `m` as the answer to `q`, carrying `payload`.
+    fn answer(&self, m: &mut Mbuf, q: &Question, payload: &[u8]) -> bool {
+        let ip_len = match q.ip.0 {
+            IpAddr::V4(_) => ipv4::MIN_HEADER_LEN,
+            IpAddr::V6(_) => ipv6::HEADER_LEN,
+        };
+        let l4 = ethernet::HEADER_LEN + ip_len;
+        let len = l4 + udp::HEADER_LEN + payload.len();
+        if !m.resize(len) {
+            return false;
+        }
+        let data = m.data_mut();
+        let mut frame = Frame::new_checked(&mut data[..]).expect("a whole frame");
+        frame.set_addresses(&AddressPair::new(q.macs.0, q.macs.1));
+        data[l4 + udp::HEADER_LEN..].copy_from_slice(payload);
+        let udp_repr = udp::Repr {
+            src_port: self.udp_port,
+            dst_port: q.client_port,
+        };
+        let payload_len = (udp::HEADER_LEN + payload.len()) as u16;
+        match (q.ip.1, q.ip.0) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                data[12..14].copy_from_slice(&EtherType::IPV4.0.to_be_bytes());
+                ipv4::Repr {
+                    src,
+                    dst,
+                    protocol: ipv4::protocol::UDP,
+                    ttl: HOPS,
+                    payload_len,
+                }
+                .emit(&mut data[ethernet::HEADER_LEN..])
+                .is_ok()
+                    && udp_repr
+                        .emit_v4(&mut data[l4..], payload.len(), src, dst)
+                        .is_ok()
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                data[12..14].copy_from_slice(&EtherType::IPV6.0.to_be_bytes());
+                ipv6::Repr {
+                    src,
+                    dst,
+                    next_header: ipv4::protocol::UDP,
+                    hop_limit: HOPS,
+                    payload_len,
+                }
+                .emit(&mut data[ethernet::HEADER_LEN..])
+                .is_ok()
+                    && udp_repr
+                        .emit_v6(&mut data[l4..], payload.len(), &src, &dst)
+                        .is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// Adds what the server counted since the last call to the engine's counters.
+    fn count(&mut self, ctx: &mut Context<'_>) {
+        let now = self.server.counters();
+        let was = std::mem::replace(&mut self.counted, now);
+        let n = &self.names;
+        for (counter, new, old) in [
+            (n.retries, now.retries, was.retries),
+            (n.welcomes, now.welcomes, was.welcomes),
+            (n.gets, now.gets, was.gets),
+            (n.puts, now.puts, was.puts),
+            (n.dels, now.dels, was.dels),
+            (n.bad_ops, now.bad_ops, was.bad_ops),
+            (n.truncated, now.truncated, was.truncated),
+            (n.replayed, now.replayed, was.replayed),
+            (n.evictions, now.evictions, was.evictions),
+            (n.closed, now.closed, was.closed),
+            (n.expired, now.expired, was.expired),
+            (n.errors, now.errors.iter().sum(), was.errors.iter().sum()),
+        ] {
+            if new > old {
+                ctx.count(counter, new - old);
+            }
+        }
+    }
+
+    fn now_secs(ctx: &Context<'_>) -> u64 {
+        ctx.now() / ctx.tsc_hz()
+    }
+}
+
+impl Node for KvStage {
+    fn name(&self) -> &str {
+        "kv"
+    }
+
+    fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action], ctx: &mut Context<'_>) {
+        if !self.armed {
+            self.armed = true;
+            ctx.timer_after(Duration::from_secs(1), 0);
+        }
+        let now = Self::now_secs(ctx);
+        for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
+            let port = m.port();
+            let Some(question) = self.question(port, m.data()) else {
+                continue; // not for the service: the next stage's
+            };
+            let (q, payload) = match question {
+                Ok(q) => q,
+                Err(reason) => {
+                    *action = Action::drop(reason);
+                    continue;
+                }
+            };
+            let from = SocketAddr::new(q.ip.0, q.client_port);
+            let outcome = self.server.handle(payload, from, now, &mut self.out[..]);
+            *action = match outcome {
+                Outcome::Reply(n) => {
+                    if self.answer(m, &q, &self.out[..n]) {
+                        Action::tx(port)
+                    } else {
+                        Action::drop(self.malformed)
+                    }
+                }
+                Outcome::Silent(Silent::WrongDirection) => Action::drop(self.wrong_direction),
+                Outcome::Silent(_) => Action::drop(self.malformed),
+            };
+        }
+        self.count(ctx);
+    }
+
+    fn timer(&mut self, _token: u64, ctx: &mut Context<'_>) {
+        self.server.expire(Self::now_secs(ctx));
+        let epoch = epoch_of(unix_secs());
+        if epoch > self.server.epoch() {
+            self.server
+                .rotate(epoch, epoch_secret(&self.secret_key, epoch));
+        }
+        self.count(ctx);
+        ctx.timer_after(Duration::from_secs(1), 0);
+    }
+}

@@ -1,0 +1,182 @@
+//! sluice-kv on net_af_packet, serving a real Linux host in a network namespace (made by
+//! scripts/netns.sh) over a veth pair: ping, sluice-kv-cli's put, get and del over IPv4 and
+//! IPv6, and a client written in Python from docs/protocol.md alone that sends one request
+//! twice: the second gets the kept response and nothing runs twice. Root only.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const NETNS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/netns.sh");
+const KV: &str = env!("CARGO_BIN_EXE_sluice-kv");
+const CLI: &str = env!("CARGO_BIN_EXE_sluice-kv-cli");
+
+/// The namespaces, removed when dropped (also when the test fails).
+struct Hosts(String);
+
+impl Hosts {
+    fn up() -> Hosts {
+        let name = format!("kvh{}", std::process::id() % 100_000);
+        let _ = Command::new(NETNS).args(["down", &name]).status();
+        let status = Command::new(NETNS).args(["up", &name]).status().unwrap();
+        assert!(status.success(), "scripts/netns.sh up failed");
+        Hosts(name)
+    }
+
+    fn exec(&self, cmd: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &format!("{}-h1", self.0)])
+            .args(cmd)
+            .output()
+            .unwrap()
+    }
+
+    /// sluice-kv-cli in the host: (exit code, stdout, stderr).
+    fn cli(&self, server: &str, args: &[&str]) -> (i32, String, String) {
+        let out = self.exec(&[&[CLI, "--server", server], args].concat());
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        let _ = Command::new(NETNS).args(["down", &self.0]).status();
+    }
+}
+
+/// Starts sluice-kv on the router end of host 1's veth and waits until it polls.
+fn start(hosts: &Hosts) -> Child {
+    let mut child = Command::new(KV)
+        .args([
+            "-l",
+            "0",
+            "-m",
+            "128",
+            "--in-memory",
+            "--no-pci",
+            "--log-level=*:warning",
+        ])
+        .arg(format!("--vdev=net_af_packet0,iface={}-r1", hosts.0))
+        .args([
+            "--",
+            "--addr",
+            "10.0.1.1/24",
+            "--addr",
+            "fd00:1::1/64",
+            "--stats-period",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut line = String::new();
+    while !line.starts_with("lcore ") && Instant::now() < deadline {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+    }
+    // The rest of its output is read after it stops.
+    child.stdout = Some(out.into_inner());
+    child
+}
+
+/// Stops sluice-kv with SIGINT; its exit status and output.
+fn stop(child: Child) -> (bool, String) {
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A client from docs/protocol.md alone: HELLO, RETRY, HELLO with the cookie, WELCOME, then
+/// the same REQUEST (a PUT) sent twice; prints both responses in hex.
+const PYTHON_CLIENT: &str = r#"
+import os, socket, struct, sys
+server = (sys.argv[1], 7000)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+nonce = os.urandom(16)
+def header(kind): return struct.pack("!HBBI", 0x534B, 1, kind, 0)
+s.sendto(header(1) + nonce + bytes(4) + bytes(16) + bytes(20), server)
+retry = s.recv(2048)
+assert retry[3] == 2 and retry[8:24] == nonce, retry
+epoch, mac = retry[24:28], retry[28:44]
+s.sendto(header(1) + nonce + epoch + mac + bytes(20), server)
+welcome = s.recv(2048)
+assert welcome[3] == 3, welcome
+session = welcome[24:32]
+key, value = b"twice", b"once"
+op = struct.pack("!BBH", 2, len(key), len(value)) + key + value
+request = header(4) + session + struct.pack("!Q", 1) + bytes([1, 0, 0, 0]) + op
+s.sendto(request, server)
+first = s.recv(2048)
+s.sendto(request, server)
+second = s.recv(2048)
+print(first.hex())
+print(second.hex())
+"#;
+
+#[test]
+fn a_real_host_uses_the_appliance() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let hosts = Hosts::up();
+    let kv = start(&hosts);
+
+    let ping = hosts.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.0.1.1"]);
+    assert!(ping.status.success(), "the host cannot ping the appliance");
+    assert_eq!(hosts.cli("10.0.1.1", &["put", "colour", "blue"]).1, "OK\n");
+    assert_eq!(hosts.cli("10.0.1.1", &["get", "colour"]).1, "blue\n");
+    assert_eq!(
+        hosts.cli("[fd00:1::1]:7000", &["get", "colour"]).1,
+        "blue\n"
+    );
+    assert_eq!(hosts.cli("fd00:1::1", &["del", "colour"]).1, "OK\n");
+    let (code, _, err) = hosts.cli("10.0.1.1", &["get", "colour"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("colour: not found"), "{err}");
+
+    let python = hosts.exec(&["python3", "-c", PYTHON_CLIENT, "10.0.1.1"]);
+    let stdout = String::from_utf8_lossy(&python.stdout);
+    assert!(
+        python.status.success(),
+        "{}",
+        String::from_utf8_lossy(&python.stderr)
+    );
+    let answers: Vec<&str> = stdout.lines().collect();
+    assert_eq!(answers.len(), 2);
+    assert_eq!(
+        answers[0], answers[1],
+        "the retransmission got the kept response"
+    );
+    // RESPONSE, request 1, one result: OK with no value.
+    assert!(answers[0].starts_with("534b0105"), "{}", answers[0]);
+    assert!(
+        answers[0].ends_with("00000000000000010100000000000000"),
+        "{}",
+        answers[0]
+    );
+
+    let (balanced, account) = stop(kv);
+    assert!(balanced, "{account}");
+    assert!(
+        account.contains("kv_put 2"),
+        "two PUTs executed, one each: {account}"
+    );
+    assert!(account.contains("kv_replayed 1"), "{account}");
+    assert!(account.contains("mbufs in use: 0"), "{account}");
+}

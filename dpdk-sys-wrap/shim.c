@@ -14,6 +14,7 @@
 #include <rte_hash_crc.h>
 #include <rte_lpm.h>
 #include <rte_lpm6.h>
+#include <rte_meter.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_dev.h>
 #include <rte_devargs.h>
@@ -185,6 +186,14 @@ void sluice_rcu_qsbr_thread_online(struct rte_rcu_qsbr *v, unsigned int thread_i
 void sluice_rcu_qsbr_thread_offline(struct rte_rcu_qsbr *v, unsigned int thread_id)
 {
 	rte_rcu_qsbr_thread_offline(v, thread_id);
+}
+
+/* One packet through a single-rate three-colour meter (RFC 2697), colour-blind; the guard
+ * stage meters packets, not bytes, so it passes a length of 1. */
+int sluice_meter_srtcm_check(struct rte_meter_srtcm *m, struct rte_meter_srtcm_profile *p,
+			     uint64_t time, uint32_t len)
+{
+	return rte_meter_srtcm_color_blind_check(m, p, time, len);
 }
 
 /* A reader reports a quiescent state (no table references held) once per burst. */

@@ -23,6 +23,7 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_malloc.h>
 #include <rte_acl.h>
+#include <rte_meter.h>
 
 /*
  * Exported by shim.c: DPDK's static-inline functions that Sluice calls, as real symbols.
@@ -50,3 +51,6 @@ void sluice_rcu_qsbr_quiescent(struct rte_rcu_qsbr *v, unsigned int thread_id);
 rte_spinlock_t *sluice_memif_disconnect_lock(uint16_t port);
 int sluice_interrupt_thread_barrier(unsigned int timeout_ms);
 uint32_t sluice_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key);
+/* Called per packet, but only by the guard stage, which is not on a forwarding fast path. */
+int sluice_meter_srtcm_check(struct rte_meter_srtcm *m, struct rte_meter_srtcm_profile *p,
+			     uint64_t time, uint32_t len);

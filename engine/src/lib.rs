@@ -13,6 +13,7 @@ pub mod eal;
 pub mod error;
 pub mod mbuf;
 pub mod mempool;
+pub mod meter;
 pub mod net;
 pub mod pipeline;
 pub mod port;

@@ -4,11 +4,12 @@
 use clap::Parser;
 use sluice::app::{self, options, usage, App, Outcome, PortPlan, PortSetup, Ports};
 use sluice::pipeline::{Lane, Pipeline, Settings};
+use sluice::stage::guard::{Guard, GuardConfig};
 use sluice::stage::router::{NextHopMac, Responder, Router, RouterPort};
 use sluice::worker::IdlePolicy;
 use sluice_kv::protocol::DEFAULT_PORT;
 use sluice_kv::server::{Limits, Server};
-use sluice_kv::stage::{current_epoch, epoch_secret, KvStage, Listener};
+use sluice_kv::stage::{current_epoch, epoch_secret, guard_classifier, KvStage, Listener};
 use sluice_kv::store::Store;
 use std::io::Read;
 use std::net::IpAddr;
@@ -41,6 +42,18 @@ struct Options {
     /// Seconds without a request after which a session ends
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..))]
     idle_timeout: u16,
+    /// Packets a second one source may send (the guard's token bucket per source)
+    #[arg(long, value_name = "PPS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    guard_rate: u64,
+    /// Packets one source may send at once
+    #[arg(long, value_name = "PACKETS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    guard_burst: u64,
+    /// Sources the guard tracks at once (the least recently seen make room)
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    guard_sources: usize,
+    /// The most of the lcore's packets that handshakes may be, from 0 to 1
+    #[arg(long, value_name = "SHARE", default_value_t = 0.05, value_parser = share)]
+    handshake_share: f64,
     /// Seconds between report lines (0: none)
     #[arg(long, value_name = "SECONDS", default_value_t = 1)]
     stats_period: u32,
@@ -53,6 +66,15 @@ fn address(text: &str) -> Result<(IpAddr, u8), String> {
     options::addr(&format!("0,{text}"))
         .map(|(_, ip, len)| (ip, len))
         .map_err(|_| format!("expected IP/LEN such as 10.0.1.1/24 or fd00:1::1/64, not '{text}'"))
+}
+
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "expected a share from 0 to 1, such as 0.05, not '{text}'"
+        )),
+    }
 }
 
 fn memory(text: &str) -> Result<usize, String> {
@@ -145,6 +167,16 @@ fn run(mut app: App, options: Options) -> Outcome {
         }],
         options.udp_port,
     );
+    let guard = Guard::new(
+        GuardConfig {
+            source_rate: options.guard_rate,
+            source_burst: options.guard_burst,
+            sources: options.guard_sources,
+            handshake_share: options.handshake_share,
+            ..GuardConfig::default()
+        },
+        guard_classifier(options.udp_port),
+    )?;
     let mut pipeline = Pipeline::new(Settings {
         idle: options.idle,
         report_period: Duration::from_secs(u64::from(options.stats_period)),
@@ -158,7 +190,11 @@ fn run(mut app: App, options: Options) -> Outcome {
     pipeline.lane(Lane {
         rx: vec![ports.rx(options.port, 0)?],
         tx: vec![ports.tx(options.port, 0)?],
-        stages: vec![Box::new(stage), Box::new(Responder::new(router))],
+        stages: vec![
+            Box::new(guard),
+            Box::new(stage),
+            Box::new(Responder::new(router)),
+        ],
         lcore,
         stage_lcore: None,
     });

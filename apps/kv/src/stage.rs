@@ -6,10 +6,12 @@
 //! appear in the periodic report, the final account and `/sluice/stats`.
 
 use crate::cookie::epoch_of;
+use crate::protocol::Kind;
 use crate::server::{Counters, Outcome, Server, Silent};
 use siphasher::sip128::{Hasher128, SipHasher24};
 use sluice::net::ethernet::{self, Address, AddressPair, EtherType, Frame};
 use sluice::net::{ipv4, ipv6, udp};
+use sluice::stage::guard::{Class, Classifier};
 use sluice::stage::{Action, Context, Node};
 use sluice::stats::{Counter, Reason};
 use sluice::Mbuf;
@@ -338,4 +340,43 @@ impl Node for KvStage {
         self.count(ctx);
         ctx.timer_after(Duration::from_secs(1), 0);
     }
+}
+
+/// The guard's view of a frame: a UDP datagram to the service is established if it is a
+/// REQUEST or CLOSE (which name a session), and a handshake otherwise.
+pub fn guard_classifier(udp_port: u16) -> Classifier {
+    Box::new(move |data: &[u8]| {
+        let frame = Frame::new_checked(data).ok()?;
+        let (source, l4) = match frame.ethertype() {
+            EtherType::IPV4 => {
+                let p = ipv4::Packet::new_checked(frame.payload()).ok()?;
+                if p.protocol() != ipv4::protocol::UDP {
+                    return None;
+                }
+                let start = usize::from(frame.payload()[0] & 0x0f) * 4;
+                (IpAddr::from(p.src_addr()), frame.payload().get(start..)?)
+            }
+            EtherType::IPV6 => {
+                let p = ipv6::Packet::new_checked(frame.payload()).ok()?;
+                if p.next_header() != ipv4::protocol::UDP {
+                    return None;
+                }
+                (
+                    IpAddr::from(p.src_addr()),
+                    frame.payload().get(ipv6::HEADER_LEN..)?,
+                )
+            }
+            _ => return None,
+        };
+        let (_, dst) = udp::ports(l4)?;
+        if dst != udp_port {
+            return None;
+        }
+        let kind = l4.get(udp::HEADER_LEN + 3).copied();
+        let class = match kind {
+            Some(k) if k == Kind::Request as u8 || k == Kind::Close as u8 => Class::Established,
+            _ => Class::Handshake,
+        };
+        Some((source, class))
+    })
 }

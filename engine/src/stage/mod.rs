@@ -11,6 +11,7 @@
 //! control messages, and counters of its own. Every `Stage` is a `Node` that uses none of
 //! them; the pipeline runs `Node`s.
 
+pub mod guard;
 pub mod neighbour;
 pub mod offline;
 pub mod router;

@@ -347,7 +347,7 @@ pub fn kv_protocol(data: &[u8]) {
                 count,
             )
             .expect("room for every result header");
-            for op in &ops {
+            for op in ops.iter() {
                 let _ = op.check();
                 // As a GET would answer with the operation's value.
                 if !response.push(Status::Ok, op.value) {

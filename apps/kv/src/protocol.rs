@@ -466,17 +466,40 @@ impl<'a> Op<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MalformedOps;
 
+/// A request's operations, at most [`MAX_OPS`], held without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ops<'a> {
+    ops: [Op<'a>; MAX_OPS],
+    len: usize,
+}
+
+impl<'a> std::ops::Deref for Ops<'a> {
+    type Target = [Op<'a>];
+
+    fn deref(&self) -> &[Op<'a>] {
+        &self.ops[..self.len]
+    }
+}
+
 impl<'a> Request<'a> {
     /// The operations, each checked to lie within the datagram; the count must be 1 to
     /// [`MAX_OPS`].
-    pub fn operations(&self) -> Result<Vec<Op<'a>>, MalformedOps> {
+    pub fn operations(&self) -> Result<Ops<'a>, MalformedOps> {
         let count = usize::from(self.count);
         if count == 0 || count > MAX_OPS {
             return Err(MalformedOps);
         }
-        let mut ops = Vec::with_capacity(count);
+        let empty = Op {
+            opcode: 0,
+            key: &[],
+            value: &[],
+        };
+        let mut ops = Ops {
+            ops: [empty; MAX_OPS],
+            len: 0,
+        };
         let mut rest = self.body;
-        for _ in 0..count {
+        for slot in &mut ops.ops[..count] {
             let (head, tail) = rest
                 .split_first_chunk::<ITEM_HEADER_LEN>()
                 .ok_or(MalformedOps)?;
@@ -487,13 +510,14 @@ impl<'a> Request<'a> {
             }
             let (key, tail) = tail.split_at(key_len);
             let (value, tail) = tail.split_at(value_len);
-            ops.push(Op {
+            *slot = Op {
                 opcode: head[0],
                 key,
                 value,
-            });
+            };
             rest = tail;
         }
+        ops.len = count;
         Ok(ops)
     }
 }

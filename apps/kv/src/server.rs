@@ -7,13 +7,13 @@
 
 use crate::cookie::Secrets;
 use crate::protocol::{
-    self as kv, ErrorCode, ErrorMessage, Kind, Message, Operation, Refusal, Request,
+    self as kv, ErrorCode, ErrorMessage, Kind, Message, Op, Operation, Refusal, Request,
     ResponseWriter, Status, Welcome, NONCE_LEN,
 };
 use crate::store::{Put, Store};
 use siphasher::sip::SipHasher24;
 use std::collections::HashMap;
-use std::hash::Hasher;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 
 /// A server's limits.
@@ -74,6 +74,30 @@ pub struct Counters {
     pub silent: u64,
 }
 
+/// Session ids are 64 random bits already (SipHash of a counter under a secret key): they
+/// index the session table as they are, with no second hash. A client's made-up ids cannot
+/// lengthen probes, which depend only on the ids the server chose.
+#[derive(Default)]
+struct SessionIdHasher(u64);
+
+impl Hasher for SessionIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id;
+    }
+}
+
+type Sessions = HashMap<u64, Session, BuildHasherDefault<SessionIdHasher>>;
+
 struct Session {
     client: SocketAddr,
     nonce: [u8; NONCE_LEN],
@@ -87,7 +111,7 @@ struct Session {
 pub struct Server {
     secrets: Secrets,
     limits: Limits,
-    sessions: HashMap<u64, Session>,
+    sessions: Sessions,
     /// Open sessions by client address and handshake nonce, to answer a repeated HELLO
     /// (whose WELCOME was lost) with the same session.
     by_handshake: HashMap<(SocketAddr, [u8; NONCE_LEN]), u64>,
@@ -112,7 +136,7 @@ impl Server {
         Server {
             secrets: Secrets::new(epoch, secret),
             limits,
-            sessions: HashMap::new(),
+            sessions: Sessions::default(),
             by_handshake: HashMap::new(),
             store,
             id_key,
@@ -280,80 +304,45 @@ impl Server {
         now: u64,
         out: &mut [u8],
     ) -> Outcome {
-        let Some(session) = self.sessions.get(&request.session) else {
-            return self.error(ErrorCode::UnknownSession, Kind::Request, 0, out);
-        };
-        if session.client != from {
-            return self.error(ErrorCode::WrongAddress, Kind::Request, 0, out);
-        }
-        if request.id == session.last_id && session.last_id != 0 {
-            self.counters.replayed += 1;
-            let session = self.sessions.get_mut(&request.session).expect("looked up");
-            session.active = now;
-            let n = session.kept.len();
-            out[..n].copy_from_slice(&session.kept);
-            return Outcome::Reply(n);
-        }
-        if Some(request.id) != session.last_id.checked_add(1) {
-            return self.error(ErrorCode::StaleRequest, Kind::Request, 0, out);
-        }
-        let Ok(ops) = request.operations() else {
-            return self.error(ErrorCode::Malformed, Kind::Request, 0, out);
-        };
-        let mut response = ResponseWriter::new(
-            out,
-            self.limits.max_payload,
-            request.session,
-            request.id,
-            ops.len() as u8,
-        )
-        .expect("room for every result header");
-        for op in &ops {
-            let (status, value): (Status, &[u8]) = match op.check() {
-                None => {
-                    self.counters.bad_ops += 1;
-                    (Status::BadOp, &[])
-                }
-                Some(Operation::Get(key)) => {
-                    self.counters.gets += 1;
-                    match self.store.get(key) {
-                        Some(value) => (Status::Ok, value),
-                        None => (Status::NotFound, &[]),
-                    }
-                }
-                Some(Operation::Put(key, value)) => {
-                    // A result without a value always fits (the writer keeps room).
-                    self.counters.puts += 1;
-                    match self.store.put(key, value) {
-                        Put::Stored { evicted } => {
-                            self.counters.evictions += u64::from(evicted);
-                            (Status::Ok, &[])
-                        }
-                        Put::NoRoom => (Status::NoRoom, &[]),
-                    }
-                }
-                Some(Operation::Del(key)) => {
-                    self.counters.dels += 1;
-                    match self.store.del(key) {
-                        true => (Status::Ok, &[]),
-                        false => (Status::NotFound, &[]),
-                    }
-                }
-            };
-            if !response.push(status, value) {
-                // Only a GET's value can overflow, and a GET changes nothing: this one and
-                // the rest are answered TRUNCATED, not executed.
-                self.counters.truncated += u64::from(ops.len() as u8 - response.written());
-                break;
+        // One lookup; the session is borrowed beside the store and the counters.
+        let refusal = match self.sessions.get_mut(&request.session) {
+            None => ErrorCode::UnknownSession,
+            Some(session) if session.client != from => ErrorCode::WrongAddress,
+            Some(session) if request.id == session.last_id && session.last_id != 0 => {
+                self.counters.replayed += 1;
+                session.active = now;
+                let n = session.kept.len();
+                out[..n].copy_from_slice(&session.kept);
+                return Outcome::Reply(n);
             }
-        }
-        let n = response.finish();
-        let session = self.sessions.get_mut(&request.session).expect("looked up");
-        session.last_id = request.id;
-        session.active = now;
-        session.kept.clear();
-        session.kept.extend_from_slice(&out[..n]);
-        Outcome::Reply(n)
+            Some(session) if Some(request.id) != session.last_id.checked_add(1) => {
+                ErrorCode::StaleRequest
+            }
+            Some(session) => match request.operations() {
+                Err(_) => ErrorCode::Malformed,
+                Ok(ops) => {
+                    let n = execute(
+                        &mut self.store,
+                        &mut self.counters,
+                        &ops,
+                        ResponseWriter::new(
+                            out,
+                            self.limits.max_payload,
+                            request.session,
+                            request.id,
+                            ops.len() as u8,
+                        )
+                        .expect("room for every result header"),
+                    );
+                    session.last_id = request.id;
+                    session.active = now;
+                    session.kept.clear();
+                    session.kept.extend_from_slice(&out[..n]);
+                    return Outcome::Reply(n);
+                }
+            },
+        };
+        self.error(refusal, Kind::Request, 0, out)
     }
 
     fn close(&mut self, id: u64, last: u64, from: SocketAddr, out: &mut [u8]) -> Outcome {
@@ -371,6 +360,55 @@ impl Server {
             .expect("room for a CLOSED");
         Outcome::Reply(n)
     }
+}
+
+/// Runs a request's operations in order into `response`; returns its length.
+fn execute(
+    store: &mut Store,
+    counters: &mut Counters,
+    ops: &[Op<'_>],
+    mut response: ResponseWriter<'_>,
+) -> usize {
+    for op in ops {
+        let (status, value): (Status, &[u8]) = match op.check() {
+            None => {
+                counters.bad_ops += 1;
+                (Status::BadOp, &[])
+            }
+            Some(Operation::Get(key)) => {
+                counters.gets += 1;
+                match store.get(key) {
+                    Some(value) => (Status::Ok, value),
+                    None => (Status::NotFound, &[]),
+                }
+            }
+            Some(Operation::Put(key, value)) => {
+                // A result without a value always fits (the writer keeps room).
+                counters.puts += 1;
+                match store.put(key, value) {
+                    Put::Stored { evicted } => {
+                        counters.evictions += u64::from(evicted);
+                        (Status::Ok, &[])
+                    }
+                    Put::NoRoom => (Status::NoRoom, &[]),
+                }
+            }
+            Some(Operation::Del(key)) => {
+                counters.dels += 1;
+                match store.del(key) {
+                    true => (Status::Ok, &[]),
+                    false => (Status::NotFound, &[]),
+                }
+            }
+        };
+        if !response.push(status, value) {
+            // Only a GET's value can overflow, and a GET changes nothing: this one and the
+            // rest are answered TRUNCATED, not executed.
+            counters.truncated += u64::from(ops.len() as u8 - response.written());
+            break;
+        }
+    }
+    response.finish()
 }
 
 #[cfg(test)]

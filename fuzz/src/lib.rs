@@ -369,3 +369,23 @@ pub fn kv_protocol(data: &[u8]) {
         _ => assert_eq!(n, message.kind().min_len()),
     }
 }
+
+/// An impairment in netem's words (sluice-impair's --a-to-b, its telemetry command): what
+/// parses prints back as netem words that parse to the same impairment.
+pub fn impair_netem(data: &[u8]) {
+    use sluice::stage::impair::Impairment;
+    let Some(line) = text(data) else {
+        return;
+    };
+    let Ok(imp) = Impairment::parse(line) else {
+        return;
+    };
+    let printed = imp.to_string();
+    let again = Impairment::parse(if printed == "no impairment" {
+        ""
+    } else {
+        &printed
+    })
+    .unwrap_or_else(|e| panic!("'{printed}' does not parse back: {e}"));
+    assert_eq!(again.to_string(), printed);
+}

@@ -113,6 +113,7 @@ replay! {
     pktgen_streams: |_| Some(b"[[stream]]\nsize = \"imix\"\n");
     pktgen_pcap: |_| None;
     kv_protocol: |_| Some(&KV_REQUEST[..]);
+    impair_netem: |_| Some(b"delay 10ms 1ms 25% distribution normal loss gemodel 1% 10% duplicate 1% reorder 25% gap 5 rate 1gbit limit 50000");
 }
 
 /// A sluice-kv REQUEST: session 42, request 1, a PUT of "k" = "value" and a GET of "k".

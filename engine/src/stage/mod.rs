@@ -12,6 +12,7 @@
 //! them; the pipeline runs `Node`s.
 
 pub mod guard;
+pub mod impair;
 pub mod neighbour;
 pub mod offline;
 pub mod router;

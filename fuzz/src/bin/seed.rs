@@ -88,6 +88,10 @@ const TEXT_SEEDS: &[(&str, &str)] = &[
     ("pktgen_ranges", "imix"),
     ("pktgen_ranges", "10gbps"),
     ("pktgen_ranges", "syn,ack"),
+    ("impair_netem", "delay 10ms 1ms 25% distribution normal loss 0.1%"),
+    ("impair_netem", "loss gemodel 1% 10% 70% 0.1% duplicate 1% corrupt 0.1%"),
+    ("impair_netem", "loss state 1% 2% 3% 4% 5% reorder 25% 50% gap 5 delay 1ms"),
+    ("impair_netem", "rate 1gbit overhead 24 limit 100000 delay 100us seed 7"),
     (
         "pktgen_streams",
         "[[stream]]\nname = \"a\"\nprotocol = \"tcp\"\ntcp_flags = \"syn\"\ndst_ip = \"198.18.1.1-198.18.1.9\"\nsize = 128\n\n[[stream]]\nipv6 = true\nsize = \"imix\"\nvlan = 100\nrate = \"1mpps\"\n",

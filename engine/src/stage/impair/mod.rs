@@ -1,0 +1,455 @@
+//! netem's impairments as a stage, for any app: per RX port, packets are lost by a model,
+//! corrupted, duplicated, delayed with jitter, reordered and paced to a rate, then leave by
+//! the port paired with it. Delayed packets are held by the stage (the engine counts them as
+//! held) in departure order, and a timer on the worker releases each when its time comes;
+//! nothing is copied but duplicates. With the same seed, the same packets get the same fate.
+//!
+//! Every decision is counted: drops as `impair_loss` and `impair_limit` (the queue held
+//! `limit` packets already), and `impair_delayed`, `impair_duplicated`, `impair_corrupted`
+//! and `impair_reordered`. On stop, what is still held leaves as if its time had come.
+
+pub mod netem;
+
+pub use netem::{Distribution, Impairment, Loss};
+
+use super::{Action, Context, Held, Node};
+use crate::mbuf::Mbuf;
+use crate::stats::{Counter, Reason};
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// SplitMix64: small, fast, and the same sequence for the same seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.unit() < p
+    }
+
+    /// Standard normal (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let u = self.unit().max(f64::MIN_POSITIVE);
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.unit()).cos()
+    }
+
+    /// Pareto with shape 3, shifted to mean 0 and scaled to unit spread.
+    fn pareto(&mut self) -> f64 {
+        const ALPHA: f64 = 3.0;
+        let x = (1.0 - self.unit()).powf(-1.0 / ALPHA);
+        x - ALPHA / (ALPHA - 1.0)
+    }
+}
+
+/// netem's correlated uniform: each value leans on the one before by `c`.
+struct Correlated {
+    last: f64,
+    c: f64,
+}
+
+impl Correlated {
+    fn next(&mut self, rng: &mut Rng) -> f64 {
+        let value = (1.0 - self.c) * rng.unit() + self.c * self.last;
+        self.last = value;
+        value
+    }
+}
+
+/// A loss model's state.
+enum LossState {
+    None,
+    Random(f64, Correlated),
+    GilbertElliott { bad: bool },
+    State(u8),
+}
+
+/// One RX port's impairment and its state.
+struct Direction {
+    out: u16,
+    imp: Impairment,
+    rng: Rng,
+    loss: LossState,
+    delay_corr: Correlated,
+    /// With a rate: when the link is free again (TSC).
+    link_free: u64,
+    /// Packets since the last one reordered (netem's counter).
+    since_reorder: u32,
+    held: usize,
+}
+
+impl Direction {
+    fn new(out: u16, imp: Impairment, seed: u64) -> Direction {
+        let loss = match imp.loss {
+            None => LossState::None,
+            Some(Loss::Random { p, correlation }) => LossState::Random(
+                p,
+                Correlated {
+                    last: 0.0,
+                    c: correlation,
+                },
+            ),
+            Some(Loss::GilbertElliott { .. }) => LossState::GilbertElliott { bad: false },
+            Some(Loss::State { .. }) => LossState::State(1),
+        };
+        Direction {
+            out,
+            rng: Rng(imp.seed.unwrap_or(seed)),
+            loss,
+            delay_corr: Correlated {
+                last: 0.0,
+                c: imp.delay_correlation,
+            },
+            link_free: 0,
+            since_reorder: 0,
+            held: 0,
+            imp,
+        }
+    }
+
+    /// Whether the loss model drops the next packet (netem's loss_gilb_ell and loss_4state).
+    fn lose(&mut self) -> bool {
+        let rng = &mut self.rng;
+        match (&mut self.loss, self.imp.loss) {
+            (LossState::None, _) => false,
+            (LossState::Random(p, corr), _) => {
+                let p = *p;
+                p > 0.0 && corr.next(rng) < p
+            }
+            (
+                LossState::GilbertElliott { bad },
+                Some(Loss::GilbertElliott {
+                    p,
+                    r,
+                    h_loss,
+                    k_loss,
+                }),
+            ) => {
+                if *bad {
+                    if rng.chance(r) {
+                        *bad = false;
+                    }
+                    rng.chance(h_loss)
+                } else {
+                    if rng.chance(p) {
+                        *bad = true;
+                    }
+                    rng.chance(k_loss)
+                }
+            }
+            (
+                LossState::State(state),
+                Some(Loss::State {
+                    p13,
+                    p31,
+                    p32,
+                    p23,
+                    p14,
+                }),
+            ) => {
+                let u = rng.unit();
+                match *state {
+                    1 => {
+                        if u < p14 {
+                            *state = 4;
+                            true
+                        } else if u < p14 + p13 {
+                            *state = 3;
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    2 => {
+                        if u < p23 {
+                            *state = 3;
+                            true
+                        } else {
+                            false
+                        }
+                    }
+                    3 => {
+                        if u < p32 {
+                            *state = 2;
+                            false
+                        } else if u < p32 + p31 {
+                            *state = 1;
+                            false
+                        } else {
+                            true
+                        }
+                    }
+                    _ => {
+                        *state = 1;
+                        false
+                    }
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// The delay of the next packet, in TSC ticks: the latency plus a jitter drawn from the
+    /// distribution (never below zero).
+    fn delay(&mut self, tsc_hz: u64) -> u64 {
+        let imp = &self.imp;
+        let (base, jitter) = (imp.delay.as_secs_f64(), imp.jitter.as_secs_f64());
+        let offset = if jitter == 0.0 {
+            0.0
+        } else {
+            jitter
+                * match imp.distribution {
+                    Distribution::Uniform => 2.0 * self.delay_corr.next(&mut self.rng) - 1.0,
+                    Distribution::Normal => self.rng.normal(),
+                    Distribution::Pareto => self.rng.pareto(),
+                    Distribution::ParetoNormal => {
+                        0.25 * self.rng.normal() + 0.75 * self.rng.pareto()
+                    }
+                }
+        };
+        ((base + offset).max(0.0) * tsc_hz as f64) as u64
+    }
+}
+
+/// A packet waiting for its time: one received and held, or a duplicate the stage made.
+enum Waiting {
+    Held(Held),
+    Copy(Mbuf),
+}
+
+struct Queued {
+    at: u64,
+    seq: u64,
+    direction: usize,
+    packet: Waiting,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    /// The earliest departure first (BinaryHeap is a max-heap), in arrival order on ties.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+pub struct Impair {
+    /// By RX port id.
+    directions: Vec<Option<Direction>>,
+    queue: BinaryHeap<Queued>,
+    /// Departure times of the packets `process` gave HOLD, in burst order, for `hold`.
+    expected: VecDeque<(u64, usize)>,
+    seq: u64,
+    /// The deadline of the earliest timer set and not yet fired.
+    armed: Option<u64>,
+    lost: Reason,
+    over_limit: Reason,
+    delayed: Counter,
+    duplicated: Counter,
+    corrupted: Counter,
+    reordered: Counter,
+}
+
+impl Impair {
+    /// Impairs what arrives on each `(rx, tx, impairment)`'s RX port and sends it by TX.
+    /// Directions without a seed take `seed + their index`.
+    pub fn new(directions: Vec<(u16, u16, Impairment)>, seed: u64) -> Impair {
+        let size = directions
+            .iter()
+            .map(|(rx, ..)| usize::from(*rx) + 1)
+            .max()
+            .unwrap_or(0);
+        let mut table: Vec<Option<Direction>> = (0..size).map(|_| None).collect();
+        for (i, (rx, tx, imp)) in directions.into_iter().enumerate() {
+            table[usize::from(rx)] = Some(Direction::new(tx, imp, seed.wrapping_add(i as u64)));
+        }
+        Impair {
+            directions: table,
+            queue: BinaryHeap::new(),
+            expected: VecDeque::new(),
+            seq: 0,
+            armed: None,
+            lost: Reason::named("impair_loss"),
+            over_limit: Reason::named("impair_limit"),
+            delayed: Counter::named("impair_delayed"),
+            duplicated: Counter::named("impair_duplicated"),
+            corrupted: Counter::named("impair_corrupted"),
+            reordered: Counter::named("impair_reordered"),
+        }
+    }
+
+    /// Replaces the impairment of RX port `rx` (its held packets keep their times).
+    pub fn set(&mut self, rx: u16, imp: Impairment) -> bool {
+        match self.directions.get_mut(usize::from(rx)) {
+            Some(Some(d)) => {
+                let (out, held, seed) = (d.out, d.held, d.rng.next_u64());
+                *d = Direction::new(out, imp, seed);
+                d.held = held;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn enqueue(&mut self, at: u64, direction: usize, packet: Waiting, ctx: &mut Context<'_>) {
+        self.seq += 1;
+        self.queue.push(Queued {
+            at,
+            seq: self.seq,
+            direction,
+            packet,
+        });
+        if self.armed.is_none_or(|armed| at < armed) {
+            self.armed = Some(at);
+            ctx.timer_at(at, 0);
+        }
+    }
+
+    /// Sends what is due by `now` (everything with `u64::MAX`).
+    fn release(&mut self, now: u64, ctx: &mut Context<'_>) {
+        while self.queue.peek().is_some_and(|q| q.at <= now) {
+            let q = self.queue.pop().expect("peeked");
+            let Some(d) = self.directions[q.direction].as_mut() else {
+                continue;
+            };
+            match q.packet {
+                Waiting::Held(packet) => {
+                    d.held -= 1;
+                    ctx.release(packet, d.out);
+                }
+                Waiting::Copy(packet) => ctx.send(d.out, packet),
+            }
+        }
+    }
+}
+
+impl Node for Impair {
+    fn name(&self) -> &str {
+        "impair"
+    }
+
+    fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action], ctx: &mut Context<'_>) {
+        let (now, hz) = (ctx.now(), ctx.tsc_hz());
+        for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
+            let rx = usize::from(m.port());
+            let Some(d) = self.directions.get_mut(rx).and_then(Option::as_mut) else {
+                continue;
+            };
+            if d.lose() {
+                *action = Action::drop(self.lost);
+                continue;
+            }
+            if d.rng.chance(d.imp.corrupt) {
+                let data = m.data_mut();
+                if data.len() > crate::net::ethernet::HEADER_LEN {
+                    let span = data.len() - crate::net::ethernet::HEADER_LEN;
+                    let bit = d.rng.next_u64() as usize % (span * 8);
+                    data[crate::net::ethernet::HEADER_LEN + bit / 8] ^= 1 << (bit % 8);
+                    ctx.count(self.corrupted, 1);
+                }
+            }
+            // netem's reorder: every gap-th packet (or any, without a gap) may skip the delay.
+            let candidate = d.imp.reorder > 0.0
+                && (d.imp.reorder_gap == 0 || d.since_reorder + 1 >= d.imp.reorder_gap);
+            let skip_delay = candidate && d.rng.chance(d.imp.reorder);
+            let mut at = if skip_delay {
+                d.since_reorder = 0;
+                ctx.count(self.reordered, 1);
+                now
+            } else {
+                d.since_reorder += 1;
+                now + d.delay(hz)
+            };
+            if let Some((bits, overhead)) = d.imp.rate {
+                let wire = (m.len() as u64 + u64::from(overhead)) * 8;
+                let start = at.max(d.link_free);
+                at = start + wire * hz / bits;
+                d.link_free = at;
+            }
+            let duplicate = d.rng.chance(d.imp.duplicate);
+            let out = d.out;
+            if duplicate {
+                if let Some(mut copy) = ctx.alloc() {
+                    if copy.extend_from_slice(m.data()) {
+                        ctx.count(self.duplicated, 1);
+                        if at <= now {
+                            ctx.send(out, copy);
+                        } else {
+                            self.enqueue(at, rx, Waiting::Copy(copy), ctx);
+                        }
+                    }
+                }
+            }
+            let d = self.directions[rx].as_mut().expect("looked up");
+            *action = if at <= now {
+                Action::tx(out)
+            } else if d.held >= d.imp.limit {
+                Action::drop(self.over_limit)
+            } else {
+                d.held += 1;
+                ctx.count(self.delayed, 1);
+                self.expected.push_back((at, rx));
+                Action::HOLD
+            };
+        }
+    }
+
+    fn hold(&mut self, packet: Held, ctx: &mut Context<'_>) {
+        let (at, direction) = self
+            .expected
+            .pop_front()
+            .expect("a departure time for each held packet");
+        self.enqueue(at, direction, Waiting::Held(packet), ctx);
+    }
+
+    fn timer(&mut self, _token: u64, ctx: &mut Context<'_>) {
+        self.armed = None;
+        self.release(ctx.now(), ctx);
+        if let Some(next) = self.queue.peek().map(|q| q.at) {
+            self.armed = Some(next);
+            ctx.timer_at(next, 0);
+        }
+    }
+
+    /// A [`Change`] sent through the pipeline's messenger takes effect from the next burst.
+    fn message(&mut self, message: &(dyn std::any::Any + Send + Sync), _ctx: &mut Context<'_>) {
+        if let Some(change) = message.downcast_ref::<Change>() {
+            self.set(change.rx, change.impairment.clone());
+        }
+    }
+
+    fn stop(&mut self, ctx: &mut Context<'_>) {
+        self.release(u64::MAX, ctx);
+    }
+}
+
+/// A new impairment for the packets arriving on port `rx`, sent to the running stage with
+/// `messenger.send("impair", change)`; held packets keep their times.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub rx: u16,
+    pub impairment: Impairment,
+}

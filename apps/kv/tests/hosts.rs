@@ -48,8 +48,20 @@ impl Drop for Hosts {
     }
 }
 
+/// A running sluice-kv, killed if the test fails before stopping it.
+struct Appliance(Option<Child>);
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts sluice-kv on the router end of host 1's veth and waits until it polls.
-fn start(hosts: &Hosts) -> Child {
+fn start(hosts: &Hosts) -> Appliance {
     let mut child = Command::new(KV)
         .args([
             "-l",
@@ -85,11 +97,12 @@ fn start(hosts: &Hosts) -> Child {
     }
     // The rest of its output is read after it stops.
     child.stdout = Some(out.into_inner());
-    child
+    Appliance(Some(child))
 }
 
 /// Stops sluice-kv with SIGINT; its exit status and output.
-fn stop(child: Child) -> (bool, String) {
+fn stop(mut appliance: Appliance) -> (bool, String) {
+    let child = appliance.0.take().expect("running");
     // SAFETY: kill has no memory preconditions; the pid is our child's.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();

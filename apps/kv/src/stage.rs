@@ -103,6 +103,8 @@ pub fn current_epoch() -> u32 {
 
 /// A request's addresses, to answer it.
 struct Question {
+    /// The client's MAC, and the port's (the answer's source, whatever the question was
+    /// sent to).
     macs: (Address, Address),
     ip: (IpAddr, IpAddr),
     client_port: u16,
@@ -145,7 +147,8 @@ impl KvStage {
         data: &'a [u8],
     ) -> Option<Result<(Question, &'a [u8]), Reason>> {
         let frame = Frame::new_checked(data).ok()?;
-        let macs = (frame.src_addr(), frame.dst_addr());
+        let port_mac = self.listeners.iter().find(|l| l.port == port)?.mac;
+        let macs = (frame.src_addr(), port_mac);
         let (ip, l4) = match frame.ethertype() {
             EtherType::IPV4 => {
                 let p = ipv4::Packet::new_checked(frame.payload()).ok()?;

@@ -107,9 +107,9 @@ fn run(mut app: App, options: Options) -> Outcome {
             Ok(change) => {
                 let text = change.impairment.to_string();
                 messenger.send("impair", change);
-                format!("{{\"ok\": \"{text}\"}}")
+                format!("ok: {text}")
             }
-            Err(e) => format!("{{\"error\": \"{}\"}}", e.replace('"', "'")),
+            Err(e) => format!("error: {e}"),
         },
     ) {
         eprintln!("sluice-impair: warning: no telemetry command for live changes: {e}");

@@ -3,17 +3,22 @@
 
 use clap::Parser;
 use sluice::app::{self, options, usage, App, Outcome, PortPlan, PortSetup, Ports};
+use sluice::pipeline::Messenger;
 use sluice::pipeline::{Lane, Pipeline, Settings};
 use sluice::stage::guard::{Guard, GuardConfig};
 use sluice::stage::router::{NextHopMac, Responder, Router, RouterPort};
+use sluice::stats::telemetry;
 use sluice::worker::IdlePolicy;
 use sluice_kv::protocol::DEFAULT_PORT;
 use sluice_kv::server::{Limits, Server};
-use sluice_kv::stage::{current_epoch, epoch_secret, guard_classifier, KvStage, Listener};
+use sluice_kv::stage::{
+    current_epoch, epoch_secret, guard_classifier, Flush, KvStage, Listener, Published,
+};
 use sluice_kv::store::Store;
 use std::io::Read;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Serves the sluice-kv protocol (docs/protocol.md) over UDP on one port, IPv4 and IPv6,
@@ -177,6 +182,7 @@ fn run(mut app: App, options: Options) -> Outcome {
         },
         guard_classifier(options.udp_port),
     )?;
+    let published = stage.published();
     let mut pipeline = Pipeline::new(Settings {
         idle: options.idle,
         report_period: Duration::from_secs(u64::from(options.stats_period)),
@@ -198,7 +204,54 @@ fn run(mut app: App, options: Options) -> Outcome {
         lcore,
         stage_lcore: None,
     });
+    register_telemetry(published, pipeline.messenger());
     app.forward(&eal, pipeline, ports)
+}
+
+/// `/kv/stats` (the stage's figures, a second old at most) and `/kv/flush` (empty the
+/// store) on DPDK's telemetry socket (`dpdk-telemetry.py`).
+fn register_telemetry(published: Arc<Mutex<Published>>, messenger: Messenger) {
+    // Telemetry gives each line of a reply an entry of its own.
+    let stats = move |_: &str| {
+        let p = *published.lock().unwrap_or_else(|e| e.into_inner());
+        let c = p.counters;
+        [
+            ("sessions", p.sessions as u64),
+            ("keys", p.keys as u64),
+            ("capacity", p.capacity as u64),
+            ("get", c.gets),
+            ("put", c.puts),
+            ("del", c.dels),
+            ("bad_op", c.bad_ops),
+            ("truncated", c.truncated),
+            ("replayed", c.replayed),
+            ("retry", c.retries),
+            ("welcome", c.welcomes),
+            ("closed", c.closed),
+            ("expired", c.expired),
+            ("evicted", c.evictions),
+            ("errors", c.errors.iter().sum()),
+        ]
+        .iter()
+        .map(|(name, n)| format!("{name} {n}\n"))
+        .collect::<String>()
+    };
+    let flush = move |_: &str| {
+        messenger.send("kv", Flush);
+        "flush sent".to_owned()
+    };
+    for result in [
+        telemetry::register_command(
+            "/kv/stats",
+            "sluice-kv: sessions, keys and requests by type",
+            stats,
+        ),
+        telemetry::register_command("/kv/flush", "sluice-kv: empty the store", flush),
+    ] {
+        if let Err(e) = result {
+            eprintln!("sluice-kv: warning: a telemetry command is missing: {e}");
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {

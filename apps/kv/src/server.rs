@@ -157,6 +157,11 @@ impl Server {
         &self.store
     }
 
+    /// Empties the store (sessions stay open).
+    pub fn flush(&mut self) {
+        self.store.clear();
+    }
+
     /// The cookies' current epoch.
     pub fn epoch(&self) -> u32 {
         self.secrets.epoch()

@@ -17,6 +17,7 @@ use sluice::stats::{Counter, Reason};
 use sluice::Mbuf;
 use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The service's addresses on one port.
@@ -66,6 +67,20 @@ impl Names {
     }
 }
 
+/// What the stage publishes once a second for the control side (`/kv/stats`): its
+/// counters, sessions open and keys stored. Written by the worker's timer, off the fast path.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Published {
+    pub counters: Counters,
+    pub sessions: usize,
+    pub keys: usize,
+    pub capacity: usize,
+}
+
+/// A control message for the stage: empty the store.
+#[derive(Clone, Copy, Debug)]
+pub struct Flush;
+
 pub struct KvStage {
     server: Server,
     listeners: Vec<Listener>,
@@ -81,6 +96,7 @@ pub struct KvStage {
     fragment: Reason,
     wrong_direction: Reason,
     armed: bool,
+    published: Arc<Mutex<Published>>,
 }
 
 /// The cookie secret of `epoch`.
@@ -130,7 +146,23 @@ impl KvStage {
             fragment: Reason::named("kv_fragment"),
             wrong_direction: Reason::named("kv_wrong_direction"),
             armed: false,
+            published: Arc::default(),
         }
+    }
+
+    /// Where the stage publishes its figures once a second.
+    pub fn published(&self) -> Arc<Mutex<Published>> {
+        self.published.clone()
+    }
+
+    fn publish(&self) {
+        let mut p = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        *p = Published {
+            counters: self.server.counters(),
+            sessions: self.server.sessions(),
+            keys: self.server.store().len(),
+            capacity: self.server.store().capacity(),
+        };
     }
 
     fn ours(&self, port: u16, ip: IpAddr) -> bool {
@@ -341,7 +373,15 @@ impl Node for KvStage {
                 .rotate(epoch, epoch_secret(&self.secret_key, epoch));
         }
         self.count(ctx);
+        self.publish();
         ctx.timer_after(Duration::from_secs(1), 0);
+    }
+
+    fn message(&mut self, message: &(dyn std::any::Any + Send + Sync), _ctx: &mut Context<'_>) {
+        if message.is::<Flush>() {
+            self.server.flush();
+            self.publish();
+        }
     }
 }
 

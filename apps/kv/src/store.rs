@@ -92,6 +92,15 @@ impl Store {
         self.len
     }
 
+    /// Forgets every key (the slots and index stay, so nothing is allocated again).
+    pub fn clear(&mut self) {
+        self.index.fill(EMPTY);
+        self.slots.iter_mut().for_each(|s| s.used = false);
+        self.fresh = 0;
+        self.hand = 0;
+        self.len = 0;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -258,6 +267,10 @@ mod tests {
         assert!(!store.del(b"a"));
         assert_eq!(store.get(b"a"), None);
         assert!(store.is_empty());
+        store.put(b"x", b"1");
+        store.clear();
+        assert_eq!(store.len(), 0);
+        assert_eq!(store.get(b"x"), None);
         let long_key = [0u8; MAX_KEY_LEN + 1];
         assert_eq!(store.put(&long_key, b""), Put::NoRoom);
         assert_eq!(store.put(b"", b"v"), Put::NoRoom);

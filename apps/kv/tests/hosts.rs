@@ -1,9 +1,9 @@
 //! sluice-kv on net_af_packet, serving a real Linux host in a network namespace (made by
 //! scripts/netns.sh) over a veth pair: ping, sluice-kv-cli's put, get and del over IPv4 and
-//! IPv6, and a client written in Python from docs/protocol.md alone that sends one request
+//! IPv6, `/kv/stats` and `/kv/flush` on the telemetry socket, and a client written in Python from docs/protocol.md alone that sends one request
 //! twice: the second gets the kept response and nothing runs twice. Root only.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,18 +60,22 @@ impl Drop for Appliance {
     }
 }
 
+/// The EAL's runtime folder of a prefix, removed when dropped (a killed process leaves it).
+struct RuntimeDir(std::path::PathBuf);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Starts sluice-kv on the router end of host 1's veth and waits until it polls.
 fn start(hosts: &Hosts) -> Appliance {
     let mut child = Command::new(KV)
-        .args([
-            "-l",
-            "0",
-            "-m",
-            "128",
-            "--in-memory",
-            "--no-pci",
-            "--log-level=*:warning",
-        ])
+        .args(["-l", "0", "-m", "128", "--no-pci", "--log-level=*:warning"])
+        // A prefix of its own, for the telemetry socket; --huge-unlink, so that even a
+        // killed run leaves no hugepage files (Appliance's drop removes the runtime folder).
+        .args(["--file-prefix", &hosts.0, "--huge-unlink"])
         .arg(format!("--vdev=net_af_packet0,iface={}-r1", hosts.0))
         .args([
             "--",
@@ -140,6 +144,24 @@ print(first.hex())
 print(second.hex())
 "#;
 
+/// A command on sluice-kv's telemetry socket; what it answered.
+fn telemetry(prefix: &str, command: &str) -> String {
+    let mut client = Command::new("dpdk-telemetry.py")
+        .args(["-f", prefix])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dpdk-telemetry.py (Debian's dpdk-dev) runs");
+    client
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(format!("{command}\n").as_bytes())
+        .unwrap();
+    let out = client.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn a_real_host_uses_the_appliance() {
     // SAFETY: geteuid has no preconditions.
@@ -148,6 +170,7 @@ fn a_real_host_uses_the_appliance() {
         return;
     }
     let hosts = Hosts::up();
+    let _runtime = RuntimeDir(std::path::Path::new("/var/run/dpdk").join(&hosts.0));
     let kv = start(&hosts);
 
     let ping = hosts.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.0.1.1"]);
@@ -162,6 +185,18 @@ fn a_real_host_uses_the_appliance() {
     let (code, _, err) = hosts.cli("10.0.1.1", &["get", "colour"]);
     assert_eq!(code, 1);
     assert!(err.contains("colour: not found"), "{err}");
+
+    // The control side: figures on the telemetry socket, and a flush.
+    assert_eq!(hosts.cli("10.0.1.1", &["put", "colour", "green"]).1, "OK\n");
+    std::thread::sleep(Duration::from_millis(1200)); // the stage publishes once a second
+    let stats = telemetry(&hosts.0, "/kv/stats");
+    assert!(
+        stats.contains("\"keys 1\"") && stats.contains("\"put 2\""),
+        "{stats}"
+    );
+    assert!(telemetry(&hosts.0, "/kv/flush").contains("sent"));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(hosts.cli("10.0.1.1", &["get", "colour"]).0, 1, "flushed");
 
     let python = hosts.exec(&["python3", "-c", PYTHON_CLIENT, "10.0.1.1"]);
     let stdout = String::from_utf8_lossy(&python.stdout);
@@ -187,8 +222,8 @@ fn a_real_host_uses_the_appliance() {
     let (balanced, account) = stop(kv);
     assert!(balanced, "{account}");
     assert!(
-        account.contains("kv_put 2"),
-        "two PUTs executed, one each: {account}"
+        account.contains("kv_put 3"),
+        "three PUTs executed, one each: {account}"
     );
     assert!(account.contains("kv_replayed 1"), "{account}");
     assert!(account.contains("mbufs in use: 0"), "{account}");

@@ -69,6 +69,8 @@ fn run(mut app: App, options: Options) -> Outcome {
         &[PortPlan::new(a), PortPlan::new(b)],
         &PortSetup {
             promiscuous: true,
+            // Room for every packet the two directions may hold, and their duplicates.
+            held: (2 * (options.a_to_b.limit + options.b_to_a.limit)) as u32,
             ..PortSetup::default()
         },
     )?;

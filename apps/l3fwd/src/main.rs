@@ -8,6 +8,7 @@ use sluice::app::options::{self, Portmask};
 use sluice::app::{self, usage, App, Outcome, Pools, PortSetup, Ports, QueueConfig, QueuePlan};
 use sluice::net::ethernet::Address;
 use sluice::pipeline::{Mode, Pipeline, Settings};
+use sluice::stage::neighbour::HOLD_TOTAL;
 use sluice::stage::router::{L3Forward, NextHopMac, Responder, Router, RouterPort};
 use sluice::stage::table::{
     Acl, AclAction, AclRule, ExactMatch, Fib, Fib6, FlowKey4, FlowKey6, Lpm, Lpm6, RouteTable,
@@ -469,6 +470,12 @@ fn run(mut app: App, options: Options) -> Outcome {
             Pools::One
         } else {
             Pools::PerNode
+        },
+        // In router mode each lane may hold packets for neighbours being resolved.
+        held: if options.addr.is_empty() {
+            0
+        } else {
+            (HOLD_TOTAL * plan.lanes_count()) as u32
         },
     };
     let mut started = Ports::start(&eal, &plan.port_plans(), &setup)?;

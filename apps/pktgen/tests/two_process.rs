@@ -399,6 +399,66 @@ fn pktgen_measures_what_sluice_impair_was_asked() {
     assert!(account.contains("mbufs in use: 0"), "{account}");
 }
 
+/// 10 ms of delay at pktgen's 5 Mpps (as much of it as the machine gives) holds every packet
+/// in flight, tens of thousands, and loses none for want of room: nothing over the limit, and
+/// every packet pktgen did not get back was dropped for a counted reason.
+#[test]
+fn ten_milliseconds_of_delay_hold_every_packet_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s0, s1) = (dir.path().join("d0.sock"), dir.path().join("d1.sock"));
+    let _dirs = [runtime_dir("impair-delay"), runtime_dir("pktgen-delay")];
+    let mut impair_args = memif_eal(1, "impair-delay", "client", &[&s0, &s1]);
+    impair_args[3] = "512".into(); // -m: room for 60,000 held mbufs and more
+    impair_args.extend(strings(&["--", "--a-to-b", "delay 10ms limit 60000"]));
+    let json_path = dir.path().join("delay.json");
+    let mut args = memif_eal(0, "pktgen-delay", "server", &[&s0, &s1]);
+    args.extend(strings(&[
+        "--",
+        "--tx-port",
+        "0",
+        "--rx-port",
+        "1",
+        "--rate",
+        "5mpps",
+        "--duration",
+        "2",
+        "--size",
+        "64",
+        "--json",
+    ]));
+    args.push(json_path.display().to_string());
+    let (out, impair) = with_client(&args, 2, || {
+        spawn(&workspace_bin("sluice-impair"), &impair_args, &[])
+    });
+    let account = impair.stop();
+    let j = json(&json_path);
+    let tx = j["tx"][0]["packets"].as_u64().unwrap();
+    assert!(tx > ENOUGH, "sent only {tx}:\n{out}");
+    let drops = drops_by_reason(&account);
+    assert!(!drops.contains_key("impair_limit"), "{account}");
+    let lost = j["total"]["lost"].as_u64().unwrap();
+    assert_eq!(lost, drops.values().sum::<u64>(), "{out}\n{account}");
+    let most_held = account
+        .lines()
+        .filter_map(|l| {
+            l.split("held ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    println!("sent {tx} in 2 s, most held at once {most_held}");
+    let min = j["total"]["latency_us"]["min"].as_f64().unwrap();
+    assert!(
+        min >= 10_000.0,
+        "a packet took {min} us, under the 10 ms delay"
+    );
+    assert!(account.contains("mbufs in use: 0"), "{account}");
+}
+
 /// The RFC 2544 search through the forwarder that loses 1% at any rate: with no tolerance it
 /// narrows down to nothing, trial by trial; with 1.5% tolerated, the first trial passes.
 #[test]

@@ -49,6 +49,9 @@ pub struct PortSetup {
     /// The largest IP packet to receive and send (None: the device's default).
     pub mtu: Option<u16>,
     pub pools: Pools,
+    /// Packets the app may hold at once (delayed, waiting for a neighbour), beyond what the
+    /// queues and caches need: each pool grows by that many.
+    pub held: u32,
 }
 
 impl Default for PortSetup {
@@ -59,6 +62,7 @@ impl Default for PortSetup {
             promiscuous: false,
             mtu: None,
             pools: Pools::PerNode,
+            held: 0,
         }
     }
 }
@@ -123,7 +127,8 @@ impl Ports {
                 .filter(|(_, k)| **k == key)
                 .map(|(plan, _)| needs(plan))
                 .sum();
-            let count = (sharing + eal.lcores().len() as u32 * DEFAULT_CACHE).max(8192);
+            let count =
+                (sharing + eal.lcores().len() as u32 * DEFAULT_CACHE).max(8192) + setup.held;
             let name = match setup.pools {
                 Pools::PerNode => format!("pool_node{key}"),
                 Pools::One => "pool".to_owned(),

@@ -47,14 +47,15 @@ impl<T: AsRef<[u8]>> Message<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Message<T> {
     /// Turns an echo request into its reply in place: the type changes, identifier, sequence
-    /// and data stay, and the checksum is updated incrementally.
+    /// and data stay, and the checksum is computed afresh. (An incremental update gives 0x0000
+    /// for a reply whose other words are all zero, where the right checksum is 0xffff: the
+    /// fuzzer found that ping, identifier 0, sequence 0, no data.)
     pub fn make_echo_reply(&mut self) {
         let b = self.buffer.as_mut();
-        let old = u16::from_be_bytes([b[field::TYPE], b[field::CODE]]);
         b[field::TYPE] = ECHO_REPLY;
-        let new = u16::from_be_bytes([b[field::TYPE], b[field::CODE]]);
-        let csum = u16::from_be_bytes([b[field::CHECKSUM.start], b[field::CHECKSUM.start + 1]]);
-        b[field::CHECKSUM].copy_from_slice(&checksum::update(csum, old, new).to_be_bytes());
+        b[field::CHECKSUM].copy_from_slice(&[0, 0]);
+        let csum = checksum::internet(b);
+        b[field::CHECKSUM].copy_from_slice(&csum.to_be_bytes());
     }
 }
 
@@ -74,5 +75,15 @@ mod tests {
         assert!(m.verify_checksum());
         assert_eq!(&msg[4..], &[0x12, 0x34, 0, 1, b'h', b'i']);
         assert_eq!(Message::new_checked(&[0u8; 7][..]).err(), Some(Truncated));
+    }
+
+    #[test]
+    fn a_reply_whose_other_words_are_zero_still_verifies() {
+        let mut msg = [ECHO_REQUEST, 0, 0xf7, 0xff, 0, 0, 0, 0];
+        let mut m = Message::new_checked(&mut msg[..]).unwrap();
+        assert!(m.verify_checksum());
+        m.make_echo_reply();
+        assert!(m.verify_checksum());
+        assert_eq!(msg, [ECHO_REPLY, 0, 0xff, 0xff, 0, 0, 0, 0]);
     }
 }

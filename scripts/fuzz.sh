@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (cargo-fuzz, libFuzzer) of every parser of outside bytes and of
-# L3Forward on arbitrary bursts: scripts/fuzz.sh [TARGET] [SECONDS] (default: every target,
-# 60 s each). The corpora start from frames of pktgen's templates (captured here through a
+# L3Forward on arbitrary bursts: scripts/fuzz.sh [TARGET[,TARGET...]] [SECONDS] (default: every
+# target, 60 s each). The corpora start from frames of pktgen's templates (captured here through a
 # net_pcap port), DPDK's shipped route files and a few lines of each text format, and grow in
 # target/fuzz/corpus. A crash is copied to fuzz/regressions/TARGET/, which the normal test
 # suite replays, and the script ends non-zero. A table of executions, coverage and crashes
@@ -27,8 +27,10 @@ fi
 
 targets=$(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v -e '^sluice-fuzz$' -e '^seed$')
 if [ "$ONLY" != all ]; then
-  grep -qx "$ONLY" <<<"$targets" || { echo "fuzz.sh: no target '$ONLY'; targets: $(echo $targets)" >&2; exit 2; }
-  targets=$ONLY
+  for t in ${ONLY//,/ }; do
+    grep -qx "$t" <<<"$targets" || { echo "fuzz.sh: no target '$t'; targets: $(echo $targets)" >&2; exit 2; }
+  done
+  targets=${ONLY//,/ }
 fi
 
 work=target/fuzz

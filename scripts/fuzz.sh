@@ -108,7 +108,9 @@ status=0
       cp "$work/artifacts/$t/"* "fuzz/regressions/$t/" 2>/dev/null || true
     fi
   done
-} | tee "$work/summary.txt"
+} >"$work/summary.txt"
+# (Not piped into tee: a pipe would run the loop in a subshell and lose its status.)
+cat "$work/summary.txt"
 if [ "$status" -ne 0 ]; then
   echo "fuzz.sh: a target failed; its input is in fuzz/regressions/TARGET/ and its log in $work/logs/TARGET.log" >&2
   echo "fuzz.sh: reproduce with cargo +nightly fuzz run --features libfuzzer TARGET fuzz/regressions/TARGET/FILE" >&2

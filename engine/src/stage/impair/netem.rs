@@ -209,22 +209,50 @@ pub fn percent(word: &str) -> Result<f64, String> {
     }
 }
 
-/// A time (`10ms`, `1.5s`, `100us`, `500ns`; a bare number is microseconds).
+/// The longest delay or jitter taken.
+pub const MAX_TIME: Duration = Duration::from_secs(3600);
+
+/// A time (`10ms`, `1.5s`, `100us`, `500ns`; a bare number is microseconds), to the
+/// nanosecond, read with integers so that what is printed reads back the same; at most an
+/// hour.
 pub fn time(word: &str) -> Result<Duration, String> {
     let bad = || format!("'{word}' is not a time (such as 10ms, 100us or 1.5s)");
     let split = word
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(word.len());
     let (number, unit) = word.split_at(split);
-    let n: f64 = number.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" | "sec" | "secs" => n,
-        "ms" | "msec" | "msecs" => n / 1e3,
-        "" | "us" | "usec" | "usecs" => n / 1e6,
-        "ns" | "nsec" | "nsecs" => n / 1e9,
+    let ns_per_unit: u128 = match unit {
+        "s" | "sec" | "secs" => 1_000_000_000,
+        "ms" | "msec" | "msecs" => 1_000_000,
+        "" | "us" | "usec" | "usecs" => 1_000,
+        "ns" | "nsec" | "nsecs" => 1,
         _ => return Err(bad()),
     };
-    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
+        return Err(bad());
+    }
+    let digits = |d: &str| -> Result<u128, String> {
+        if d.is_empty() {
+            Ok(0)
+        } else if d.len() > 30 {
+            Err(bad())
+        } else {
+            d.parse::<u128>().map_err(|_| bad())
+        }
+    };
+    // Fraction digits beyond the nanosecond are dropped.
+    let kept = &fraction[..fraction.len().min(9)];
+    let ns = digits(whole)?
+        .checked_mul(ns_per_unit)
+        .and_then(|n| {
+            n.checked_add(digits(kept).ok()? * ns_per_unit / 10u128.pow(kept.len() as u32))
+        })
+        .ok_or_else(bad)?;
+    if ns > MAX_TIME.as_nanos() {
+        return Err(format!("'{word}' is longer than the hour a delay may be"));
+    }
+    Ok(Duration::from_nanos(ns as u64))
 }
 
 /// A rate in bits a second (`1gbit`, `100mbit`, `10kbit`, `1000bit`, `125mbps` for bytes).
@@ -248,10 +276,12 @@ pub fn rate(word: &str) -> Result<u64, String> {
         "bps" => n * scale * 8.0,
         _ => return Err(bad()),
     };
-    if bits >= 1.0 && bits < u64::MAX as f64 {
+    // Up to 10 Tbit/s: integers that an f64 holds exactly, so that what is printed reads
+    // back the same.
+    if (1.0..=1e13).contains(&bits) {
         Ok(bits as u64)
     } else {
-        Err(bad())
+        Err(format!("'{word}' is not a rate from 1bit to 10tbit"))
     }
 }
 
@@ -494,7 +524,11 @@ mod tests {
             ("loss random 2x", "'2x' is not a percentage from 0 to 100"),
             ("delay 10 parsecs", "unknown word 'parsecs'"),
             ("delay 10qs", "'10qs' is not a time"),
+            ("delay 2h", "'2h' is not a time"),
+            ("delay 7200s", "'7200s' is longer than the hour a delay may be"),
+            ("delay 1.2.3ms", "'1.2.3ms' is not a time"),
             ("rate fast", "'fast' is not a rate"),
+            ("rate 20tbit", "'20tbit' is not a rate from 1bit to 10tbit"),
             ("limit 0", "limit '0' is not a number of packets above 0"),
             ("distribution cauchy", "unknown distribution 'cauchy'"),
             ("reorder 10%", "reorder needs a delay"),

@@ -84,7 +84,16 @@ impl Default for Impairment {
 }
 
 fn pct(p: f64) -> String {
-    format!("{}%", (p * 1e6).round() / 1e4)
+    let parts = (p * PARTS as f64).round() as u64;
+    let (whole, fraction) = (parts / (PARTS / 100), parts % (PARTS / 100));
+    if fraction == 0 {
+        format!("{whole}%")
+    } else {
+        format!(
+            "{whole}.{}%",
+            format!("{fraction:07}").trim_end_matches('0')
+        )
+    }
 }
 
 fn span(d: Duration) -> String {
@@ -198,15 +207,40 @@ impl<'a> Words<'a> {
     }
 }
 
-/// A percentage (`0.1%` or `0.1`) as a probability from 0 to 1.
+/// Probabilities are kept to a part in a billion (1e-7 %), read and printed as exact
+/// decimals, so that what is printed reads back the same.
+const PARTS: u64 = 1_000_000_000;
+
+/// A percentage (`0.1%` or `0.1`) as a probability from 0 to 1, to a part in a billion.
 pub fn percent(word: &str) -> Result<f64, String> {
+    let bad = || format!("'{word}' is not a percentage from 0 to 100 (such as 0.1%)");
     let number = word.strip_suffix('%').unwrap_or(word);
-    match number.parse::<f64>() {
-        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p / 100.0),
-        _ => Err(format!(
-            "'{word}' is not a percentage from 0 to 100 (such as 0.1%)"
-        )),
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let all_digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty())
+        || !all_digits(whole)
+        || !all_digits(fraction)
+        || whole.len() > 3
+    {
+        return Err(bad());
     }
+    // Percent digits beyond the seventh decimal are below a part in a billion: dropped.
+    let kept = &fraction[..fraction.len().min(7)];
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let fraction: u64 = if kept.is_empty() {
+        0
+    } else {
+        kept.parse().map_err(|_| bad())?
+    };
+    let parts = whole * (PARTS / 100) + fraction * 10u64.pow(7 - kept.len() as u32);
+    if parts > PARTS {
+        return Err(bad());
+    }
+    Ok(parts as f64 / PARTS as f64)
 }
 
 /// The longest delay or jitter taken.
@@ -503,6 +537,26 @@ mod tests {
             assert_eq!(Impairment::parse(&imp.to_string()).unwrap(), imp, "{imp}");
         }
         assert_eq!(Impairment::default().to_string(), "no impairment");
+    }
+
+    #[test]
+    fn tiny_probabilities_print_exactly() {
+        for line in [
+            "duplicate 0.0000001%",
+            "loss 33.3333333%",
+            "corrupt 100%",
+            "reorder 0.5 delay 1ms",
+        ] {
+            let imp = Impairment::parse(line).unwrap();
+            let printed = imp.to_string();
+            assert_eq!(
+                Impairment::parse(&printed).unwrap().to_string(),
+                printed,
+                "{line}"
+            );
+        }
+        assert_eq!(percent("0.00000001%"), Ok(0.0), "below a part in a billion");
+        assert_eq!(pct(percent("12.5%").unwrap()), "12.5%");
     }
 
     #[test]

@@ -213,6 +213,9 @@ pub(crate) struct Services {
     pub(crate) tsc_hz: u64,
     pub(crate) worker: usize,
     pub(crate) workers: usize,
+    /// The time [`Context::now`] gives while set (the offline runner's timers); the TSC
+    /// otherwise.
+    pub(crate) clock: Option<u64>,
 }
 
 impl Services {
@@ -228,6 +231,7 @@ impl Services {
             tsc_hz: unsafe { dpdk_sys::rte_get_tsc_hz() }.max(1),
             worker,
             workers,
+            clock: None,
         }
     }
 
@@ -240,7 +244,7 @@ impl Services {
 impl Context<'_> {
     /// The TSC now.
     pub fn now(&self) -> u64 {
-        dpdk_sys::rdtsc()
+        self.services.clock.unwrap_or_else(dpdk_sys::rdtsc)
     }
 
     /// TSC ticks per second.
@@ -250,7 +254,8 @@ impl Context<'_> {
 
     /// The TSC `after` from now.
     pub fn after(&self, after: Duration) -> u64 {
-        self.now() + (after.as_secs_f64() * self.services.tsc_hz as f64) as u64
+        self.now()
+            .saturating_add((after.as_secs_f64() * self.services.tsc_hz as f64) as u64)
     }
 
     /// This worker's index, from 0 to [`Context::workers`] (each lane of the pipeline is one).

@@ -106,8 +106,10 @@ impl Runner {
     }
 
     /// Fires the node's timers that are due by `now` (a TSC value; `u64::MAX` fires them
-    /// all); returns what the node sent.
+    /// all), each seeing `now` as the time, so that what a timer does is the same however
+    /// long the caller took; returns what the node sent.
     pub fn timers(&mut self, node: &mut dyn Node, now: u64) -> Vec<(u16, Vec<u8>)> {
+        self.services.clock = Some(now);
         while let Some(&std::cmp::Reverse((deadline, _, token))) = self.services.timers.peek() {
             if deadline > now {
                 break;
@@ -115,6 +117,7 @@ impl Runner {
             self.services.timers.pop();
             node.timer(token, &mut self.context());
         }
+        self.services.clock = None;
         self.take_sent()
     }
 

@@ -192,6 +192,15 @@ pub fn net_udp(data: &[u8]) {
     assert_eq!(udp::Repr::parse(&again), Ok(repr));
     assert!(again.verify_checksum_v4(src, dst));
     assert_eq!(again.payload(), payload);
+    // Over IPv6, where the checksum is mandatory.
+    let (src6, dst6): (Ipv6Addr, Ipv6Addr) =
+        ("fd00:1::2".parse().unwrap(), "fd00:1::1".parse().unwrap());
+    let _ = packet.verify_checksum_v6(&src6, &dst6);
+    repr.emit_v6(&mut out, payload.len(), &src6, &dst6)
+        .expect("room");
+    let again = udp::Packet::new_checked(&out[..]).expect("a header");
+    assert!(again.verify_checksum_v6(&src6, &dst6));
+    assert_eq!(again.payload(), payload);
 }
 
 pub fn net_tcp(data: &[u8]) {

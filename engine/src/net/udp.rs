@@ -139,19 +139,9 @@ impl Repr {
         src: Ipv4Addr,
         dst: Ipv4Addr,
     ) -> Result<(), Truncated> {
-        let len = HEADER_LEN + payload_len;
-        let b = buffer.get_mut(..len).ok_or(Truncated)?;
-        b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
-        b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
-        b[4..6].copy_from_slice(&(len as u16).to_be_bytes());
-        b[6..8].copy_from_slice(&[0, 0]);
-        let pseudo = checksum::pseudo_v4(src, dst, IP_PROTOCOL, len as u16);
-        let csum = match checksum::finish(checksum::combine(&[pseudo, checksum::sum(b)])) {
-            0 => 0xffff, // zero means "no checksum" in UDP over IPv4
-            c => c,
-        };
-        b[6..8].copy_from_slice(&csum.to_be_bytes());
-        Ok(())
+        self.emit(buffer, payload_len, |len| {
+            checksum::pseudo_v4(src, dst, IP_PROTOCOL, len as u16)
+        })
     }
 
     /// As [`Repr::emit_v4`], the checksum over the IPv6 pseudo-header.
@@ -162,15 +152,26 @@ impl Repr {
         src: &Ipv6Addr,
         dst: &Ipv6Addr,
     ) -> Result<(), Truncated> {
+        self.emit(buffer, payload_len, |len| {
+            checksum::pseudo_v6(src, dst, IP_PROTOCOL, len as u32)
+        })
+    }
+
+    /// The header and checksum, over the pseudo-header sum `pseudo(datagram length)`.
+    fn emit(
+        &self,
+        buffer: &mut [u8],
+        payload_len: usize,
+        pseudo: impl FnOnce(usize) -> u32,
+    ) -> Result<(), Truncated> {
         let len = HEADER_LEN + payload_len;
         let b = buffer.get_mut(..len).ok_or(Truncated)?;
         b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
         b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
         b[4..6].copy_from_slice(&(len as u16).to_be_bytes());
         b[6..8].copy_from_slice(&[0, 0]);
-        let pseudo = checksum::pseudo_v6(src, dst, IP_PROTOCOL, len as u32);
-        let csum = match checksum::finish(checksum::combine(&[pseudo, checksum::sum(b)])) {
-            0 => 0xffff,
+        let csum = match checksum::finish(checksum::combine(&[pseudo(len), checksum::sum(b)])) {
+            0 => 0xffff, // zero means "no checksum" in UDP
             c => c,
         };
         b[6..8].copy_from_slice(&csum.to_be_bytes());

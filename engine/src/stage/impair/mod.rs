@@ -70,7 +70,7 @@ impl Correlated {
 /// A loss model's state.
 enum LossState {
     None,
-    Random(f64, Correlated),
+    Random(Correlated),
     GilbertElliott { bad: bool },
     State(u8),
 }
@@ -93,13 +93,10 @@ impl Direction {
     fn new(out: u16, imp: Impairment, seed: u64) -> Direction {
         let loss = match imp.loss {
             None => LossState::None,
-            Some(Loss::Random { p, correlation }) => LossState::Random(
-                p,
-                Correlated {
-                    last: 0.0,
-                    c: correlation,
-                },
-            ),
+            Some(Loss::Random { correlation, .. }) => LossState::Random(Correlated {
+                last: 0.0,
+                c: correlation,
+            }),
             Some(Loss::GilbertElliott { .. }) => LossState::GilbertElliott { bad: false },
             Some(Loss::State { .. }) => LossState::State(1),
         };
@@ -123,8 +120,7 @@ impl Direction {
         let rng = &mut self.rng;
         match (&mut self.loss, self.imp.loss) {
             (LossState::None, _) => false,
-            (LossState::Random(p, corr), _) => {
-                let p = *p;
+            (LossState::Random(corr), Some(Loss::Random { p, .. })) => {
                 p > 0.0 && corr.next(rng) < p
             }
             (

@@ -1,6 +1,7 @@
 //! The impairment stage on real mbufs through the offline runner: each of netem's models
 //! against what its parameters imply, the same seed giving the same fates, delays released
-//! by the timer, the limit, duplicates and corruption counted, and a rate spacing packets.
+//! by the timer, the limit, duplicates and corruption counted, a rate spacing packets, and
+//! slots releasing them in batches.
 //! (The figures through pktgen over memif belong to sluice-impair's tests, still to come.)
 
 mod common;
@@ -149,4 +150,33 @@ fn netem_models_give_what_their_parameters_imply() {
     );
     runner.stop(&mut s);
     assert_eq!(runner.counts().held, 0, "nothing held after stop");
+
+    // Slots: what waits leaves in slots 10 ms apart, 8 packets each (or 2 frames of 64 bytes
+    // with a 128-byte budget), the first slot 10 ms after the packets are looked at, in order.
+    for (spec, per_slot) in [("slot 10ms packets 8", 8), ("slot 10ms bytes 128", 2)] {
+        let mut s = stage(spec);
+        let verdicts = run(&mut runner, &mut s, 20);
+        assert!(verdicts.iter().all(|v| *v == Verdict::Hold), "{spec}");
+        let start = sluice::clock::tsc();
+        assert!(
+            runner.timers(&mut s, start).is_empty(),
+            "{spec}: no slot yet"
+        );
+        let mut sent = Vec::new();
+        for slot in 1..=3 {
+            let out = runner.timers(&mut s, start + slot * hz / 100);
+            assert_eq!(
+                out.len(),
+                per_slot.min(20 - sent.len()),
+                "{spec}: slot {slot}"
+            );
+            sent.extend(out);
+        }
+        sent.extend(runner.stop(&mut s));
+        assert_eq!(sent.len(), 20, "{spec}: every packet leaves");
+        assert!(sent
+            .iter()
+            .enumerate()
+            .all(|(i, (port, f))| *port == 1 && f[..] == frame(i as u32)[..]));
+    }
 }

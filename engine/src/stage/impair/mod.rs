@@ -10,13 +10,14 @@
 
 pub mod netem;
 
-pub use netem::{Distribution, Impairment, Loss};
+pub use netem::{Distribution, Impairment, Loss, Slot, SlotDelay};
 
 use super::{Action, Context, Held, Node};
 use crate::mbuf::Mbuf;
 use crate::stats::{Counter, Reason};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
+use std::time::Duration;
 
 /// SplitMix64: small, fast, and the same sequence for the same seed.
 struct Rng(u64);
@@ -87,6 +88,11 @@ struct Direction {
     /// Packets since the last one reordered (netem's counter).
     since_reorder: u32,
     held: usize,
+    /// With slots: when the current slot opens (TSC; 0 before the first), and what it may
+    /// still take.
+    slot_next: u64,
+    slot_packets: i64,
+    slot_bytes: i64,
 }
 
 impl Direction {
@@ -111,6 +117,9 @@ impl Direction {
             link_free: 0,
             since_reorder: 0,
             held: 0,
+            slot_next: 0,
+            slot_packets: 0,
+            slot_bytes: 0,
             imp,
         }
     }
@@ -200,22 +209,88 @@ impl Direction {
     /// distribution (never below zero).
     fn delay(&mut self, tsc_hz: u64) -> u64 {
         let imp = &self.imp;
-        let (base, jitter) = (imp.delay.as_secs_f64(), imp.jitter.as_secs_f64());
-        let offset = if jitter == 0.0 {
-            0.0
-        } else {
-            jitter
-                * match imp.distribution {
-                    Distribution::Uniform => 2.0 * self.delay_corr.next(&mut self.rng) - 1.0,
-                    Distribution::Normal => self.rng.normal(),
-                    Distribution::Pareto => self.rng.pareto(),
-                    Distribution::ParetoNormal => {
-                        0.25 * self.rng.normal() + 0.75 * self.rng.pareto()
-                    }
-                }
-        };
-        ((base + offset).max(0.0) * tsc_hz as f64) as u64
+        let correlated = &mut self.delay_corr;
+        draw(
+            &mut self.rng,
+            Some(correlated),
+            imp.distribution,
+            imp.delay,
+            imp.jitter,
+            tsc_hz,
+        )
     }
+
+    /// Whether a packet held until `at` may leave by `now` as far as the slots go (always,
+    /// without slots); if it may, it is counted against the slot. netem's rules: a packet due
+    /// after the slot opened (the link was idle) waits for a new one, drawn from `now`; a slot
+    /// that runs out of packets or bytes closes and the next is drawn.
+    fn slot_allows(&mut self, at: u64, len: usize, now: u64, tsc_hz: u64) -> bool {
+        let Some(slot) = self.imp.slot else {
+            return true;
+        };
+        if self.slot_next < at {
+            self.open_slot(slot, now, tsc_hz);
+        }
+        if self.slot_next > now {
+            return false;
+        }
+        self.slot_packets -= 1;
+        self.slot_bytes -= len as i64;
+        if self.slot_packets <= 0 || self.slot_bytes <= 0 {
+            self.open_slot(slot, now, tsc_hz);
+        }
+        true
+    }
+
+    fn open_slot(&mut self, slot: Slot, now: u64, tsc_hz: u64) {
+        let wait = match slot.delay {
+            SlotDelay::Between { min, max } => {
+                let spread = (max - min).as_secs_f64() * self.rng.unit();
+                ((min.as_secs_f64() + spread) * tsc_hz as f64) as u64
+            }
+            SlotDelay::Distributed {
+                distribution,
+                delay,
+                jitter,
+            } => draw(&mut self.rng, None, distribution, delay, jitter, tsc_hz),
+        };
+        self.slot_next = now.saturating_add(wait);
+        // netem's limits when none is given.
+        let unlimited = i64::from(i32::MAX);
+        self.slot_packets = slot.packets.map_or(unlimited, i64::from);
+        self.slot_bytes = slot.bytes.map_or(unlimited, i64::from);
+    }
+}
+
+/// `base` plus a `jitter` drawn from `distribution` (correlated for uniform, when given), in
+/// TSC ticks, never below zero.
+fn draw(
+    rng: &mut Rng,
+    correlated: Option<&mut Correlated>,
+    distribution: Distribution,
+    base: Duration,
+    jitter: Duration,
+    tsc_hz: u64,
+) -> u64 {
+    let (base, jitter) = (base.as_secs_f64(), jitter.as_secs_f64());
+    let offset = if jitter == 0.0 {
+        0.0
+    } else {
+        jitter
+            * match distribution {
+                Distribution::Uniform => {
+                    let u = match correlated {
+                        Some(c) => c.next(rng),
+                        None => rng.unit(),
+                    };
+                    2.0 * u - 1.0
+                }
+                Distribution::Normal => rng.normal(),
+                Distribution::Pareto => rng.pareto(),
+                Distribution::ParetoNormal => 0.25 * rng.normal() + 0.75 * rng.pareto(),
+            }
+    };
+    ((base + offset).max(0.0) * tsc_hz as f64) as u64
 }
 
 /// A packet waiting for its time: one received and held, or a duplicate the stage made.
@@ -324,13 +399,25 @@ impl Impair {
         }
     }
 
-    /// Sends what is due by `now` (everything with `u64::MAX`).
+    /// Sends what is due by `now` (everything with `u64::MAX`), as far as the slots let it:
+    /// a packet waiting for a slot goes back in the queue for the slot's opening, keeping
+    /// its place among packets of the same time.
     fn release(&mut self, now: u64, ctx: &mut Context<'_>) {
+        let hz = ctx.tsc_hz();
         while self.queue.peek().is_some_and(|q| q.at <= now) {
-            let q = self.queue.pop().expect("peeked");
+            let mut q = self.queue.pop().expect("peeked");
             let Some(d) = self.directions[q.direction].as_mut() else {
                 continue;
             };
+            let len = match &q.packet {
+                Waiting::Held(packet) => packet.packet().len(),
+                Waiting::Copy(packet) => packet.len(),
+            };
+            if now != u64::MAX && !d.slot_allows(q.at, len, now, hz) {
+                q.at = d.slot_next;
+                self.queue.push(q);
+                continue;
+            }
             match q.packet {
                 Waiting::Held(packet) => {
                     d.held -= 1;
@@ -385,13 +472,15 @@ impl Node for Impair {
                 at = start + wire * hz / bits;
                 d.link_free = at;
             }
+            // With slots every packet waits for one, in the queue.
+            let at_once = at <= now && d.imp.slot.is_none();
             let duplicate = d.rng.chance(d.imp.duplicate);
             let out = d.out;
             if duplicate {
                 if let Some(mut copy) = ctx.alloc() {
                     if copy.extend_from_slice(m.data()) {
                         ctx.count(self.duplicated, 1);
-                        if at <= now {
+                        if at_once {
                             ctx.send(out, copy);
                         } else {
                             self.enqueue(at, rx, Waiting::Copy(copy), ctx);
@@ -400,7 +489,7 @@ impl Node for Impair {
                 }
             }
             let d = self.directions[rx].as_mut().expect("looked up");
-            *action = if at <= now {
+            *action = if at_once {
                 Action::tx(out)
             } else if d.held >= d.imp.limit {
                 Action::drop(self.over_limit)

@@ -4,7 +4,10 @@
 //! [limit PACKETS] [delay TIME [JITTER [CORRELATION]] [distribution uniform|normal|pareto|paretonormal]]
 //! [loss random PERCENT [CORRELATION] | loss gemodel p [r [1-h [1-k]]] | loss state p13 [p31 [p32 [p23 [p14]]]]]
 //! [duplicate PERCENT] [reorder PERCENT [gap DISTANCE]] [corrupt PERCENT]
-//! [rate RATE [overhead BYTES]] [seed N]
+//! [rate RATE [overhead BYTES]]
+//! [slot MIN [MAX] | slot distribution uniform|normal|pareto|paretonormal DELAY JITTER]
+//!   [packets N] [bytes N]
+//! [seed N]
 //! ```
 //!
 //! `loss PERCENT` is short for `loss random PERCENT`. Times take `s`, `ms`, `us` or `ns`
@@ -45,6 +48,30 @@ pub enum Loss {
     },
 }
 
+/// netem's slots: held packets leave in bursts, one slot at a time (a Wi-Fi or DOCSIS
+/// medium's transmit opportunities). A slot opens after a delay drawn from `delay`, takes up
+/// to `packets` packets and `bytes` bytes (the first to run out closes it), and the next one
+/// is drawn when it closes, or when a packet finds no slot open.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Slot {
+    pub delay: SlotDelay,
+    pub packets: Option<u32>,
+    pub bytes: Option<u32>,
+}
+
+/// How long until the next slot opens.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SlotDelay {
+    /// Uniform from `min` to `max` (`slot MIN [MAX]`).
+    Between { min: Duration, max: Duration },
+    /// `delay` with a `jitter` of the distribution (`slot distribution DIST DELAY JITTER`).
+    Distributed {
+        distribution: Distribution,
+        delay: Duration,
+        jitter: Duration,
+    },
+}
+
 /// One direction's impairments, as netem has them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Impairment {
@@ -61,6 +88,7 @@ pub struct Impairment {
     pub corrupt: f64,
     /// Bits a second, and bytes each packet costs on the wire beyond its frame.
     pub rate: Option<(u64, u32)>,
+    pub slot: Option<Slot>,
     pub seed: Option<u64>,
 }
 
@@ -78,6 +106,7 @@ impl Default for Impairment {
             reorder_gap: 0,
             corrupt: 0.0,
             rate: None,
+            slot: None,
             seed: None,
         }
     }
@@ -118,13 +147,7 @@ impl std::fmt::Display for Impairment {
                 if self.delay_correlation > 0.0 {
                     d += &format!(" {}", pct(self.delay_correlation));
                 }
-                let dist = match self.distribution {
-                    Distribution::Uniform => "uniform",
-                    Distribution::Normal => "normal",
-                    Distribution::Pareto => "pareto",
-                    Distribution::ParetoNormal => "paretonormal",
-                };
-                d += &format!(" distribution {dist}");
+                d += &format!(" distribution {}", self.distribution.name());
             }
             words.push(d);
         }
@@ -174,6 +197,27 @@ impl std::fmt::Display for Impairment {
         }
         if let Some((bits, overhead)) = self.rate {
             words.push(format!("rate {bits}bit overhead {overhead}"));
+        }
+        if let Some(slot) = self.slot {
+            let mut w = match slot.delay {
+                SlotDelay::Between { min, max } => format!("slot {} {}", span(min), span(max)),
+                SlotDelay::Distributed {
+                    distribution,
+                    delay,
+                    jitter,
+                } => format!(
+                    "slot distribution {} {} {}",
+                    distribution.name(),
+                    span(delay),
+                    span(jitter)
+                ),
+            };
+            for (word, limit) in [("packets", slot.packets), ("bytes", slot.bytes)] {
+                if let Some(n) = limit {
+                    w += &format!(" {word} {n}");
+                }
+            }
+            words.push(w);
         }
         if let Some(seed) = self.seed {
             words.push(format!("seed {seed}"));
@@ -345,19 +389,7 @@ impl Impairment {
                         }
                     }
                 }
-                "distribution" => {
-                    imp.distribution = match words.next("a distribution")? {
-                        "uniform" => Distribution::Uniform,
-                        "normal" => Distribution::Normal,
-                        "pareto" => Distribution::Pareto,
-                        "paretonormal" => Distribution::ParetoNormal,
-                        other => {
-                            return Err(format!(
-                                "unknown distribution '{other}': expected uniform, normal, pareto or paretonormal"
-                            ))
-                        }
-                    }
-                }
+                "distribution" => imp.distribution = distribution(&mut words)?,
                 "loss" | "drop" => imp.loss = Some(loss(&mut words)?),
                 "duplicate" => imp.duplicate = percent(words.next("a percentage after duplicate")?)?,
                 "reorder" => {
@@ -387,13 +419,14 @@ impl Impairment {
                     }
                     imp.rate = Some((bits, overhead));
                 }
+                "slot" => imp.slot = Some(slot(&mut words)?),
                 "seed" => {
                     let s = words.next("a number after seed")?;
                     imp.seed = Some(s.parse().map_err(|_| format!("seed '{s}' is not a number"))?);
                 }
                 other => {
                     return Err(format!(
-                        "unknown word '{other}': expected limit, delay, distribution, loss, duplicate, reorder, corrupt, rate or seed"
+                        "unknown word '{other}': expected limit, delay, distribution, loss, duplicate, reorder, corrupt, rate, slot or seed"
                     ))
                 }
             }
@@ -417,6 +450,78 @@ impl Impairment {
         }
         Ok(imp)
     }
+}
+
+impl Distribution {
+    fn name(self) -> &'static str {
+        match self {
+            Distribution::Uniform => "uniform",
+            Distribution::Normal => "normal",
+            Distribution::Pareto => "pareto",
+            Distribution::ParetoNormal => "paretonormal",
+        }
+    }
+}
+
+fn distribution(words: &mut Words<'_>) -> Result<Distribution, String> {
+    Ok(match words.next("a distribution")? {
+        "uniform" => Distribution::Uniform,
+        "normal" => Distribution::Normal,
+        "pareto" => Distribution::Pareto,
+        "paretonormal" => Distribution::ParetoNormal,
+        other => {
+            return Err(format!(
+                "unknown distribution '{other}': expected uniform, normal, pareto or paretonormal"
+            ))
+        }
+    })
+}
+
+/// `slot MIN [MAX] [packets N] [bytes N]` or `slot distribution DIST DELAY JITTER [...]`, as
+/// tc reads them (MAX defaults to MIN).
+fn slot(words: &mut Words<'_>) -> Result<Slot, String> {
+    let delay = if words.words.peek() == Some(&"distribution") {
+        words.words.next();
+        let distribution = distribution(words)?;
+        let delay = time(words.next("the slot's delay after its distribution")?)?;
+        let jitter = time(words.next("the slot's jitter after its delay")?)?;
+        SlotDelay::Distributed {
+            distribution,
+            delay,
+            jitter,
+        }
+    } else {
+        let min = time(words.next("a time or distribution after slot")?)?;
+        let max = words.next_number().map_or(Ok(min), time)?;
+        if max < min {
+            return Err(format!(
+                "slot {} {}: the longest time comes second",
+                span(min),
+                span(max)
+            ));
+        }
+        SlotDelay::Between { min, max }
+    };
+    let mut slot = Slot {
+        delay,
+        packets: None,
+        bytes: None,
+    };
+    while let Some(&word @ ("packets" | "bytes")) = words.words.peek() {
+        words.words.next();
+        let n = words.next(&format!("a number after {word}"))?;
+        let n = n
+            .parse()
+            .ok()
+            .filter(|&n: &u32| n > 0)
+            .ok_or_else(|| format!("slot {word} '{n}' is not a number above 0"))?;
+        if word == "packets" {
+            slot.packets = Some(n);
+        } else {
+            slot.bytes = Some(n);
+        }
+    }
+    Ok(slot)
 }
 
 /// An optional percentage, or `default`.
@@ -523,6 +628,33 @@ mod tests {
             Some((1_000_000_000, 0))
         );
         assert_eq!(Impairment::parse("").unwrap(), Impairment::default());
+        assert_eq!(
+            Impairment::parse("slot 2ms packets 8 delay 1ms")
+                .unwrap()
+                .slot,
+            Some(Slot {
+                delay: SlotDelay::Between {
+                    min: Duration::from_millis(2),
+                    max: Duration::from_millis(2)
+                },
+                packets: Some(8),
+                bytes: None
+            })
+        );
+        assert_eq!(
+            Impairment::parse("slot distribution pareto 1ms 500us bytes 1500")
+                .unwrap()
+                .slot,
+            Some(Slot {
+                delay: SlotDelay::Distributed {
+                    distribution: Distribution::Pareto,
+                    delay: Duration::from_millis(1),
+                    jitter: Duration::from_micros(500)
+                },
+                packets: None,
+                bytes: Some(1500)
+            })
+        );
     }
 
     #[test]
@@ -532,6 +664,8 @@ mod tests {
             "loss gemodel 1% 10% 70% 0.1%",
             "loss state 1% 2% 3% 4% 5%",
             "delay 100us",
+            "slot 800us 1ms packets 10 bytes 3000",
+            "slot distribution normal 1ms 100us packets 4",
         ] {
             let imp = Impairment::parse(line).unwrap();
             assert_eq!(Impairment::parse(&imp.to_string()).unwrap(), imp, "{imp}");
@@ -585,6 +719,10 @@ mod tests {
             ("rate 20tbit", "'20tbit' is not a rate from 1bit to 10tbit"),
             ("limit 0", "limit '0' is not a number of packets above 0"),
             ("distribution cauchy", "unknown distribution 'cauchy'"),
+            ("slot 2ms 1ms", "slot 2ms 1ms: the longest time comes second"),
+            ("slot 1ms packets 0", "slot packets '0' is not a number above 0"),
+            ("slot distribution normal 1ms", "the slot's jitter after its delay"),
+            ("slot", "a time or distribution after slot"),
             ("reorder 10%", "reorder needs a delay"),
             (
                 "delay",

@@ -151,6 +151,22 @@ fn netem_models_give_what_their_parameters_imply() {
     runner.stop(&mut s);
     assert_eq!(runner.counts().held, 0, "nothing held after stop");
 
+    // Packets over the limit take no time on the link: of 64 offered at once to 1 Mbit/s
+    // with room for 10, the 10 leave 512 us apart, by 5.1 ms, and the next packet 512 us
+    // later (had the 54 dropped taken their time, it would leave after 33 ms).
+    let mut s = stage("rate 1mbit limit 10");
+    let verdicts = run(&mut runner, &mut s, 64);
+    assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Hold).count(), 10);
+    let queued = sluice::clock::tsc();
+    assert_eq!(runner.timers(&mut s, queued + hz / 100).len(), 10);
+    run(&mut runner, &mut s, 1);
+    let next = sluice::clock::tsc();
+    assert_eq!(
+        runner.timers(&mut s, next + hz / 100).len(),
+        1,
+        "not behind the dropped"
+    );
+
     // Slots: what waits leaves in slots 10 ms apart, 8 packets each (or 2 frames of 64 bytes
     // with a 128-byte budget), the first slot 10 ms after the packets are looked at, in order.
     for (spec, per_slot) in [("slot 10ms packets 8", 8), ("slot 10ms bytes 128", 2)] {

@@ -112,6 +112,7 @@ replay! {
     pktgen_ranges: |_| Some(b"198.18.1.1-198.18.1.254/random");
     pktgen_streams: |_| Some(b"[[stream]]\nsize = \"imix\"\n");
     pktgen_pcap: |_| None;
+    pktgen_receive: |f| Some(f);
     kv_protocol: |_| Some(&KV_REQUEST[..]);
     impair_netem: |_| Some(b"delay 10ms 1ms 25% distribution normal loss gemodel 1% 10% duplicate 1% reorder 25% gap 5 rate 1gbit limit 50000");
 }

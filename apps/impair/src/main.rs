@@ -1,12 +1,16 @@
 //! sluice-impair: a bump in the wire between two ports, each direction impaired as netem
 //! would (delay and jitter, loss models, duplication, reordering, corruption, rate), at
-//! DPDK speed. Impairments change live through telemetry: `/impair/set a-to-b loss 1%`.
+//! DPDK speed. Impairments change live, without losing what is held, on the control socket
+//! (`set a-to-b loss 1%`, `show`) and through telemetry (`/impair/set,a-to-b loss 1%`,
+//! `/impair/show`).
 
 use clap::Parser;
-use sluice::app::{self, options, usage, App, Outcome, PortPlan, PortSetup, Ports};
-use sluice::pipeline::{Lane, Pipeline, Settings};
+use sluice::app::{self, options, usage, App, ControlSocket, Outcome, PortPlan, PortSetup, Ports};
+use sluice::pipeline::{Lane, Messenger, Pipeline, Settings};
 use sluice::stage::impair::{Change, Impair, Impairment};
 use sluice::worker::IdlePolicy;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Forwards between two ports as l2fwd does (no MAC rewriting), impairing each direction
@@ -15,7 +19,8 @@ use std::time::Duration;
 #[command(after_help = "example (memif ports to a traffic generator):
   sluice-impair -l 1 --vdev net_memif0,socket=/tmp/a.sock --vdev net_memif1,socket=/tmp/b.sock \\
       -- --a-to-b \"delay 10ms 1ms distribution normal loss 0.1%\" --b-to-a \"delay 10ms\"
-live changes:  dpdk-telemetry.py, then /impair/set,a-to-b loss 1%")]
+live changes:  --control /run/impair.sock, then: echo 'set a-to-b loss 1%' | nc -U /run/impair.sock
+               or dpdk-telemetry.py, then /impair/set,a-to-b loss 1%")]
 struct Options {
     /// The two ports, A,B
     #[arg(long, value_name = "A,B", default_value = "0,1", value_parser = pair)]
@@ -23,7 +28,8 @@ struct Options {
     /// What happens to packets from A to B, in netem's words: [limit N] [delay TIME [JITTER
     /// [CORR]] [distribution uniform|normal|pareto|paretonormal]] [loss random P [CORR] |
     /// loss gemodel p [r [1-h [1-k]]] | loss state p13 [...]] [duplicate P] [reorder P [gap
-    /// N]] [corrupt P] [rate RATE [overhead BYTES]] [seed N]
+    /// N]] [corrupt P] [rate RATE [overhead BYTES]] [slot MIN [MAX] [packets N] [bytes N]]
+    /// [seed N]
     #[arg(long, value_name = "NETEM", default_value = "", value_parser = Impairment::parse)]
     a_to_b: Impairment,
     /// What happens to packets from B to A, likewise
@@ -38,6 +44,9 @@ struct Options {
     /// adaptive (sleep when idle) or off (poll flat out: timers are then most precise)
     #[arg(long, value_name = "POLICY", default_value = "off", value_parser = options::idle)]
     idle: IdlePolicy,
+    /// A Unix socket taking one command per line: set a-to-b|b-to-a NETEM..., show
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
 }
 
 fn pair(text: &str) -> Result<(u16, u16), String> {
@@ -101,42 +110,131 @@ fn run(mut app: App, options: Options) -> Outcome {
         lcore,
         stage_lcore: None,
     });
-    let messenger = pipeline.messenger();
-    if let Err(e) = sluice::stats::telemetry::register_command(
-        "/impair/set",
-        "sluice-impair: a-to-b|b-to-a NETEM... (the direction's new impairment)",
-        move |params| match change(params, a, b) {
-            Ok(change) => {
-                let text = change.impairment.to_string();
-                messenger.send("impair", change);
-                format!("ok: {text}")
-            }
-            Err(e) => format!("error: {e}"),
-        },
-    ) {
-        eprintln!("sluice-impair: warning: no telemetry command for live changes: {e}");
+    let control = Arc::new(Control {
+        ports: [a, b],
+        current: Mutex::new([options.a_to_b, options.b_to_a]),
+        messenger: pipeline.messenger(),
+    });
+    let _socket = match &options.control {
+        Some(path) => {
+            let control = control.clone();
+            let socket = ControlSocket::serve(path, move |line| control.reply(line))
+                .map_err(|e| format!("cannot listen on control socket {}: {e}", path.display()))?;
+            println!("control socket: {}", path.display());
+            Some(socket)
+        }
+        None => None,
+    };
+    for (name, help, command) in [
+        (
+            "/impair/set",
+            "sluice-impair: a-to-b|b-to-a NETEM... (the direction's new impairment)",
+            "set",
+        ),
+        (
+            "/impair/show",
+            "sluice-impair: each direction's impairment",
+            "show",
+        ),
+    ] {
+        let control = control.clone();
+        let registered = sluice::stats::telemetry::register_command(name, help, move |params| {
+            control.reply(&format!("{command} {params}"))
+        });
+        if let Err(e) = registered {
+            eprintln!("sluice-impair: warning: no telemetry command {name}: {e}");
+        }
     }
     app.forward(&eal, pipeline, ports)
 }
 
-/// `a-to-b NETEM...` or `b-to-a NETEM...` as a change for the stage.
-fn change(params: &str, a: u16, b: u16) -> Result<Change, String> {
-    let (direction, netem) = params.trim().split_once(' ').unwrap_or((params.trim(), ""));
-    let rx = match direction {
-        "a-to-b" => a,
-        "b-to-a" => b,
-        other => {
-            return Err(format!(
-                "unknown direction '{other}': expected a-to-b or b-to-a"
-            ))
+/// The live commands, from the control socket and telemetry alike.
+struct Control {
+    /// Ports A and B: a-to-b is what arrives on A.
+    ports: [u16; 2],
+    /// Each direction's impairment as last set.
+    current: Mutex<[Impairment; 2]>,
+    messenger: Messenger,
+}
+
+impl Control {
+    /// `set a-to-b|b-to-a NETEM...` or `show`; the reply ends in `ok` or is `error: WHAT`.
+    fn reply(&self, line: &str) -> String {
+        let (command, rest) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+        let mut current = self
+            .current
+            .lock()
+            .expect("never poisoned: no panics inside");
+        match command {
+            "set" => match direction(rest) {
+                Ok((index, netem)) => match Impairment::parse(netem) {
+                    Ok(impairment) => {
+                        current[index] = impairment.clone();
+                        self.messenger.send(
+                            "impair",
+                            Change {
+                                rx: self.ports[index],
+                                impairment,
+                            },
+                        );
+                        format!("{} {}\nok", DIRECTIONS[index], current[index])
+                    }
+                    Err(e) => format!("error: {e}"),
+                },
+                Err(e) => format!("error: {e}"),
+            },
+            "show" => format!("a-to-b {}\nb-to-a {}\nok", current[0], current[1]),
+            other => format!("error: unknown command '{other}': expected set or show"),
         }
-    };
-    Ok(Change {
-        rx,
-        impairment: Impairment::parse(netem)?,
-    })
+    }
+}
+
+const DIRECTIONS: [&str; 2] = ["a-to-b", "b-to-a"];
+
+/// `a-to-b NETEM...` or `b-to-a NETEM...`: the direction's index and its words.
+fn direction(params: &str) -> Result<(usize, &str), String> {
+    let (direction, netem) = params.trim().split_once(' ').unwrap_or((params.trim(), ""));
+    let index = DIRECTIONS
+        .iter()
+        .position(|d| *d == direction)
+        .ok_or_else(|| format!("unknown direction '{direction}': expected a-to-b or b-to-a"))?;
+    Ok((index, netem))
 }
 
 fn main() -> std::process::ExitCode {
     app::main("sluice-impair", run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_commands_set_show_and_name_their_mistakes() {
+        let pipeline = Pipeline::new(Settings::default());
+        let control = Control {
+            ports: [0, 1],
+            current: Mutex::new([Impairment::default(), Impairment::default()]),
+            messenger: pipeline.messenger(),
+        };
+        assert_eq!(
+            control.reply("set b-to-a delay 1ms loss 1%"),
+            "b-to-a delay 1ms loss random 1% 0%\nok"
+        );
+        assert_eq!(
+            control.reply("show"),
+            "a-to-b no impairment\nb-to-a delay 1ms loss random 1% 0%\nok"
+        );
+        for (line, says) in [
+            ("set sideways loss 1%", "unknown direction 'sideways'"),
+            ("set a-to-b loss 1000%", "is not a percentage"),
+            ("frob", "unknown command 'frob': expected set or show"),
+        ] {
+            let reply = control.reply(line);
+            assert!(
+                reply.starts_with("error: ") && reply.contains(says),
+                "{reply}"
+            );
+        }
+    }
 }

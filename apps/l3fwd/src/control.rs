@@ -13,10 +13,7 @@
 use sluice::stage::router::Router;
 use sluice::stage::table::Lpm;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::unix::net::UnixListener;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// What the commands act on.
@@ -195,37 +192,6 @@ impl Control {
             Err(e) => format!("error: {e}\n"),
         }
     }
-}
-
-/// Listens on `path` (replacing a stale socket) and answers each connection's lines on a
-/// thread of its own; the threads live as long as the process.
-pub fn serve(control: Arc<Control>, path: &Path) -> std::io::Result<()> {
-    if path.exists() {
-        std::fs::remove_file(path)?;
-    }
-    let listener = UnixListener::bind(path)?;
-    std::thread::Builder::new()
-        .name("l3fwd-control".into())
-        .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let control = Arc::clone(&control);
-                std::thread::spawn(move || {
-                    let Ok(mut writer) = stream.try_clone() else {
-                        return;
-                    };
-                    for line in BufReader::new(stream).lines() {
-                        let Ok(line) = line else { return };
-                        if line.trim().is_empty() {
-                            continue;
-                        }
-                        if writer.write_all(control.reply(&line).as_bytes()).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        })?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 
 use clap::Parser;
 use sluice::app::options::{self, Portmask};
-use sluice::app::{self, usage, App, Outcome, Pools, PortSetup, Ports, QueueConfig, QueuePlan};
+use sluice::app::{
+    self, usage, App, ControlSocket, Outcome, Pools, PortSetup, Ports, QueueConfig, QueuePlan,
+};
 use sluice::net::ethernet::Address;
 use sluice::pipeline::{Mode, Pipeline, Settings};
 use sluice::stage::neighbour::HOLD_TOTAL;
@@ -16,7 +18,7 @@ use sluice::stage::table::{
 use sluice::stage::Node;
 use sluice::worker::IdlePolicy;
 use sluice::Eal;
-use sluice_l3fwd::control::{self, Control};
+use sluice_l3fwd::control::Control;
 use sluice_l3fwd::neighbours;
 use sluice_l3fwd::rules::{self, Exact, Route};
 use std::collections::BTreeMap;
@@ -536,14 +538,18 @@ fn run(mut app: App, options: Options) -> Outcome {
 
     let tables = build_tables(&eal, &options, &router)?;
     let control = tables.control.map(Arc::new);
-    if let Some(path) = &options.control {
-        let control = control
-            .clone()
-            .expect("--control needs lpm, checked with the options");
-        control::serve(control, path)
-            .map_err(|e| format!("cannot listen on control socket {}: {e}", path.display()))?;
-        println!("control socket: {}", path.display());
-    }
+    let _socket = match &options.control {
+        Some(path) => {
+            let control = control
+                .clone()
+                .expect("--control needs lpm, checked with the options");
+            let socket = ControlSocket::serve(path, move |line| control.reply(line))
+                .map_err(|e| format!("cannot listen on control socket {}: {e}", path.display()))?;
+            println!("control socket: {}", path.display());
+            Some(socket)
+        }
+        None => None,
+    };
     if let Some(control) = &control {
         let control = control.clone();
         if let Err(e) = sluice::stats::telemetry::register_command(
@@ -586,11 +592,7 @@ fn run(mut app: App, options: Options) -> Outcome {
     }
     drop(tables.v4);
     drop(tables.v6);
-    let balanced = app.forward(&eal, pipeline, started);
-    if let Some(path) = &options.control {
-        let _ = std::fs::remove_file(path);
-    }
-    balanced
+    app.forward(&eal, pipeline, started)
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 //! precomputed partial sums (the varying bytes are zero in the template, so their words are
 //! simply added).
 
-use crate::signature::{self, Signature};
 use crate::spec::{u128_to_mac, FieldRange, Order, Protocol, Stream, FCS_LEN};
 use sluice::net::checksum;
 use sluice::net::ethernet::{self, Address, EtherType};
 use sluice::net::{icmp, icmpv6, ipv4, ipv6, tcp, udp, vlan};
 use sluice::Mbuf;
+use sluice_pktgen::signature::{self, Signature};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A small, fast, seeded generator (xorshift64*): random field values must be repeatable.

@@ -1,7 +1,9 @@
 //! The parts of `sluice-pktgen` that read outside input, as a library so that they are tested
 //! and fuzzed (`fuzz/`) on their own: field ranges, sizes, rates and stream files (`spec`),
-//! and pcap files to replay (`replay`); and the spoiling of packets (`malformed`).
+//! pcap files to replay (`replay`), and received frames (`signature`); and the spoiling of
+//! packets (`malformed`).
 
 pub mod malformed;
 pub mod replay;
+pub mod signature;
 pub mod spec;

@@ -7,7 +7,6 @@ mod args;
 mod generator;
 mod receiver;
 mod report;
-mod signature;
 
 use sluice_pktgen::malformed::{self, Spoiler};
 use sluice_pktgen::{replay, spec};

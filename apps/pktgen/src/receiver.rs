@@ -1,8 +1,8 @@
 //! The receive side: per stream, packets and bytes, loss, duplicates, reordering and
 //! one-way latency (TSC stamped at send, read at receive: one clock, one process).
 
-use crate::signature;
 use hdrhistogram::Histogram;
+use sluice_pktgen::signature::{self, Inspected};
 
 /// How far behind the newest sequence number duplicates can still be told from late
 /// packets (a bitmap of this many bits per stream).
@@ -15,6 +15,11 @@ pub struct StreamRx {
     pub duplicates: u64,
     /// Packets that arrived after one with a higher sequence number.
     pub reordered: u64,
+    /// Packets that arrived ahead of sequence numbers not yet seen: each starts a run of
+    /// loss (then, with nothing reordered, lost / gaps is the mean loss burst) or overtook
+    /// packets still on their way (then, with nothing lost, gaps counts the packets that
+    /// jumped ahead).
+    pub gaps: u64,
     /// Highest sequence number seen plus one (0: none yet).
     next: u64,
     seen: Vec<u64>,
@@ -29,6 +34,7 @@ impl Default for StreamRx {
             bytes: 0,
             duplicates: 0,
             reordered: 0,
+            gaps: 0,
             next: 0,
             seen: vec![0; (WINDOW / 64) as usize],
             latency: new_histogram(),
@@ -58,6 +64,9 @@ impl StreamRx {
     /// Records one packet; returns whether it was a duplicate.
     fn record(&mut self, seq: u64) -> bool {
         if seq >= self.next {
+            if seq > self.next {
+                self.gaps += 1;
+            }
             // New ground: forget what the window slides past.
             let from = self.next.max(seq.saturating_sub(WINDOW - 1));
             if seq - from >= WINDOW {
@@ -101,6 +110,8 @@ pub struct Receiver {
     pub streams: Vec<StreamRx>,
     /// Packets without our signature, or naming a stream we do not send.
     pub foreign: u64,
+    /// IP packets with a wrong checksum: not counted in any stream (so lost to it).
+    pub corrupted: u64,
     /// Every stream's latency as it stood at the last [`Receiver::take_interval`]: the
     /// interval's is the difference, so no packet is recorded twice.
     at_last_interval: Histogram<u64>,
@@ -113,6 +124,7 @@ impl Receiver {
         Receiver {
             streams: (0..streams).map(|_| StreamRx::default()).collect(),
             foreign: 0,
+            corrupted: 0,
             at_last_interval: new_histogram(),
             ns_per_tick: ((1_000_000_000u128 << 32) / u128::from(tsc_hz.max(1))) as u64,
         }
@@ -121,9 +133,16 @@ impl Receiver {
     /// Accounts for one received frame of `len` bytes (FCS included) at TSC `now`.
     #[inline]
     pub fn frame(&mut self, data: &[u8], len: u64, now: u64) {
-        let Some(sig) = signature::find(data) else {
-            self.foreign += 1;
-            return;
+        let sig = match signature::inspect(data) {
+            Inspected::Signed(sig) => sig,
+            Inspected::Corrupted => {
+                self.corrupted += 1;
+                return;
+            }
+            Inspected::Foreign => {
+                self.foreign += 1;
+                return;
+            }
         };
         let Some(stream) = self.streams.get_mut(usize::from(sig.stream)) else {
             self.foreign += 1;
@@ -180,6 +199,24 @@ mod tests {
         assert_eq!(s.duplicates, 1);
         assert_eq!(s.reordered, 99, "one per swapped pair");
         assert_eq!(s.unique(), 990);
+    }
+
+    #[test]
+    fn gaps_count_runs_of_loss_and_packets_that_jumped_ahead() {
+        let mut lossy = StreamRx::default();
+        for k in (0..100).filter(|k| ![10, 11, 12, 50].contains(k)) {
+            lossy.record(k);
+        }
+        assert_eq!((lossy.gaps, lossy.reordered), (2, 0), "two runs of loss");
+        let mut reordered = StreamRx::default();
+        for k in [0, 1, 3, 2, 4, 6, 5, 7, 9, 8] {
+            reordered.record(k);
+        }
+        assert_eq!(
+            (reordered.gaps, reordered.reordered),
+            (3, 3),
+            "three jumped ahead"
+        );
     }
 
     #[test]

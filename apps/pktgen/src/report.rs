@@ -60,27 +60,41 @@ fn gbps(bytes: u64, d: Duration) -> f64 {
 }
 
 /// Latency percentiles in microseconds.
-fn latency(h: &Histogram<u64>) -> Option<[f64; 7]> {
+#[derive(Clone, Copy)]
+struct Percentiles {
+    min: f64,
+    p10: f64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+    mean: f64,
+}
+
+fn latency(h: &Histogram<u64>) -> Option<Percentiles> {
     if h.is_empty() {
         return None;
     }
     let us = |ns: u64| ns as f64 / 1e3;
-    Some([
-        us(h.min()),
-        us(h.value_at_quantile(0.5)),
-        us(h.value_at_quantile(0.9)),
-        us(h.value_at_quantile(0.99)),
-        us(h.value_at_quantile(0.999)),
-        us(h.max()),
-        h.mean() / 1e3,
-    ])
+    let at = |q: f64| us(h.value_at_quantile(q));
+    Some(Percentiles {
+        min: us(h.min()),
+        p10: at(0.1),
+        p50: at(0.5),
+        p90: at(0.9),
+        p99: at(0.99),
+        p999: at(0.999),
+        max: us(h.max()),
+        mean: h.mean() / 1e3,
+    })
 }
 
 fn latency_json(h: &Histogram<u64>) -> Value {
     match latency(h) {
-        Some([min, p50, p90, p99, p999, max, mean]) => json!({
-            "samples": h.len(), "min": min, "p50": p50, "p90": p90, "p99": p99,
-            "p99_9": p999, "max": max, "mean": mean,
+        Some(l) => json!({
+            "samples": h.len(), "min": l.min, "p10": l.p10, "p50": l.p50, "p90": l.p90,
+            "p99": l.p99, "p99_9": l.p999, "max": l.max, "mean": l.mean,
         }),
         None => Value::Null,
     }
@@ -88,8 +102,9 @@ fn latency_json(h: &Histogram<u64>) -> Value {
 
 fn latency_text(h: &Histogram<u64>) -> String {
     match latency(h) {
-        Some([min, p50, p90, p99, p999, max, _]) => format!(
-            "latency us: min {min:.1} p50 {p50:.1} p90 {p90:.1} p99 {p99:.1} p99.9 {p999:.1} max {max:.1}"
+        Some(l) => format!(
+            "latency us: min {:.1} p50 {:.1} p90 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
+            l.min, l.p50, l.p90, l.p99, l.p999, l.max
         ),
         None => "latency: no samples".into(),
     }
@@ -143,7 +158,7 @@ impl Live {
         ports.sort_unstable();
         ports.dedup();
         let (p50, p99) = match latency(interval) {
-            Some(l) => (format!("{:.1}", l[1]), format!("{:.1}", l[3])),
+            Some(l) => (format!("{:.1}", l.p50), format!("{:.1}", l.p99)),
             None => ("-".into(), "-".into()),
         };
         for (row, port) in ports.iter().enumerate() {
@@ -256,8 +271,8 @@ pub fn summary(r: &TrialResult, streams: &[Stream]) -> String {
         );
         let _ = write!(
             out,
-            "  received without our signature: {}",
-            r.receiver.foreign
+            "  received without our signature: {}; with a wrong checksum (lost to their streams): {}",
+            r.receiver.foreign, r.receiver.corrupted
         );
     }
     out
@@ -326,13 +341,15 @@ pub fn trial_json(r: &TrialResult, streams: &[Stream]) -> Value {
                 "name": s.name, "port": s.port, "tx_packets": t.packets, "tx_bytes": t.bytes,
                 "rx_packets": rx.packets, "rx_bytes": rx.bytes, "lost": lost,
                 "loss_pct": percent(lost, t.packets), "duplicates": rx.duplicates,
-                "reordered": rx.reordered, "latency_us": latency_json(&rx.latency),
+                "reordered": rx.reordered, "gaps": rx.gaps,
+                "latency_us": latency_json(&rx.latency),
             })
         }).collect::<Vec<_>>(),
         "total": {
             "tx_packets": tx, "lost": lost, "loss_pct": percent(lost, tx),
             "latency_us": latency_json(&r.receiver.total_latency()),
             "foreign_rx": r.receiver.foreign,
+            "corrupted_rx": r.receiver.corrupted,
         },
         "malformed": Kind::ALL.iter().zip(r.malformed)
             .map(|(k, n)| (k.name().to_owned(), json!(n)))
@@ -361,8 +378,8 @@ pub fn rfc2544_table(results: &[SearchResult]) -> String {
             r.ndr_pps / 1e6,
             line_gbps(r),
             r.trials.len(),
-            lat.map_or("-".into(), |l| format!("{:.1}", l[1])),
-            lat.map_or("-".into(), |l| format!("{:.1}", l[3])),
+            lat.map_or("-".into(), |l| format!("{:.1}", l.p50)),
+            lat.map_or("-".into(), |l| format!("{:.1}", l.p99)),
         );
     }
     out

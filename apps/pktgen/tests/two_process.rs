@@ -1,10 +1,12 @@
 //! sluice-pktgen against a second DPDK process over net_memif (pktgen's side is the server):
 //! an impairing forwarder that drops every 100th packet and swaps neighbours, whose own counts
-//! pktgen's loss and reorder figures must equal; and sluice-l3fwd routing 64-byte UDP to
-//! 198.18.1.0/24 back with zero loss.
+//! pktgen's loss and reorder figures must equal; sluice-l3fwd routing 64-byte UDP to
+//! 198.18.1.0/24 back with zero loss, and under hostile traffic. (sluice-impair's are in
+//! impair.rs.)
 
 mod common;
 
+use common::memif::*;
 use common::*;
 use sluice::mempool::{DEFAULT_CACHE, DEFAULT_DATA_ROOM};
 use sluice::pipeline::{Lane, Pipeline, Settings};
@@ -12,95 +14,13 @@ use sluice::stage::{Action, Stage};
 use sluice::stats::DropReason;
 use sluice::worker::StopFlag;
 use sluice::{EalBuilder, Mbuf, Mempool, Port, PortConfig};
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Packets a run must at least carry for its counts to be worth checking. The tests ask for
 /// 200 kpps; a shared machine may give far less, and rates are for scripts/bench.sh to judge.
 const ENOUGH: u64 = 50_000;
-
-/// EAL arguments for a memif process: memif needs the multi-process socket, so a unique
-/// prefix with --huge-unlink instead of --in-memory.
-fn memif_eal(lcore: u32, prefix: &str, role: &str, sockets: &[&Path]) -> Vec<String> {
-    let mut args = strings(&[
-        "-l",
-        &lcore.to_string(),
-        "-m",
-        "256",
-        "--no-pci",
-        "--huge-unlink",
-        "--log-level=*:warning",
-    ]);
-    args.push(format!("--file-prefix={prefix}-{}", std::process::id()));
-    for (i, s) in sockets.iter().enumerate() {
-        args.push("--vdev".into());
-        args.push(format!("net_memif{i},role={role},socket={}", s.display()));
-    }
-    args
-}
-
-/// The EAL's runtime directory of a process started with `memif_eal(.., prefix, ..)` by this
-/// process, removed when dropped: DPDK leaves it behind for a prefix of one's own.
-struct RuntimeDir(std::path::PathBuf);
-
-fn runtime_dir(prefix: &str) -> RuntimeDir {
-    RuntimeDir(Path::new("/var/run/dpdk").join(format!("{prefix}-{}", std::process::id())))
-}
-
-impl Drop for RuntimeDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child that is killed if the test fails before stopping it.
-struct Peer(Option<Child>);
-
-impl Peer {
-    fn stop(mut self) -> String {
-        let mut child = self.0.take().unwrap();
-        // SAFETY: kill has no memory preconditions; the pid is our live child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        let status = child.wait().unwrap();
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        assert!(status.success(), "peer failed:\n{out}\n{err}");
-        out
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn spawn(program: &Path, args: &[String], envs: &[(&str, String)]) -> Peer {
-    let mut cmd = Command::new(program);
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    Peer(Some(cmd.spawn().unwrap()))
-}
 
 /// Drops every 100th packet and swaps the 10th and 11th of every 50: impairments with known
 /// counts.
@@ -173,41 +93,6 @@ fn impairing_forwarder() {
         swapped.load(Ordering::Relaxed),
         totals.drops_for(DropReason::TxFull)
     );
-}
-
-/// Starts sluice-pktgen (the memif server), waits until it has started its `ports` ports (the
-/// memif sockets listen from then on; they are abstract, so there is no file to wait for),
-/// starts the client with `client`, and returns pktgen's output once it has finished, with
-/// the client still running.
-fn with_client(args: &[String], ports: usize, client: impl FnOnce() -> Peer) -> (String, Peer) {
-    let mut pktgen = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(pktgen.stdout.take().unwrap());
-    let mut stdout = String::new();
-    while stdout.matches("net_memif").count() < ports {
-        if reader.read_line(&mut stdout).unwrap() == 0 {
-            break;
-        }
-    }
-    let peer = client();
-    reader.read_to_string(&mut stdout).unwrap();
-    let status = pktgen.wait().unwrap();
-    let mut stderr = String::new();
-    pktgen
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(
-        status.success() && stdout.contains("mbufs in use: 0 of"),
-        "sluice-pktgen failed:\n{stdout}\n{stderr}"
-    );
-    (stdout, peer)
 }
 
 /// Starts this test binary's impairing forwarder as the memif client on `socket`.
@@ -330,135 +215,6 @@ fn pktgen_drives_l3fwd_over_memif_without_loss() {
     );
 }
 
-/// pktgen through sluice-impair (lcore 1) with 1 ms of delay, 2% random loss and 1%
-/// duplicates: pktgen's loss and duplicates account for every packet sluice-impair dropped
-/// or made, the model's loss rate holds (within 0.5%), and every packet took at least the
-/// delay.
-#[test]
-fn pktgen_measures_what_sluice_impair_was_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let (s0, s1) = (dir.path().join("i0.sock"), dir.path().join("i1.sock"));
-    let _dirs = [runtime_dir("impair-memif"), runtime_dir("pktgen-netem")];
-    let mut impair_args = memif_eal(1, "impair-memif", "client", &[&s0, &s1]);
-    impair_args.extend(strings(&[
-        "--",
-        "--a-to-b",
-        // A limit far above the 200 packets in flight: a descheduled lcore must not lose any.
-        "delay 1ms loss random 2% duplicate 1% seed 5 limit 100000",
-        "--stats-period",
-        "0",
-    ]));
-    let json_path = dir.path().join("netem.json");
-    let mut args = memif_eal(0, "pktgen-netem", "server", &[&s0, &s1]);
-    args.extend(strings(&[
-        "--",
-        "--tx-port",
-        "0",
-        "--rx-port",
-        "1",
-        "--rate",
-        "200kpps",
-        "--duration",
-        "4",
-        "--size",
-        "64",
-        "--json",
-    ]));
-    args.push(json_path.display().to_string());
-    let (out, impair) = with_client(&args, 2, || {
-        spawn(&workspace_bin("sluice-impair"), &impair_args, &[])
-    });
-    let account = impair.stop();
-    let count = |name: &str| -> u64 {
-        account
-            .split(&format!("{name} "))
-            .nth(1)
-            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    };
-    let j = json(&json_path);
-    let tx = j["tx"][0]["packets"].as_u64().unwrap();
-    assert!(tx > ENOUGH, "sent only {tx}:\n{out}");
-    let lost = j["total"]["lost"].as_u64().unwrap();
-    let duplicates = j["streams"][0]["duplicates"].as_u64().unwrap();
-    // A full TX queue (pktgen busy for a moment) may drop an original or a duplicate; a
-    // dropped duplicate is not a loss to pktgen, so: lost + duplicates that did not arrive =
-    // every drop. On a quiet machine there are no tx_full drops and both sides agree exactly.
-    let dropped = count("impair_loss") + count("impair_limit") + count("tx_full");
-    let made = count("impair_duplicated");
-    assert!(duplicates <= made, "{out}\n{account}");
-    assert_eq!(lost + (made - duplicates), dropped, "{out}\n{account}");
-    let share = count("impair_loss") as f64 / tx as f64;
-    assert!((share - 0.02).abs() < 0.005, "lost {share} of {tx}");
-    let min = j["total"]["latency_us"]["min"].as_f64().unwrap();
-    assert!(
-        min >= 1000.0,
-        "a packet took {min} us, under the 1 ms delay"
-    );
-    assert!(account.contains("mbufs in use: 0"), "{account}");
-}
-
-/// 10 ms of delay at pktgen's 5 Mpps (as much of it as the machine gives) holds every packet
-/// in flight, tens of thousands, and loses none for want of room: nothing over the limit, and
-/// every packet pktgen did not get back was dropped for a counted reason.
-#[test]
-fn ten_milliseconds_of_delay_hold_every_packet_in_flight() {
-    let dir = tempfile::tempdir().unwrap();
-    let (s0, s1) = (dir.path().join("d0.sock"), dir.path().join("d1.sock"));
-    let _dirs = [runtime_dir("impair-delay"), runtime_dir("pktgen-delay")];
-    let mut impair_args = memif_eal(1, "impair-delay", "client", &[&s0, &s1]);
-    impair_args[3] = "512".into(); // -m: room for 60,000 held mbufs and more
-    impair_args.extend(strings(&["--", "--a-to-b", "delay 10ms limit 60000"]));
-    let json_path = dir.path().join("delay.json");
-    let mut args = memif_eal(0, "pktgen-delay", "server", &[&s0, &s1]);
-    args.extend(strings(&[
-        "--",
-        "--tx-port",
-        "0",
-        "--rx-port",
-        "1",
-        "--rate",
-        "5mpps",
-        "--duration",
-        "2",
-        "--size",
-        "64",
-        "--json",
-    ]));
-    args.push(json_path.display().to_string());
-    let (out, impair) = with_client(&args, 2, || {
-        spawn(&workspace_bin("sluice-impair"), &impair_args, &[])
-    });
-    let account = impair.stop();
-    let j = json(&json_path);
-    let tx = j["tx"][0]["packets"].as_u64().unwrap();
-    assert!(tx > ENOUGH, "sent only {tx}:\n{out}");
-    let drops = drops_by_reason(&account);
-    assert!(!drops.contains_key("impair_limit"), "{account}");
-    let lost = j["total"]["lost"].as_u64().unwrap();
-    assert_eq!(lost, drops.values().sum::<u64>(), "{out}\n{account}");
-    let most_held = account
-        .lines()
-        .filter_map(|l| {
-            l.split("held ")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0);
-    println!("sent {tx} in 2 s, most held at once {most_held}");
-    let min = j["total"]["latency_us"]["min"].as_f64().unwrap();
-    assert!(
-        min >= 10_000.0,
-        "a packet took {min} us, under the 10 ms delay"
-    );
-    assert!(account.contains("mbufs in use: 0"), "{account}");
-}
-
 /// The RFC 2544 search through the forwarder that loses 1% at any rate: with no tolerance it
 /// narrows down to nothing, trial by trial; with 1.5% tolerated, the first trial passes.
 #[test]
@@ -510,23 +266,6 @@ fn the_zero_loss_search_narrows_down_through_a_lossy_forwarder() {
             );
         }
     }
-}
-
-/// The drops of a final account's total line, by reason: `{"bad_checksum": 12, ...}`.
-fn drops_by_reason(account: &str) -> std::collections::BTreeMap<String, u64> {
-    let line = account
-        .lines()
-        .find(|l| l.trim_start().starts_with("total: rx"))
-        .unwrap_or_else(|| panic!("no total line in:\n{account}"));
-    let reasons = line.rsplit_once('(').unwrap().1.trim_end_matches(')');
-    reasons
-        .split(", ")
-        .filter(|r| *r != "none")
-        .map(|r| {
-            let (name, n) = r.rsplit_once(' ').unwrap();
-            (name.to_owned(), n.parse().unwrap())
-        })
-        .collect()
 }
 
 /// Mixed hostile traffic end to end: pktgen spoils 10% of what it sends to sluice-l3fwd in

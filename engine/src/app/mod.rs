@@ -11,10 +11,12 @@
 //! hands it to [`App::forward`], which runs it with the periodic report and prints the final
 //! account. `engine/examples/minimal_app.rs` is the shortest whole app.
 
+mod control;
 pub mod options;
 mod ports;
 mod queues;
 
+pub use control::ControlSocket;
 pub use ports::{Pools, PortPlan, PortSetup, Ports};
 pub use queues::{QueueConfig, QueuePlan};
 

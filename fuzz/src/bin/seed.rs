@@ -15,7 +15,7 @@ fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
 
 /// The pieces of `frame` each header view takes.
 fn views(frame: &[u8]) -> Vec<(&'static str, &[u8])> {
-    let mut out = vec![("net_ethernet", frame)];
+    let mut out = vec![("net_ethernet", frame), ("pktgen_receive", frame)];
     let Some(ethertype) = frame.get(12..14) else {
         return out;
     };

@@ -1,6 +1,8 @@
 //! Running sluice-pktgen from tests: each run is its own process with its own EAL.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+pub mod memif;
+
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 use std::fs::File;
 use std::path::{Path, PathBuf};

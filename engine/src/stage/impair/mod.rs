@@ -88,6 +88,13 @@ struct Direction {
     /// Packets since the last one reordered (netem's counter).
     since_reorder: u32,
     held: usize,
+    /// Held packets whose departures come in arrival order (a fixed delay, a rate): most of
+    /// them, taken in O(1). The others wait in [`Impair`]'s heap.
+    in_order: VecDeque<Queued>,
+    /// The TSC rate the delays below are in (0 until the first packet).
+    tsc_hz: u64,
+    delay_ticks: u64,
+    jitter_ticks: f64,
     /// With slots: when the current slot opens (TSC; 0 before the first), and what it may
     /// still take.
     slot_next: u64,
@@ -117,6 +124,10 @@ impl Direction {
             link_free: 0,
             since_reorder: 0,
             held: 0,
+            in_order: VecDeque::with_capacity(imp.limit.min(1 << 20)),
+            tsc_hz: 0,
+            delay_ticks: 0,
+            jitter_ticks: 0.0,
             slot_next: 0,
             slot_packets: 0,
             slot_bytes: 0,
@@ -205,19 +216,30 @@ impl Direction {
         }
     }
 
+    /// Converts the delays to TSC ticks at `tsc_hz`, once.
+    #[inline]
+    fn calibrate(&mut self, tsc_hz: u64) {
+        if self.tsc_hz != tsc_hz {
+            self.tsc_hz = tsc_hz;
+            self.delay_ticks = ticks(self.imp.delay, tsc_hz);
+            self.jitter_ticks = self.imp.jitter.as_secs_f64() * tsc_hz as f64;
+        }
+    }
+
     /// The delay of the next packet, in TSC ticks: the latency plus a jitter drawn from the
     /// distribution (never below zero).
-    fn delay(&mut self, tsc_hz: u64) -> u64 {
-        let imp = &self.imp;
-        let correlated = &mut self.delay_corr;
-        draw(
-            &mut self.rng,
-            Some(correlated),
-            imp.distribution,
-            imp.delay,
-            imp.jitter,
-            tsc_hz,
-        )
+    #[inline]
+    fn delay(&mut self) -> u64 {
+        if self.jitter_ticks == 0.0 {
+            return self.delay_ticks;
+        }
+        let offset = self.jitter_ticks
+            * sample(
+                &mut self.rng,
+                Some(&mut self.delay_corr),
+                self.imp.distribution,
+            );
+        (self.delay_ticks as f64 + offset).max(0.0) as u64
     }
 
     /// Whether a packet held until `at` may leave by `now` as far as the slots go (always,
@@ -252,7 +274,10 @@ impl Direction {
                 distribution,
                 delay,
                 jitter,
-            } => draw(&mut self.rng, None, distribution, delay, jitter, tsc_hz),
+            } => {
+                let offset = jitter.as_secs_f64() * sample(&mut self.rng, None, distribution);
+                ((delay.as_secs_f64() + offset).max(0.0) * tsc_hz as f64) as u64
+            }
         };
         self.slot_next = now.saturating_add(wait);
         // netem's limits when none is given.
@@ -262,35 +287,25 @@ impl Direction {
     }
 }
 
-/// `base` plus a `jitter` drawn from `distribution` (correlated for uniform, when given), in
-/// TSC ticks, never below zero.
-fn draw(
-    rng: &mut Rng,
-    correlated: Option<&mut Correlated>,
-    distribution: Distribution,
-    base: Duration,
-    jitter: Duration,
-    tsc_hz: u64,
-) -> u64 {
-    let (base, jitter) = (base.as_secs_f64(), jitter.as_secs_f64());
-    let offset = if jitter == 0.0 {
-        0.0
-    } else {
-        jitter
-            * match distribution {
-                Distribution::Uniform => {
-                    let u = match correlated {
-                        Some(c) => c.next(rng),
-                        None => rng.unit(),
-                    };
-                    2.0 * u - 1.0
-                }
-                Distribution::Normal => rng.normal(),
-                Distribution::Pareto => rng.pareto(),
-                Distribution::ParetoNormal => 0.25 * rng.normal() + 0.75 * rng.pareto(),
-            }
-    };
-    ((base + offset).max(0.0) * tsc_hz as f64) as u64
+/// `d` in TSC ticks at `tsc_hz`.
+fn ticks(d: Duration, tsc_hz: u64) -> u64 {
+    (d.as_nanos() * u128::from(tsc_hz) / 1_000_000_000) as u64
+}
+
+/// A jitter of unit spread drawn from `distribution` (correlated for uniform, when given).
+fn sample(rng: &mut Rng, correlated: Option<&mut Correlated>, distribution: Distribution) -> f64 {
+    match distribution {
+        Distribution::Uniform => {
+            let u = match correlated {
+                Some(c) => c.next(rng),
+                None => rng.unit(),
+            };
+            2.0 * u - 1.0
+        }
+        Distribution::Normal => rng.normal(),
+        Distribution::Pareto => rng.pareto(),
+        Distribution::ParetoNormal => 0.25 * rng.normal() + 0.75 * rng.pareto(),
+    }
 }
 
 /// A packet waiting for its time: one received and held, or a duplicate the stage made.
@@ -330,6 +345,7 @@ impl Ord for Queued {
 pub struct Impair {
     /// By RX port id.
     directions: Vec<Option<Direction>>,
+    /// Held packets that leave out of arrival order (jitter, slots), by departure.
     queue: BinaryHeap<Queued>,
     /// Departure times of the packets `process` gave HOLD, in burst order, for `hold`.
     expected: VecDeque<(u64, usize)>,
@@ -376,9 +392,10 @@ impl Impair {
     pub fn set(&mut self, rx: u16, imp: Impairment) -> bool {
         match self.directions.get_mut(usize::from(rx)) {
             Some(Some(d)) => {
-                let (out, held, seed) = (d.out, d.held, d.rng.next_u64());
-                *d = Direction::new(out, imp, seed);
-                d.held = held;
+                let seed = d.rng.next_u64();
+                let old = std::mem::replace(d, Direction::new(d.out, imp, seed));
+                d.held = old.held;
+                d.in_order = old.in_order;
                 true
             }
             _ => false,
@@ -387,16 +404,39 @@ impl Impair {
 
     fn enqueue(&mut self, at: u64, direction: usize, packet: Waiting, ctx: &mut Context<'_>) {
         self.seq += 1;
-        self.queue.push(Queued {
+        let queued = Queued {
             at,
             seq: self.seq,
             direction,
             packet,
-        });
+        };
+        let d = self.directions[direction]
+            .as_mut()
+            .expect("a direction's packet");
+        if d.in_order.back().is_none_or(|last| last.at <= at) {
+            d.in_order.push_back(queued);
+        } else {
+            self.queue.push(queued);
+        }
         if self.armed.is_none_or(|armed| at < armed) {
             self.armed = Some(at);
             ctx.timer_at(at, 0);
         }
+    }
+
+    /// Where the next departure waits: the heap (None) or a direction's packets in order,
+    /// and when it leaves; the earliest, in arrival order on ties.
+    fn next_departure(&self) -> Option<(Option<usize>, u64)> {
+        let mut next = self.queue.peek().map(|q| (None, (q.at, q.seq)));
+        for (i, d) in self.directions.iter().enumerate() {
+            let Some(first) = d.as_ref().and_then(|d| d.in_order.front()) else {
+                continue;
+            };
+            if next.is_none_or(|(_, when)| (first.at, first.seq) < when) {
+                next = Some((Some(i), (first.at, first.seq)));
+            }
+        }
+        next.map(|(from, (at, _))| (from, at))
     }
 
     /// Sends what is due by `now` (everything with `u64::MAX`), as far as the slots let it:
@@ -404,8 +444,17 @@ impl Impair {
     /// its place among packets of the same time.
     fn release(&mut self, now: u64, ctx: &mut Context<'_>) {
         let hz = ctx.tsc_hz();
-        while self.queue.peek().is_some_and(|q| q.at <= now) {
-            let mut q = self.queue.pop().expect("peeked");
+        while let Some((from, at)) = self.next_departure() {
+            if at > now {
+                break;
+            }
+            let mut q = match from {
+                None => self.queue.pop(),
+                Some(i) => self.directions[i]
+                    .as_mut()
+                    .and_then(|d| d.in_order.pop_front()),
+            }
+            .expect("the next departure");
             let Some(d) = self.directions[q.direction].as_mut() else {
                 continue;
             };
@@ -441,6 +490,7 @@ impl Node for Impair {
             let Some(d) = self.directions.get_mut(rx).and_then(Option::as_mut) else {
                 continue;
             };
+            d.calibrate(hz);
             if d.lose() {
                 *action = Action::drop(self.lost);
                 continue;
@@ -464,16 +514,22 @@ impl Node for Impair {
                 now
             } else {
                 d.since_reorder += 1;
-                now + d.delay(hz)
+                now + d.delay()
             };
             if let Some((bits, overhead)) = d.imp.rate {
                 let wire = (m.len() as u64 + u64::from(overhead)) * 8;
-                let start = at.max(d.link_free);
-                at = start + wire * hz / bits;
-                d.link_free = at;
+                at = at.max(d.link_free) + wire * hz / bits;
             }
             // With slots every packet waits for one, in the queue.
             let at_once = at <= now && d.imp.slot.is_none();
+            if !at_once && d.held >= d.imp.limit {
+                // Dropped before it takes any time on the link, as netem does.
+                *action = Action::drop(self.over_limit);
+                continue;
+            }
+            if d.imp.rate.is_some() {
+                d.link_free = at;
+            }
             let duplicate = d.rng.chance(d.imp.duplicate);
             let out = d.out;
             if duplicate {
@@ -488,12 +544,10 @@ impl Node for Impair {
                     }
                 }
             }
-            let d = self.directions[rx].as_mut().expect("looked up");
             *action = if at_once {
                 Action::tx(out)
-            } else if d.held >= d.imp.limit {
-                Action::drop(self.over_limit)
             } else {
+                let d = self.directions[rx].as_mut().expect("looked up");
                 d.held += 1;
                 ctx.count(self.delayed, 1);
                 self.expected.push_back((at, rx));
@@ -513,7 +567,7 @@ impl Node for Impair {
     fn timer(&mut self, _token: u64, ctx: &mut Context<'_>) {
         self.armed = None;
         self.release(ctx.now(), ctx);
-        if let Some(next) = self.queue.peek().map(|q| q.at) {
+        if let Some((_, next)) = self.next_departure() {
             self.armed = Some(next);
             ctx.timer_at(next, 0);
         }

@@ -34,6 +34,12 @@ instance on a second worker on the same lcore, which sends it (same); or on anot
 lcores polling / rate): same - off is what a handoff costs a packet, ring push and pop and the
 second worker's pass included; other shows what two cores make of it.
 
+impair: sluice-impair with no impairment beside sluice-l2fwd (which rewrites MACs as well),
+the same net_pcap source and net_null sink on one lcore, alternating, median Mpps of port 1;
+then pktgen -> sluice-impair with 1 ms of delay -> pktgen over memif: the zero-loss rate by
+pktgen's RFC 2544 search, a run at it, and the memory the delay holds (the most packets held
+at once, 2,176 bytes of pool each) beside the pool sluice-impair sized for its limit.
+
 idle: sluice-l2fwd with no traffic at all (two net_null ports with no-rx=1) for --seconds,
 with --idle adaptive and with --idle off; CPU time of the process from /proc/PID/stat, as a
 percentage of one core.
@@ -257,23 +263,53 @@ def bench_pktgen(a, lcore):
 def memif_pair(a, lcore):
     """pktgen (memif server, lcore - 1) -> sluice-l3fwd (client, lcore) -> pktgen: the zero-loss
     rate by pktgen's RFC 2544 search, then rate and latency at 50% and 90% of it."""
-    import json
-    import tempfile
-    pktgen, l3fwd = f"{ROOT}/target/release/sluice-pktgen", f"{ROOT}/target/release/sluice-l3fwd"
-    extra = os.environ.get("SLUICE_EAL_ARGS", "").split()
-    work = tempfile.mkdtemp(prefix="sluice-bench-")
-    socks = [f"{work}/m0.sock", f"{work}/m1.sock"]
+    l3fwd = f"{ROOT}/target/release/sluice-l3fwd"
+    pair = MemifPair(lcore, lambda eal: [l3fwd, *eal, "--", "-p", "0x3", "--config",
+                                         f"(0,0,{lcore}),(1,0,{lcore})", "--idle", "off"])
+    print(f"pktgen -> sluice-l3fwd -> pktgen over memif: pktgen on lcore {lcore - 1}, l3fwd on lcore {lcore}, "
+          "64-byte UDP to 198.18.1.0/24")
+    ndr = pair.zero_loss_rate()
+    print(f"  zero-loss rate (RFC 2544, 2 s trials, 2% resolution): {ndr:.3f} Mpps")
+    rows = []
+    for share in (50, 90):
+        j, _ = pair.run(["--rate", f"{int(ndr * 1e6 * share / 100)}pps", "--duration", str(a.seconds)])
+        lat = j["total"]["latency_us"] or {}
+        rows.append(f"| {share}% | {j['tx'][0]['mpps']:.3f} | {j['rx'][0]['mpps']:.3f} | {j['total']['loss_pct']:.4f}% "
+                    f"| {lat.get('p50', 0):.1f} | {lat.get('p99', 0):.1f} |")
+        print(f"  {share}% of it: {rows[-1]}", flush=True)
+    pair.close()
+    print()
+    print(f"zero-loss rate: {ndr:.3f} Mpps")
+    print("| load | tx Mpps | rx Mpps | loss | latency p50 us | latency p99 us |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n".join(rows))
 
-    def eal_for(prefix, lcores, role):
+
+class MemifPair:
+    """pktgen (memif server, lcore - 1) -> a forwarder (memif client, lcore) -> pktgen."""
+
+    def __init__(self, lcore, forwarder):
+        import tempfile
+        self.lcore, self.forwarder = lcore, forwarder
+        self.extra = os.environ.get("SLUICE_EAL_ARGS", "").split()
+        self.work = tempfile.mkdtemp(prefix="sluice-bench-")
+        self.socks = [f"{self.work}/m0.sock", f"{self.work}/m1.sock"]
+
+    def eal(self, prefix, lcores, role):
         args = ["-l", lcores, "-m", "256", "--no-pci", f"--file-prefix={prefix}", "--huge-unlink",
-                "--log-level=*:warning", *extra]
-        for i, s in enumerate(socks):
+                "--log-level=*:warning", *self.extra]
+        for i, s in enumerate(self.socks):
             args += ["--vdev", f"net_memif{i},role={role},socket={s}"]
         return args
 
-    def run_pair(pktgen_args):
-        gen = subprocess.Popen([pktgen, *eal_for("bench-pgm", str(lcore - 1), "server"), "--", "--tx-port", "0",
-                                "--rx-port", "1", "--quiet", "--size", "64", *pktgen_args],
+    def run(self, pktgen_args):
+        """One pktgen run with the forwarder beside it: pktgen's JSON and the forwarder's output."""
+        import json
+        pktgen = f"{ROOT}/target/release/sluice-pktgen"
+        report = f"{self.work}/run.json"
+        gen = subprocess.Popen([pktgen, *self.eal("bench-pgm", str(self.lcore - 1), "server"), "--",
+                                "--tx-port", "0", "--rx-port", "1", "--quiet", "--size", "64", *pktgen_args,
+                                "--json", report],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         seen, head = 0, ""
         while seen < 2:
@@ -282,40 +318,55 @@ def memif_pair(a, lcore):
                 break
             head += line
             seen += line.count("net_memif")
-        fwd = subprocess.Popen([l3fwd, *eal_for("bench-l3m", str(lcore), "client"), "--", "-p", "0x3",
-                                "--config", f"(0,0,{lcore}),(1,0,{lcore})", "--idle", "off"],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        fwd = subprocess.Popen(self.forwarder(self.eal("bench-fwm", str(self.lcore), "client")),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, errors="replace")
         out = head + gen.stdout.read()
         gen.wait()
         fwd.send_signal(signal.SIGINT)
-        fwd.wait(timeout=30)
+        fwd_out, _ = fwd.communicate(timeout=60)
         if gen.returncode != 0:
             sys.exit(f"bench.py: error: sluice-pktgen failed:\n{out[-2000:]}")
-        return out
+        with open(report) as f:
+            return json.load(f), fwd_out
 
-    print(f"pktgen -> sluice-l3fwd -> pktgen over memif: pktgen on lcore {lcore - 1}, l3fwd on lcore {lcore}, "
-          "64-byte UDP to 198.18.1.0/24")
-    search = f"{work}/search.json"
-    run_pair(["--rfc2544", "--trial", "2", "--resolution", "2", "--json", search])
-    with open(search) as f:
-        ndr = json.load(f)["rfc2544"][0]["zero_loss_mpps"]
-    print(f"  zero-loss rate (RFC 2544, 2 s trials, 2% resolution): {ndr:.3f} Mpps")
-    rows = []
-    for share in (50, 90):
-        path = f"{work}/at{share}.json"
-        run_pair(["--rate", f"{int(ndr * 1e6 * share / 100)}pps", "--duration", str(a.seconds), "--json", path])
-        with open(path) as f:
-            j = json.load(f)
-        lat = j["total"]["latency_us"] or {}
-        rows.append(f"| {share}% | {j['tx'][0]['mpps']:.3f} | {j['rx'][0]['mpps']:.3f} | {j['total']['loss_pct']:.4f}% "
-                    f"| {lat.get('p50', 0):.1f} | {lat.get('p99', 0):.1f} |")
-        print(f"  {share}% of it: {rows[-1]}", flush=True)
-    shutil.rmtree(work, ignore_errors=True)
+    def zero_loss_rate(self):
+        """pktgen's RFC 2544 search, 2 s trials, 2% resolution; Mpps."""
+        j, _ = self.run(["--rfc2544", "--trial", "2", "--resolution", "2"])
+        return j["rfc2544"][0]["zero_loss_mpps"]
+
+    def close(self):
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def bench_impair(a, pcap, lcore):
+    impair = f"{ROOT}/target/release/sluice-impair"
+    contenders = [
+        ("sluice-impair (no impairment)", [impair, *eal("sluice-bench", str(lcore), pcap), "--", "--ports", "0,1"],
+         sluice_rates),
+        ("sluice-l2fwd", [f"{ROOT}/target/release/sluice-l2fwd", *eal("sluice-bench", str(lcore), pcap),
+                          "--", "-p", "0x3", "-q", "2", "-T", "1", "--idle", "off"], sluice_rates),
+    ]
+    results = alternate(f"impair: net_pcap (64-byte UDP, infinite_rx) -> net_null, on lcore {lcore}",
+                        contenders, a.runs, a.seconds)
+    table(results, "sluice-impair (no impairment)")
     print()
-    print(f"zero-loss rate: {ndr:.3f} Mpps")
-    print("| load | tx Mpps | rx Mpps | loss | latency p50 us | latency p99 us |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    print("\n".join(rows))
+    netem = "delay 1ms limit 100000"
+    pair = MemifPair(lcore, lambda eal: [impair, *eal, "--", "--a-to-b", netem])
+    print(f"pktgen -> sluice-impair '{netem}' -> pktgen over memif: pktgen on lcore {lcore - 1}, "
+          f"sluice-impair on lcore {lcore}, 64-byte frames")
+    ndr = pair.zero_loss_rate()
+    j, out = pair.run(["--rate", f"{int(ndr * 1e6)}pps", "--duration", str(a.seconds)])
+    pair.close()
+    held = max([int(h) for h in re.findall(r"held (\d+)", out)] or [0])
+    pool = re.search(r"mbufs in use: \d+ of (\d+)", out)
+    mbufs = int(pool.group(1)) if pool else 0
+    lat = j["total"]["latency_us"] or {}
+    print()
+    print("| delay | zero-loss Mpps | at it: loss | latency p50 us | p99 us | most held | memory held | pool |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| 1 ms | {ndr:.3f} | {j['total']['loss_pct']:.4f}% | {lat.get('p50', 0):.1f} | {lat.get('p99', 0):.1f} "
+          f"| {held} | {held * 2176 / 2**20:.0f} MiB | {mbufs} mbufs, {mbufs * 2176 / 2**20:.0f} MiB |")
 
 
 def bench_handoff(a, lcore):
@@ -378,7 +429,7 @@ def bench_idle(a, lcore):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("benchmark", choices=["l2fwd", "l3fwd", "pipeline", "idle", "pktgen", "handoff"])
+    p.add_argument("benchmark", choices=["l2fwd", "l3fwd", "pipeline", "idle", "pktgen", "handoff", "impair"])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seconds", type=int, default=None, help="per run (default 8; idle: 10)")
     a = p.parse_args()
@@ -407,6 +458,8 @@ def main():
                    check=True)
     if a.benchmark == "l2fwd":
         bench_l2fwd(a, pcap, lcore)
+    elif a.benchmark == "impair":
+        bench_impair(a, pcap, lcore)
     else:
         bench_pipeline(a, pcap, lcore)
     return 0

@@ -79,6 +79,8 @@ enum LossState {
 /// One RX port's impairment and its state.
 struct Direction {
     out: u16,
+    /// The impairment does nothing: packets go straight out.
+    passthrough: bool,
     imp: Impairment,
     rng: Rng,
     loss: LossState,
@@ -113,8 +115,14 @@ impl Direction {
             Some(Loss::GilbertElliott { .. }) => LossState::GilbertElliott { bad: false },
             Some(Loss::State { .. }) => LossState::State(1),
         };
+        let idle = Impairment {
+            limit: imp.limit,
+            seed: imp.seed,
+            ..Impairment::default()
+        };
         Direction {
             out,
+            passthrough: imp == idle,
             rng: Rng(imp.seed.unwrap_or(seed)),
             loss,
             delay_corr: Correlated {
@@ -490,6 +498,10 @@ impl Node for Impair {
             let Some(d) = self.directions.get_mut(rx).and_then(Option::as_mut) else {
                 continue;
             };
+            if d.passthrough {
+                *action = Action::tx(d.out);
+                continue;
+            }
             d.calibrate(hz);
             if d.lose() {
                 *action = Action::drop(self.lost);

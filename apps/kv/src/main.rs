@@ -1,14 +1,15 @@
 //! sluice-kv: the key-value appliance of docs/protocol.md on one port, with the router's
-//! responder for ARP, neighbour discovery and ping.
+//! responder for ARP, neighbour discovery and ping. A live line of its own each period, and
+//! `stats`, `sessions` and `flush` on a control socket and through telemetry.
 
 use clap::Parser;
-use sluice::app::{self, options, usage, App, Outcome, PortPlan, PortSetup, Ports};
+use sluice::app::{self, options, usage, App, ControlSocket, Outcome, PortPlan, PortSetup, Ports};
 use sluice::pipeline::Messenger;
 use sluice::pipeline::{Lane, Pipeline, Settings};
 use sluice::stage::guard::{Guard, GuardConfig};
 use sluice::stage::router::{NextHopMac, Responder, Router, RouterPort};
 use sluice::stats::telemetry;
-use sluice::worker::IdlePolicy;
+use sluice::worker::{IdlePolicy, StopFlag};
 use sluice_kv::protocol::DEFAULT_PORT;
 use sluice_kv::server::{Limits, Server};
 use sluice_kv::stage::{
@@ -17,6 +18,7 @@ use sluice_kv::stage::{
 use sluice_kv::store::Store;
 use std::io::Read;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -65,6 +67,9 @@ struct Options {
     /// adaptive (sleep when idle) or off (poll flat out)
     #[arg(long, value_name = "POLICY", default_value = "adaptive", value_parser = options::idle)]
     idle: IdlePolicy,
+    /// A Unix socket taking one command per line: stats, sessions, flush
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
 }
 
 fn address(text: &str) -> Result<(IpAddr, u8), String> {
@@ -204,16 +209,75 @@ fn run(mut app: App, options: Options) -> Outcome {
         lcore,
         stage_lcore: None,
     });
-    register_telemetry(published, pipeline.messenger());
-    app.forward(&eal, pipeline, ports)
+    let control = Arc::new(Control {
+        published: published.clone(),
+        messenger: pipeline.messenger(),
+        sessions_max: options.sessions_max,
+        idle_timeout: options.idle_timeout,
+    });
+    let _socket = match &options.control {
+        Some(path) => {
+            let control = control.clone();
+            let socket = ControlSocket::serve(path, move |line| control.reply(line))
+                .map_err(|e| format!("cannot listen on control socket {}: {e}", path.display()))?;
+            println!("control socket: {}", path.display());
+            Some(socket)
+        }
+        None => None,
+    };
+    register_telemetry(&control);
+    let live = (options.stats_period > 0).then(|| {
+        let period = Duration::from_secs(u64::from(options.stats_period));
+        let stop = app.stop_flag().clone();
+        std::thread::spawn(move || live_lines(&published, period, &stop))
+    });
+    let balanced = app.forward(&eal, pipeline, ports);
+    if let Some(live) = live {
+        let _ = live.join();
+    }
+    balanced
 }
 
-/// `/kv/stats` (the stage's figures, a second old at most) and `/kv/flush` (empty the
-/// store) on DPDK's telemetry socket (`dpdk-telemetry.py`).
-fn register_telemetry(published: Arc<Mutex<Published>>, messenger: Messenger) {
-    // Telemetry gives each line of a reply an entry of its own.
-    let stats = move |_: &str| {
-        let p = *published.lock().unwrap_or_else(|e| e.into_inner());
+/// The live commands, from the control socket and telemetry alike.
+struct Control {
+    published: Arc<Mutex<Published>>,
+    messenger: Messenger,
+    sessions_max: usize,
+    idle_timeout: u16,
+}
+
+impl Control {
+    fn published(&self) -> Published {
+        *self.published.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `stats`, `sessions` or `flush`: lines, then `ok`; or `error: WHAT`.
+    fn reply(&self, line: &str) -> String {
+        match line.trim() {
+            "stats" => format!("{}ok", self.stats()),
+            "sessions" => {
+                let p = self.published();
+                format!(
+                    "sessions {} of {} (idle timeout {} s); opened {}, closed {}, expired {}\nok",
+                    p.sessions,
+                    self.sessions_max,
+                    self.idle_timeout,
+                    p.counters.welcomes,
+                    p.counters.closed,
+                    p.counters.expired
+                )
+            }
+            "flush" => {
+                self.messenger.send("kv", Flush);
+                "flush sent: the store empties from the worker's next burst\nok".to_owned()
+            }
+            other => format!("error: unknown command '{other}': expected stats, sessions or flush"),
+        }
+    }
+
+    /// The stage's figures, a second old at most: one `name value` line each.
+    fn stats(&self) -> String {
+        let p = self.published();
         let c = p.counters;
         [
             ("sessions", p.sessions as u64),
@@ -234,22 +298,65 @@ fn register_telemetry(published: Arc<Mutex<Published>>, messenger: Messenger) {
         ]
         .iter()
         .map(|(name, n)| format!("{name} {n}\n"))
-        .collect::<String>()
-    };
-    let flush = move |_: &str| {
-        messenger.send("kv", Flush);
-        "flush sent".to_owned()
-    };
-    for result in [
-        telemetry::register_command(
+        .collect()
+    }
+}
+
+/// A line each `period` from what the stage publishes (once a second): requests a second by
+/// type, sessions open, handshakes a second, evictions and errors, until stopped.
+fn live_lines(published: &Mutex<Published>, period: Duration, stop: &StopFlag) {
+    let read = || *published.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = read();
+    while !stop.is_stopped() {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = read();
+        let (Some(then), Some(at)) = (last.at, now.at) else {
+            last = now;
+            continue;
+        };
+        let elapsed = at.duration_since(then).as_secs_f64();
+        if elapsed + 0.05 < period.as_secs_f64() {
+            continue;
+        }
+        let (a, b) = (&last.counters, &now.counters);
+        let rate = |from: u64, to: u64| (to - from) as f64 / elapsed;
+        println!(
+            "kv: get {:.0}/s put {:.0}/s del {:.0}/s, sessions {}, handshakes {:.0}/s, keys {} of {}, evicted {}, errors {}",
+            rate(a.gets, b.gets),
+            rate(a.puts, b.puts),
+            rate(a.dels, b.dels),
+            now.sessions,
+            rate(a.welcomes, b.welcomes),
+            now.keys,
+            now.capacity,
+            b.evictions - a.evictions,
+            b.errors.iter().sum::<u64>() - a.errors.iter().sum::<u64>(),
+        );
+        last = now;
+    }
+}
+
+/// `/kv/stats`, `/kv/sessions` and `/kv/flush` on DPDK's telemetry socket
+/// (`dpdk-telemetry.py`), as on the control socket.
+fn register_telemetry(control: &Arc<Control>) {
+    for (name, help, command) in [
+        (
             "/kv/stats",
             "sluice-kv: sessions, keys and requests by type",
-            stats,
+            "stats",
         ),
-        telemetry::register_command("/kv/flush", "sluice-kv: empty the store", flush),
+        (
+            "/kv/sessions",
+            "sluice-kv: sessions open, opened, closed and expired",
+            "sessions",
+        ),
+        ("/kv/flush", "sluice-kv: empty the store", "flush"),
     ] {
+        let control = control.clone();
+        // Telemetry gives each line of a reply an entry of its own.
+        let result = telemetry::register_command(name, help, move |_| control.reply(command));
         if let Err(e) = result {
-            eprintln!("sluice-kv: warning: a telemetry command is missing: {e}");
+            eprintln!("sluice-kv: warning: no telemetry command {name}: {e}");
         }
     }
 }

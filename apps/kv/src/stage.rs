@@ -75,6 +75,8 @@ pub struct Published {
     pub sessions: usize,
     pub keys: usize,
     pub capacity: usize,
+    /// When it was published (None: not yet).
+    pub at: Option<std::time::Instant>,
 }
 
 /// A control message for the stage: empty the store.
@@ -162,6 +164,7 @@ impl KvStage {
             sessions: self.server.sessions(),
             keys: self.server.store().len(),
             capacity: self.server.store().capacity(),
+            at: Some(std::time::Instant::now()),
         };
     }
 

@@ -86,6 +86,8 @@ fn start(hosts: &Hosts) -> Appliance {
             "--stats-period",
             "0",
         ])
+        .arg("--control")
+        .arg(control_path(&hosts.0))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -144,6 +146,32 @@ print(first.hex())
 print(second.hex())
 "#;
 
+/// Where sluice-kv's control socket listens for the hosts of `prefix`.
+fn control_path(prefix: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("{prefix}-kv.sock"))
+}
+
+/// A command on sluice-kv's control socket; its reply, to its `ok` or `error` line.
+fn ask(prefix: &str, command: &str) -> String {
+    use std::io::Write;
+    let stream = std::os::unix::net::UnixStream::connect(control_path(prefix)).unwrap();
+    (&stream)
+        .write_all(format!("{command}\n").as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut reply = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            return reply;
+        }
+        reply.push_str(&line);
+        if line == "ok\n" || line.starts_with("error: ") {
+            return reply;
+        }
+    }
+}
+
 /// A command on sluice-kv's telemetry socket; what it answered.
 fn telemetry(prefix: &str, command: &str) -> String {
     let mut client = Command::new("dpdk-telemetry.py")
@@ -197,6 +225,19 @@ fn a_real_host_uses_the_appliance() {
     assert!(telemetry(&hosts.0, "/kv/flush").contains("sent"));
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(hosts.cli("10.0.1.1", &["get", "colour"]).0, 1, "flushed");
+    // The same on the control socket.
+    let stats = ask(&hosts.0, "stats");
+    assert!(
+        stats.contains("keys 0\n") && stats.ends_with("ok\n"),
+        "{stats}"
+    );
+    let sessions = ask(&hosts.0, "sessions");
+    assert!(
+        sessions.contains(" of 100000 (idle timeout 30 s)") && sessions.ends_with("ok\n"),
+        "{sessions}"
+    );
+    assert!(ask(&hosts.0, "flush").contains("flush sent"));
+    assert!(ask(&hosts.0, "frob").starts_with("error: unknown command 'frob'"));
 
     let python = hosts.exec(&["python3", "-c", PYTHON_CLIENT, "10.0.1.1"]);
     let stdout = String::from_utf8_lossy(&python.stdout);

@@ -3,6 +3,8 @@
 
 use crate::spec::{self, Rate, StreamText};
 use clap::Parser;
+use sluice::net::ethernet::Address;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -139,6 +141,107 @@ pub struct Cli {
     /// Stop when the search interval is below P percent of the top rate
     #[arg(long, value_name = "P", default_value = "1", value_parser = percent, help_heading = RFC2544)]
     resolution: f64,
+
+    /// stream (packets of streams or a pcap) or kv (clients of a sluice-kv appliance: sessions,
+    /// then requests at --rate a second, from the first --tx-port)
+    #[arg(long, value_name = "W", default_value = "stream", value_parser = ["stream", "kv"], help_heading = KV)]
+    workload: String,
+    /// The appliance, IPv4:PORT or IPv4 (port 7000); its MAC is asked by ARP unless --dst-mac
+    /// gives it. Clients are --src-ip (default 10.1.0.1) and the next addresses, one per
+    /// session up to 65,536, then the next --src-port (default 1024)
+    #[arg(long, value_name = "ADDR", value_parser = server, help_heading = KV)]
+    server: Option<SocketAddrV4>,
+    /// Sessions to open (handshakes first), requests going to each in turn
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=16_000_000), help_heading = KV)]
+    sessions: u32,
+    /// HELLOs a second while the sessions open
+    #[arg(long, value_name = "PPS", default_value = "100000", value_parser = positive, help_heading = KV)]
+    handshake_rate: f64,
+    /// Requests at exponential intervals (Poisson arrivals) instead of evenly spaced
+    #[arg(long, help_heading = KV)]
+    poisson: bool,
+    /// The share of requests that are GETs; the rest are PUTs
+    #[arg(long, value_name = "X", default_value = "0.9", value_parser = share, help_heading = KV)]
+    get_ratio: f64,
+    /// Keys, named k0, k1, ...
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..), help_heading = KV)]
+    keys: u64,
+    /// uniform or zipf:THETA (THETA from 0 to 5, such as zipf:0.99)
+    #[arg(long, value_name = "D", default_value = "uniform", value_parser = KeyDist::parse, help_heading = KV)]
+    key_dist: KeyDist,
+    /// Bytes of each PUT's value
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = clap::value_parser!(u16).range(0..=1024), help_heading = KV)]
+    value_size: u16,
+    /// A request not answered within this long is a timeout, in seconds
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds, help_heading = KV)]
+    timeout: Duration,
+}
+
+const KV: &str = "sluice-kv workload (--workload kv)";
+
+/// How requests pick their keys.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KeyDist {
+    Uniform,
+    /// Zipf with exponent theta: key k (from 0) drawn with weight 1/(k+1)^theta.
+    Zipf(f64),
+}
+
+impl KeyDist {
+    pub fn parse(text: &str) -> Result<KeyDist, String> {
+        let bad = || format!("expected uniform or zipf:THETA with THETA from 0 to 5, not '{text}'");
+        match text.split_once(':') {
+            None if text == "uniform" => Ok(KeyDist::Uniform),
+            Some(("zipf", theta)) => match theta.parse::<f64>() {
+                Ok(t) if (0.0..=5.0).contains(&t) => Ok(KeyDist::Zipf(t)),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+}
+
+fn server(text: &str) -> Result<SocketAddrV4, String> {
+    text.parse::<SocketAddrV4>()
+        .or_else(|_| {
+            text.parse::<Ipv4Addr>()
+                .map(|ip| SocketAddrV4::new(ip, sluice_kv::protocol::DEFAULT_PORT))
+        })
+        .map_err(|_| format!("expected an IPv4 address with an optional port, such as 10.0.0.1:7000, not '{text}'"))
+}
+
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!("expected a number above 0, not '{text}'")),
+    }
+}
+
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "expected a share from 0 to 1, such as 0.9, not '{text}'"
+        )),
+    }
+}
+
+/// What `--workload kv` runs.
+#[derive(Clone, Debug)]
+pub struct KvWorkload {
+    pub server: SocketAddrV4,
+    pub server_mac: Option<Address>,
+    pub client_ip: Ipv4Addr,
+    pub client_port: u16,
+    pub sessions: u32,
+    pub handshake_rate: f64,
+    pub rate: f64,
+    pub poisson: bool,
+    pub get_ratio: f64,
+    pub keys: u64,
+    pub key_dist: KeyDist,
+    pub value_size: usize,
+    pub timeout: Duration,
 }
 
 const STREAM: &str = "A stream from the command line (for several, use --streams)";
@@ -195,6 +298,8 @@ pub enum Source {
 
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// `--workload kv`: clients of a sluice-kv appliance instead of streams.
+    pub kv: Option<KvWorkload>,
     pub tx_ports: Vec<u16>,
     pub rx_ports: Vec<u16>,
     pub tx_queues: u16,
@@ -246,8 +351,90 @@ impl Cli {
             .collect()
     }
 
+    /// `--workload kv`'s options, checked together.
+    fn kv_workload(&self) -> Result<KvWorkload, String> {
+        let server = self
+            .server
+            .ok_or("--workload kv needs --server, the appliance's address")?;
+        let rate = match self.rate {
+            Rate::Pps(pps) => pps,
+            Rate::Unlimited => {
+                return Err("--workload kv needs --rate in requests a second, such as 100kpps (open loop: the rate is kept whatever the answers)".into())
+            }
+            _ => return Err("--workload kv takes --rate in requests a second (pps, kpps, mpps), not bits or a share of the link".into()),
+        };
+        for (given, name) in [
+            (self.pcap.is_some(), "--pcap"),
+            (self.streams.is_some(), "--streams"),
+            (self.rfc2544, "--rfc2544"),
+            (self.malformed > 0.0, "--malformed"),
+        ] {
+            if given {
+                return Err(format!("{name} is for --workload stream, not kv"));
+            }
+        }
+        let single = |text: &Option<String>, name: &str| -> Result<Option<String>, String> {
+            match text {
+                Some(t) if t.contains(['-', ',', '/']) => Err(format!(
+                    "{name} is one value for --workload kv (the clients count up from it), not '{t}'"
+                )),
+                t => Ok(t.clone()),
+            }
+        };
+        let client_ip = match single(&self.src_ip, "--src-ip")? {
+            Some(ip) => ip
+                .parse()
+                .map_err(|_| format!("--src-ip '{ip}' is not an IPv4 address"))?,
+            None => Ipv4Addr::new(10, 1, 0, 1),
+        };
+        let client_port = match single(&self.src_port, "--src-port")? {
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("--src-port '{p}' is not a port"))?,
+            None => 1024,
+        };
+        let server_mac = match single(&self.dst_mac, "--dst-mac")? {
+            Some(m) => Some(
+                m.parse::<Address>()
+                    .map_err(|_| format!("--dst-mac '{m}' is not a MAC address"))?,
+            ),
+            None => None,
+        };
+        let ports_needed = u32::from(client_port) + (self.sessions - 1) / 65_536;
+        if ports_needed > 65_535 {
+            return Err(format!(
+                "{} sessions from --src-port {client_port} run past port 65535: give a lower --src-port",
+                self.sessions
+            ));
+        }
+        Ok(KvWorkload {
+            server,
+            server_mac,
+            client_ip,
+            client_port,
+            sessions: self.sessions,
+            handshake_rate: self.handshake_rate,
+            rate,
+            poisson: self.poisson,
+            get_ratio: self.get_ratio,
+            keys: self.keys,
+            key_dist: self.key_dist,
+            value_size: usize::from(self.value_size),
+            timeout: self.timeout,
+        })
+    }
+
     /// What the options say together: where packets come from, and whether they agree.
     pub fn resolve(self) -> Result<Options, String> {
+        let kv = match self.workload.as_str() {
+            "kv" => Some(self.kv_workload()?),
+            _ => {
+                if self.server.is_some() {
+                    return Err("--server is for --workload kv".into());
+                }
+                None
+            }
+        };
         let stream_options = self.stream_options();
         let tx_ports = self.tx_port.0.clone();
         let rx_ports = self
@@ -312,6 +499,7 @@ impl Cli {
             );
         }
         Ok(Options {
+            kv,
             tx_ports,
             rx_ports,
             tx_queues: self.tx_queues,

@@ -5,6 +5,7 @@
 
 mod args;
 mod generator;
+mod kv;
 mod receiver;
 mod report;
 
@@ -95,6 +96,9 @@ struct Bench<'a> {
 }
 
 fn run(mut app: App, options: &Options) -> app::Outcome {
+    if let Some(workload) = &options.kv {
+        return run_kv(app, options, workload);
+    }
     // Pcap files and streams are checked before the EAL starts: bad input fails fast.
     let streams = match &options.source {
         Source::Streams {
@@ -296,6 +300,50 @@ fn run(mut app: App, options: &Options) -> app::Outcome {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(in_use == 0)
+}
+
+/// `--workload kv`: the clients of a sluice-kv appliance, on the first TX port.
+fn run_kv(mut app: App, options: &Options, workload: &args::KvWorkload) -> app::Outcome {
+    let eal = app.start_eal()?;
+    let stop = app.stop_flag().clone();
+    let id = options.tx_ports[0];
+    let setup = PortSetup {
+        promiscuous: true,
+        pools: Pools::One,
+        ..PortSetup::default()
+    };
+    let mut ports = Ports::start(&eal, &[PortPlan::new(id)], &setup)?;
+    println!("{}", ports.describe(id, "")?);
+    wait_for_links(&[ports.port(id)?], options.link_wait, &stop)?;
+    let pool = ports.pools().remove(0);
+    let mac = ports.mac(id)?;
+    let (mut rx, mut tx) = (ports.rx(id, 0)?, ports.tx(id, 0)?);
+    let link = kv::Link {
+        rx: &mut rx,
+        tx: &mut tx,
+        pool: &pool,
+        mac,
+        burst: options.burst,
+        tsc_hz: eal.tsc_hz(),
+    };
+    let json = kv::run(
+        link,
+        workload,
+        options.duration,
+        options.count,
+        options.drain,
+        options.seed,
+        &stop,
+    )?;
+    drop((rx, tx, pool));
+    let mbufs = ports.close();
+    println!("mbufs in use: {} of {}", mbufs.in_use, mbufs.capacity);
+    if let Some(path) = &options.json {
+        let text = serde_json::to_string_pretty(&json).expect("values serialise");
+        std::fs::write(path, text + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(mbufs.in_use == 0)
 }
 
 fn wait_for_links(ports: &[&Port], wait: Duration, stop: &StopFlag) -> Result<(), BoxError> {

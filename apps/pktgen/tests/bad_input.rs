@@ -76,3 +76,66 @@ fn bad_rates_and_options_say_what_was_expected() {
     assert!(fails(&["--burst", "100"]).contains("expected 1 to 64"));
     assert!(fails(&["--frobnicate"]).contains("unknown option '--frobnicate'"));
 }
+
+#[test]
+fn the_kv_workload_says_what_it_is_missing() {
+    for (args, says) in [
+        (&["--workload", "kv"][..], "--workload kv needs --server"),
+        (
+            &["--workload", "kv", "--server", "10.0.0.1"],
+            "needs --rate in requests a second",
+        ),
+        (
+            &[
+                "--workload",
+                "kv",
+                "--server",
+                "10.0.0.1",
+                "--rate",
+                "1gbps",
+            ],
+            "takes --rate in requests a second",
+        ),
+        (
+            &[
+                "--workload",
+                "kv",
+                "--server",
+                "10.0.0.1",
+                "--rate",
+                "1kpps",
+                "--src-ip",
+                "10.1.0.1-10.1.0.9",
+            ],
+            "--src-ip is one value for --workload kv",
+        ),
+        (
+            &[
+                "--workload",
+                "kv",
+                "--server",
+                "10.0.0.1",
+                "--rate",
+                "1kpps",
+                "--rfc2544",
+            ],
+            "--rfc2544 is for --workload stream",
+        ),
+        (&["--server", "10.0.0.1"], "--server is for --workload kv"),
+        (
+            &["--workload", "kv", "--server", "10.0.0"],
+            "expected an IPv4 address",
+        ),
+        (
+            &["--workload", "kv", "--key-dist", "zipf:9"],
+            "expected uniform or zipf:THETA",
+        ),
+        (
+            &["--workload", "kv", "--get-ratio", "1.5"],
+            "expected a share from 0 to 1",
+        ),
+    ] {
+        let e = fails(args);
+        assert!(e.contains(says), "{args:?}: {e}");
+    }
+}

@@ -1,0 +1,80 @@
+//! `--workload kv`: pktgen (the memif server, lcore 0) opens sessions on sluice-kv (lcore 1)
+//! and sends it requests; every request is answered with no error or timeout, and both sides
+//! count the same operations.
+
+mod common;
+
+use common::memif::*;
+use common::*;
+
+#[test]
+fn pktgen_drives_sluice_kv_over_memif_with_zero_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("kv.sock");
+    let _dirs = [runtime_dir("kv-memif"), runtime_dir("pktgen-kv")];
+    let mut kv_args = memif_eal(1, "kv-memif", "client", &[&socket]);
+    kv_args.extend(strings(&[
+        "--",
+        "--addr",
+        "10.0.0.1/8",
+        "--idle",
+        "off",
+        // The handshakes come all at once: let them take the lcore.
+        "--handshake-share",
+        "1",
+    ]));
+    let json_path = dir.path().join("kv.json");
+    let mut args = memif_eal(0, "pktgen-kv", "server", &[&socket]);
+    args.extend(strings(&[
+        "--",
+        "--workload",
+        "kv",
+        "--server",
+        "10.0.0.1",
+        "--sessions",
+        "200",
+        "--handshake-rate",
+        "2000",
+        "--rate",
+        "20kpps",
+        "--duration",
+        "2",
+        "--keys",
+        "100",
+        "--json",
+    ]));
+    args.push(json_path.display().to_string());
+    let (out, kv) = with_client(&args, 1, || {
+        spawn(&workspace_bin("sluice-kv"), &kv_args, &[])
+    });
+    let account = kv.stop();
+    let j = json(&json_path);
+    let show = || format!("{out}\n{account}");
+    assert_eq!(j["sessions"]["open"], 200, "{}", show());
+    let r = &j["requests"];
+    let sent = r["sent"].as_u64().unwrap();
+    assert!(sent > 10_000, "{}", show());
+    assert_eq!(r["answered"].as_u64(), Some(sent), "{}", show());
+    assert_eq!(r["timeouts"], 0, "{}", show());
+    assert_eq!(r["unmatched"], 0, "{}", show());
+    assert_eq!(j["errors"], serde_json::json!({}), "{}", show());
+    let results = &j["results"];
+    assert_eq!(
+        results["ok"].as_u64().unwrap() + results["not_found"].as_u64().unwrap(),
+        sent,
+        "one result per request, each ok or not found: {}",
+        show()
+    );
+    let figure = |name: &str| -> u64 {
+        let (_, last) = account.split_once("final account:").unwrap();
+        last.split(&format!("{name} "))
+            .nth(1)
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(figure("kv_get"), r["get"].as_u64().unwrap(), "{}", show());
+    assert_eq!(figure("kv_put"), r["put"].as_u64().unwrap(), "{}", show());
+    assert_eq!(figure("kv_welcome"), 200, "{}", show());
+    assert!(account.contains("mbufs in use: 0"), "{account}");
+}

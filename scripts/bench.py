@@ -40,6 +40,12 @@ then pktgen -> sluice-impair with 1 ms of delay -> pktgen over memif: the zero-l
 pktgen's RFC 2544 search, a run at it, and the memory the delay holds (the most packets held
 at once, 2,176 bytes of pool each) beside the pool sluice-impair sized for its limit.
 
+kv: pktgen --workload kv -> sluice-kv over memif, --sessions of them (default 100,000), 90%
+GET, 64-byte values, uniform keys over 1M: the highest request rate with no error, timeout or
+unanswered request (and sent within 3% of the rate asked), by bisection from 1M requests/s
+with 2 s trials; then a run at half of it for latency (timed from each request's scheduled
+time), the share of sluice-kv's polls that had packets, its peak RSS and the handshake rate.
+
 idle: sluice-l2fwd with no traffic at all (two net_null ports with no-rx=1) for --seconds,
 with --idle adaptive and with --idle off; CPU time of the process from /proc/PID/stat, as a
 percentage of one core.
@@ -339,6 +345,87 @@ class MemifPair:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
+def bench_kv(a, lcore):
+    """pktgen --workload kv (memif server, lcore - 1) -> sluice-kv (lcore): the highest request
+    rate with no error, timeout or unanswered request, by bisection; then a run at half of it."""
+    import json
+    import tempfile
+    pktgen, kv = f"{ROOT}/target/release/sluice-pktgen", f"{ROOT}/target/release/sluice-kv"
+    extra = os.environ.get("SLUICE_EAL_ARGS", "").split()
+    work = tempfile.mkdtemp(prefix="sluice-bench-")
+    sock = f"{work}/kv.sock"
+    sessions = a.sessions
+
+    def eal_for(prefix, lcores, role):
+        return ["-l", lcores, "-m", "512", "--no-pci", f"--file-prefix={prefix}", "--huge-unlink",
+                "--log-level=*:warning", *extra, "--vdev", f"net_memif0,role={role},socket={sock}"]
+
+    def run(rate, seconds):
+        report = f"{work}/kv.json"
+        gen = subprocess.Popen([pktgen, *eal_for("bench-pgkv", str(lcore - 1), "server"), "--", "--workload", "kv",
+                                "--server", "10.0.0.1", "--sessions", str(sessions), "--handshake-rate", "500000",
+                                "--rate", f"{int(rate)}pps", "--duration", str(seconds), "--get-ratio", "0.9",
+                                "--keys", "1000000", "--value-size", "64", "--json", report],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        head = ""
+        while "net_memif" not in head:
+            line = gen.stdout.readline()
+            if not line:
+                break
+            head += line
+        server = subprocess.Popen([kv, *eal_for("bench-kv", str(lcore), "client"), "--", "--addr", "10.0.0.1/8",
+                                   "--idle", "off", "--sessions-max", str(sessions), "--memory", "1G",
+                                   "--handshake-share", "1", "--guard-rate", "1000000000",
+                                   "--guard-burst", "1000000", "--stats-period", "0"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, errors="replace")
+        out = head + gen.stdout.read()
+        gen.wait()
+        with open(f"/proc/{server.pid}/status") as f:
+            rss = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) * 1024
+        server.send_signal(signal.SIGINT)
+        account, _ = server.communicate(timeout=60)
+        if gen.returncode != 0:
+            sys.exit(f"bench.py: error: sluice-pktgen failed:\n{out[-2000:]}")
+        with open(report) as f:
+            j = json.load(f)
+        busy = re.search(r"polls, ([\d.]+)% with packets", account)
+        return j, rss, float(busy.group(1)) if busy else float("nan")
+
+    def clean(j):
+        r = j["requests"]
+        return (not j["errors"] and r["timeouts"] == 0 and r["unmatched"] == 0 and r["sent"] > 0
+                and r["answered"] == r["sent"] and r["sent_per_second"] >= 0.97 * r["asked_per_second"])
+
+    print(f"kv: pktgen --workload kv (lcore {lcore - 1}) -> sluice-kv (lcore {lcore}) over memif, {sessions} sessions, "
+          "90% GET, 64-byte values, uniform keys over 1M")
+    low, high = 0.0, 4e6
+    for trial in range(7):
+        rate = 1e6 if trial == 0 else (low + high) / 2
+        j, _, _ = run(rate, 2)
+        ok = clean(j)
+        r = j["requests"]
+        print(f"  {rate / 1e6:.3f} M requests/s asked: sent {r['sent_per_second'] / 1e6:.3f} M/s, "
+              f"answered {r['answered']} of {r['sent']}, timeouts {r['timeouts']}, errors {j['errors']}: "
+              f"{'clean' if ok else 'not clean'}", flush=True)
+        if ok:
+            low = rate
+        else:
+            high = rate
+    if not low:
+        sys.exit("bench.py: error: no rate was clean")
+    j, rss, busy = run(low / 2, a.seconds)
+    lat, hs = j["latency_us"] or {}, j["sessions"]
+    print()
+    print(f"highest rate with no error, timeout or unanswered request: {low / 1e6:.3f} M requests/s")
+    print("| load | requests/s | p50 us | p90 us | p99 us | p99.9 us | polls with packets | sluice-kv RSS | sessions | handshakes/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| 50% | {j['requests']['answered_per_second'] / 1e6:.3f} M | {lat.get('p50', 0):.1f} | {lat.get('p90', 0):.1f} "
+          f"| {lat.get('p99', 0):.1f} | {lat.get('p99_9', 0):.1f} | {busy:.1f}% | {rss / 2**20:.0f} MiB "
+          f"| {hs['open']} | {hs['per_second']:.0f} |")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def bench_impair(a, pcap, lcore):
     impair = f"{ROOT}/target/release/sluice-impair"
     contenders = [
@@ -429,7 +516,8 @@ def bench_idle(a, lcore):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("benchmark", choices=["l2fwd", "l3fwd", "pipeline", "idle", "pktgen", "handoff", "impair"])
+    p.add_argument("benchmark", choices=["l2fwd", "l3fwd", "pipeline", "idle", "pktgen", "handoff", "impair", "kv"])
+    p.add_argument("--sessions", type=int, default=100000, help="kv: sessions (default 100000)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seconds", type=int, default=None, help="per run (default 8; idle: 10)")
     a = p.parse_args()
@@ -451,6 +539,9 @@ def main():
         return 0
     if a.benchmark == "handoff":
         bench_handoff(a, lcore)
+        return 0
+    if a.benchmark == "kv":
+        bench_kv(a, lcore)
         return 0
     os.makedirs(f"{ROOT}/target/bench", exist_ok=True)
     pcap = f"{ROOT}/target/bench/udp64.pcap"

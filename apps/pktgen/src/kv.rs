@@ -134,7 +134,7 @@ struct Counts {
     foreign: u64,
     /// Requests sent and not yet answered or given up.
     in_flight: u64,
-    /// Requests not sent: no mbuf, or the device took none.
+    /// Requests not sent for want of an mbuf (their sessions try again).
     not_sent: u64,
 }
 
@@ -230,10 +230,9 @@ impl Clients<'_, '_> {
         self.out.push(m).is_ok()
     }
 
+    /// Sends what is queued; what the device does not take yet waits for the next round.
     fn flush(&mut self) {
         self.link.tx.send(&mut self.out);
-        // What the device did not take is dropped here (freed with the burst).
-        self.counts.not_sent += self.out.clear() as u64;
     }
 
     fn hello(&mut self, i: u32, cookie: Option<sluice_kv::protocol::Cookie>, now: u64) {

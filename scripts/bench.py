@@ -363,7 +363,7 @@ def bench_kv(a, lcore):
     def run(rate, seconds):
         report = f"{work}/kv.json"
         gen = subprocess.Popen([pktgen, *eal_for("bench-pgkv", str(lcore - 1), "server"), "--", "--workload", "kv",
-                                "--server", "10.0.0.1", "--sessions", str(sessions), "--handshake-rate", "500000",
+                                "--server", "10.0.0.1", "--sessions", str(sessions), "--handshake-rate", "50000",
                                 "--rate", f"{int(rate)}pps", "--duration", str(seconds), "--get-ratio", "0.9",
                                 "--keys", "1000000", "--value-size", "64", "--json", report],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
@@ -376,7 +376,8 @@ def bench_kv(a, lcore):
         server = subprocess.Popen([kv, *eal_for("bench-kv", str(lcore), "client"), "--", "--addr", "10.0.0.1/8",
                                    "--idle", "off", "--sessions-max", str(sessions), "--memory", "1G",
                                    "--handshake-share", "1", "--guard-rate", "1000000000",
-                                   "--guard-burst", "1000000", "--stats-period", "0"],
+                                   "--guard-burst", "1000000", "--guard-sources", str(4 * sessions),
+                                   "--stats-period", "0"],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True, errors="replace")
         out = head + gen.stdout.read()
@@ -406,7 +407,8 @@ def bench_kv(a, lcore):
         ok = clean(j)
         r = j["requests"]
         print(f"  {rate / 1e6:.3f} M requests/s asked: sent {r['sent_per_second'] / 1e6:.3f} M/s, "
-              f"answered {r['answered']} of {r['sent']}, timeouts {r['timeouts']}, errors {j['errors']}: "
+              f"answered {r['answered']} of {r['sent']}, timeouts {r['timeouts']}, unmatched {r['unmatched']}, "
+              f"errors {j['errors']}, sessions {j['sessions']['open']}: "
               f"{'clean' if ok else 'not clean'}", flush=True)
         if ok:
             low = rate

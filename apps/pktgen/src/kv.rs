@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 type BoxError = Box<dyn std::error::Error>;
 
+/// Bursts taken from the RX queue in one round at most.
+const RX_BURSTS: usize = 4;
 /// HELLOs a session sends before it is given up.
 const HELLO_TRIES: u8 = 5;
 /// IPv4 and UDP headers.
@@ -129,6 +131,9 @@ struct Counts {
     errors: [u64; 8],
     /// Answers that match no request still waiting (late, after their timeout).
     unmatched: u64,
+    /// RETRYs and WELCOMEs for sessions no longer waiting for them (a HELLO sent again
+    /// whose first answer was only slow).
+    late_handshakes: u64,
     timeouts: u64,
     /// Frames that are not the appliance's answers to us.
     foreign: u64,
@@ -308,15 +313,18 @@ impl Clients<'_, '_> {
         }
     }
 
-    /// Takes what arrived: handshake answers, responses and errors.
+    /// Takes what arrived, a few bursts at most, so that answers keep up with what is sent.
     fn receive(&mut self, rx: &mut Burst) {
-        if self.link.rx.recv_up_to(rx, self.link.burst) == 0 {
-            return;
-        }
-        // The time they arrived: now, not when the loop's round began.
-        let now = sluice::clock::tsc();
-        for m in rx.drain() {
-            self.answer(m.data(), now);
+        for _ in 0..RX_BURSTS {
+            let n = self.link.rx.recv_up_to(rx, self.link.burst);
+            // The time they arrived: now, not when the loop's round began.
+            let now = sluice::clock::tsc();
+            for m in rx.drain() {
+                self.answer(m.data(), now);
+            }
+            if n < self.link.burst {
+                return;
+            }
         }
     }
 
@@ -365,6 +373,7 @@ impl Clients<'_, '_> {
                     }
                 }
             }
+            Message::Retry { .. } | Message::Welcome(_) => self.counts.late_handshakes += 1,
             Message::Error(e) => {
                 self.counts.errors[e.code as usize] += 1;
                 if handshaking && e.code == ErrorCode::Busy {
@@ -510,7 +519,10 @@ pub fn run(
     let interval = hz / w.handshake_rate;
     let started = tsc();
     let mut next = 0u32;
-    let deadline = Duration::from_secs_f64(f64::from(w.sessions) / w.handshake_rate + 5.0);
+    // Time for every HELLO, and for the last ones to be sent again, all their tries.
+    let deadline = Duration::from_secs_f64(
+        f64::from(w.sessions) / w.handshake_rate + f64::from(HELLO_TRIES) + 1.0,
+    );
     let mut last_scan = started;
     while c.counts.welcomes < u64::from(w.sessions)
         && handshake_start.elapsed() < deadline
@@ -640,6 +652,7 @@ fn report(
             "seconds": handshake_time.as_secs_f64(),
             "per_second": open as f64 / handshake_time.as_secs_f64().max(1e-9),
             "hellos": k.hellos, "hellos_again": k.hellos_again, "retries": k.retries,
+            "late_answers": k.late_handshakes,
         },
         "requests": {
             "seconds": secs,

@@ -22,9 +22,9 @@ use std::time::Duration;
 live changes:  --control /run/impair.sock, then: echo 'set a-to-b loss 1%' | nc -U /run/impair.sock
                or dpdk-telemetry.py, then /impair/set,a-to-b loss 1%")]
 struct Options {
-    /// The two ports, A,B
+    /// A pair of ports, A,B (repeatable: each pair is impaired alike, a-to-b from its A)
     #[arg(long, value_name = "A,B", default_value = "0,1", value_parser = pair)]
-    ports: (u16, u16),
+    ports: Vec<(u16, u16)>,
     /// What happens to packets from A to B, in netem's words: [limit N] [delay TIME [JITTER
     /// [CORR]] [distribution uniform|normal|pareto|paretonormal]] [loss random P [CORR] |
     /// loss gemodel p [r [1-h [1-k]]] | loss state p13 [...]] [duplicate P] [reorder P [gap
@@ -63,55 +63,68 @@ fn pair(text: &str) -> Result<(u16, u16), String> {
 }
 
 fn run(mut app: App, options: Options) -> Outcome {
+    let pairs = options.ports.clone();
+    let mut all: Vec<u16> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+    all.sort_unstable();
+    if let Some(twice) = all.windows(2).find(|w| w[0] == w[1]) {
+        return Err(usage(format!(
+            "port {} is in two --ports pairs: each port belongs to one pair",
+            twice[0]
+        )));
+    }
     let eal = app.start_eal()?;
-    let (a, b) = options.ports;
-    for port in [a, b] {
+    for &port in &all {
         if !eal.port_ids().contains(&port) {
             return Err(usage(format!(
-                "no port {port} (the EAL found {}): give two --vdev or PCI devices",
+                "no port {port} (the EAL found {}): give a --vdev or PCI device for each port of --ports",
                 options::describe_ports(&eal.port_ids())
             )));
         }
     }
+    let plans: Vec<PortPlan> = all.iter().map(|&p| PortPlan::new(p)).collect();
+    let per_pair = 2 * (options.a_to_b.limit + options.b_to_a.limit);
     let mut ports = Ports::start(
         &eal,
-        &[PortPlan::new(a), PortPlan::new(b)],
+        &plans,
         &PortSetup {
             promiscuous: true,
-            // Room for every packet the two directions may hold, and their duplicates.
-            held: (2 * (options.a_to_b.limit + options.b_to_a.limit)) as u32,
+            // Room for every packet the directions may hold, and their duplicates.
+            held: (per_pair * pairs.len()) as u32,
             ..PortSetup::default()
         },
     )?;
-    for (port, peer, imp) in [(a, b, &options.a_to_b), (b, a, &options.b_to_a)] {
-        println!(
-            "{}",
-            ports.describe(port, &format!(", to port {peer}: {imp}"))?
-        );
+    let mut directions = Vec::new();
+    for &(a, b) in &pairs {
+        for (port, peer, imp) in [(a, b, &options.a_to_b), (b, a, &options.b_to_a)] {
+            println!(
+                "{}",
+                ports.describe(port, &format!(", to port {peer}: {imp}"))?
+            );
+            directions.push((port, peer, imp.clone()));
+        }
     }
-    let stage = Impair::new(
-        vec![
-            (a, b, options.a_to_b.clone()),
-            (b, a, options.b_to_a.clone()),
-        ],
-        options.seed,
-    );
+    let stage = Impair::new(directions, options.seed);
     let mut pipeline = Pipeline::new(Settings {
         idle: options.idle,
         report_period: Duration::from_secs(u64::from(options.stats_period)),
         ..Settings::default()
     });
     let lcore = eal.main_lcore();
-    println!("lcore {lcore}: RX ports {a} and {b}, impair, TX");
+    println!("lcore {lcore}: RX ports {all:?}, impair, TX");
+    let (mut rx, mut tx) = (Vec::new(), Vec::new());
+    for &port in &all {
+        rx.push(ports.rx(port, 0)?);
+        tx.push(ports.tx(port, 0)?);
+    }
     pipeline.lane(Lane {
-        rx: vec![ports.rx(a, 0)?, ports.rx(b, 0)?],
-        tx: vec![ports.tx(a, 0)?, ports.tx(b, 0)?],
+        rx,
+        tx,
         stages: vec![Box::new(stage)],
         lcore,
         stage_lcore: None,
     });
     let control = Arc::new(Control {
-        ports: [a, b],
+        pairs,
         current: Mutex::new([options.a_to_b, options.b_to_a]),
         messenger: pipeline.messenger(),
     });
@@ -150,8 +163,8 @@ fn run(mut app: App, options: Options) -> Outcome {
 
 /// The live commands, from the control socket and telemetry alike.
 struct Control {
-    /// Ports A and B: a-to-b is what arrives on A.
-    ports: [u16; 2],
+    /// The pairs of ports A and B: a-to-b is what arrives on A.
+    pairs: Vec<(u16, u16)>,
     /// Each direction's impairment as last set.
     current: Mutex<[Impairment; 2]>,
     messenger: Messenger,
@@ -170,13 +183,15 @@ impl Control {
                 Ok((index, netem)) => match Impairment::parse(netem) {
                     Ok(impairment) => {
                         current[index] = impairment.clone();
-                        self.messenger.send(
-                            "impair",
-                            Change {
-                                rx: self.ports[index],
-                                impairment,
-                            },
-                        );
+                        for &(a, b) in &self.pairs {
+                            self.messenger.send(
+                                "impair",
+                                Change {
+                                    rx: if index == 0 { a } else { b },
+                                    impairment: impairment.clone(),
+                                },
+                            );
+                        }
                         format!("{} {}\nok", DIRECTIONS[index], current[index])
                     }
                     Err(e) => format!("error: {e}"),
@@ -213,7 +228,7 @@ mod tests {
     fn live_commands_set_show_and_name_their_mistakes() {
         let pipeline = Pipeline::new(Settings::default());
         let control = Control {
-            ports: [0, 1],
+            pairs: vec![(0, 1)],
             current: Mutex::new([Impairment::default(), Impairment::default()]),
             messenger: pipeline.messenger(),
         };

@@ -36,6 +36,10 @@ fn each_mistake_is_one_line_saying_what_was_expected() {
         ),
         (&["--ports", "1,1"], "the two ports must differ"),
         (&["--ports", "0"], "expected two port numbers A,B"),
+        (
+            &["--ports", "0,1", "--ports", "1,2"],
+            "port 1 is in two --ports pairs",
+        ),
     ] {
         let error = mistake(args);
         assert!(

@@ -3,6 +3,8 @@
 # 198.18.1.0/24 into sluice-l3fwd over two memif links and receives what l3fwd routes back,
 # for about 10 s. pktgen prints tx/rx Mpps and latency every second, then its summary (loss,
 # latency percentiles); then l3fwd's final account (rx = tx + dropped, mbufs in use = 0).
+# Then, for 3 s, pktgen as 1,000 clients of sluice-kv over a third memif link: sessions opened,
+# requests a second sent and answered, and their latency.
 #   DEMO_SECONDS=N   how long to send (default 10)
 #   DEMO_RATE=RATE   pktgen's --rate (default 2mpps; max finds the pair's limit, with loss)
 set -euo pipefail
@@ -12,7 +14,7 @@ RATE=${DEMO_RATE:-2mpps}
 
 scripts/setup.sh
 [ -f target/sluice.env ] && . target/sluice.env
-cargo build --release -q -p sluice-pktgen -p sluice-l3fwd
+cargo build --release -q -p sluice-pktgen -p sluice-l3fwd -p sluice-kv
 
 work=$(mktemp -d /tmp/sluice-demo.XXXXXX)
 gen_pid= fwd_pid=
@@ -53,4 +55,29 @@ fwd_pid=
 echo
 echo "sluice-l3fwd:"
 sed -n '/^final account/,$p' "$work/l3fwd.log"
+
+echo
+echo "demo: sluice-pktgen (lcore $gen_lcore) as 1,000 clients -> memif -> sluice-kv (lcore $fwd_lcore), 100,000 requests a second for 3 s"
+kv_link() { echo "--vdev net_memif0,role=$1,socket=$work/kv.sock"; }
+# shellcheck disable=SC2046
+target/release/sluice-pktgen $(eal "$gen_lcore" kvgen) $(kv_link server) \
+  -- --workload kv --server 10.0.0.1 --sessions 1000 --handshake-rate 5000 --rate 100kpps \
+     --duration 3 --get-ratio 0.9 --keys 10000 > >(tee "$work/kvgen.log") 2>&1 &
+gen_pid=$!
+for _ in $(seq 200); do
+  grep -q net_memif "$work/kvgen.log" 2>/dev/null && break
+  sleep 0.1
+done
+# shellcheck disable=SC2046
+target/release/sluice-kv $(eal "$fwd_lcore" kv) $(kv_link client) \
+  -- --addr 10.0.0.1/8 --idle off --handshake-share 1 --stats-period 0 > "$work/kv.log" 2>&1 &
+fwd_pid=$!
+wait "$gen_pid" || status=$?
+gen_pid=
+kill -INT "$fwd_pid"
+wait "$fwd_pid" || status=$?
+fwd_pid=
+echo
+echo "sluice-kv:"
+sed -n '/^final account/,$p' "$work/kv.log"
 exit "$status"

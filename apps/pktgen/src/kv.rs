@@ -520,15 +520,15 @@ pub fn run(
     let started = tsc();
     let mut next = 0u32;
     // Time for every HELLO, and for the last ones to be sent again, all their tries.
-    let deadline = Duration::from_secs_f64(
-        f64::from(w.sessions) / w.handshake_rate + f64::from(HELLO_TRIES) + 1.0,
-    );
+    // (In TSC ticks: the loop reads no other clock.)
+    let deadline = started
+        + ((f64::from(w.sessions) / w.handshake_rate + f64::from(HELLO_TRIES) + 1.0) * hz) as u64;
     let mut last_scan = started;
-    while c.counts.welcomes < u64::from(w.sessions)
-        && handshake_start.elapsed() < deadline
-        && !stop.is_stopped()
-    {
+    loop {
         let now = tsc();
+        if c.counts.welcomes == u64::from(w.sessions) || now >= deadline || stop.is_stopped() {
+            break;
+        }
         while next < w.sessions
             && (now - started) as f64 >= f64::from(next) * interval
             && c.out.spare() > 0
@@ -580,14 +580,16 @@ pub fn run(
     let interval = hz / w.rate;
     let wall = Instant::now();
     let mut scheduled = tsc() as f64;
+    let end = duration.map(|d| scheduled as u64 + (d.as_secs_f64() * hz) as u64);
     let mut issued = 0u64;
-    let done = |issued: u64, wall: Instant| {
-        stop.is_stopped()
-            || duration.is_some_and(|d| wall.elapsed() >= d)
-            || count.is_some_and(|n| issued >= n)
-    };
-    while !done(issued, wall) {
+    loop {
         let now = tsc();
+        if stop.is_stopped()
+            || end.is_some_and(|end| now >= end)
+            || count.is_some_and(|n| issued >= n)
+        {
+            break;
+        }
         while (scheduled as u64) <= now && c.out.spare() > 0 && count.is_none_or(|n| issued < n) {
             let Some(i) = c.idle.pop_front() else {
                 break;

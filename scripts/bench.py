@@ -363,7 +363,7 @@ def bench_kv(a, lcore):
     def run(rate, seconds):
         report = f"{work}/kv.json"
         gen = subprocess.Popen([pktgen, *eal_for("bench-pgkv", str(lcore - 1), "server"), "--", "--workload", "kv",
-                                "--server", "10.0.0.1", "--sessions", str(sessions), "--handshake-rate", "50000",
+                                "--server", "10.0.0.1", "--sessions", str(sessions), "--handshake-rate", "100000",
                                 "--rate", f"{int(rate)}pps", "--duration", str(seconds), "--get-ratio", "0.9",
                                 "--keys", "1000000", "--value-size", "64", "--json", report],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")

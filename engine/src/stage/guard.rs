@@ -7,9 +7,9 @@
 //!   bounded table; a source beyond its rate is dropped as `guard_rate`. A new source takes
 //!   the least recently seen of two candidate entries (counted as `guard_evicted`), so a
 //!   flood of spoofed sources costs memory it cannot grow;
-//! - handshakes may take at most a share of the packets the worker saw in the last 100 ms
-//!   (and a floor, so that they go through on a quiet worker); beyond it they are dropped as
-//!   `guard_handshakes`. Established packets are never charged to that share, so a
+//! - handshakes may take at most a share of the packets the worker saw in the last 100 ms,
+//!   or in this 100 ms so far (and a floor, so that they go through on a quiet worker);
+//!   beyond it they are dropped as `guard_handshakes`. Established packets are never charged to that share, so a
 //!   handshake flood cannot crowd them out.
 //!
 //! Packets the classifier does not claim go on untouched.
@@ -172,7 +172,10 @@ impl Node for Guard {
                 continue;
             }
             if class == Class::Handshake {
-                if self.handshakes >= self.budget {
+                // The last window's share, or this one's so far: a burst of handshakes
+                // after quiet is not cut to the floor, and handshakes stay within the share.
+                let now_share = (self.config.handshake_share * self.seen as f64) as u64;
+                if self.handshakes >= self.budget.max(now_share) {
                     *action = Action::drop(self.handshake_cap);
                     continue;
                 }

@@ -151,7 +151,8 @@ pub struct Cli {
     /// session up to 65,536, then the next --src-port (default 1024)
     #[arg(long, value_name = "ADDR", value_parser = server, help_heading = KV)]
     server: Option<SocketAddrV4>,
-    /// Sessions to open (handshakes first), requests going to each in turn
+    /// Sessions to open (handshakes first); requests go to them as they become free (one on
+    /// its way per session, as the protocol allows)
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=16_000_000), help_heading = KV)]
     sessions: u32,
     /// HELLOs a second while the sessions open

@@ -128,36 +128,28 @@ fn run(mut app: App, options: Options) -> Outcome {
         current: Mutex::new([options.a_to_b, options.b_to_a]),
         messenger: pipeline.messenger(),
     });
-    let _socket = match &options.control {
-        Some(path) => {
-            let control = control.clone();
-            let socket = ControlSocket::serve(path, move |line| control.reply(line))
-                .map_err(|e| format!("cannot listen on control socket {}: {e}", path.display()))?;
-            println!("control socket: {}", path.display());
-            Some(socket)
-        }
-        None => None,
-    };
-    for (name, help, command) in [
-        (
-            "/impair/set",
-            "sluice-impair: a-to-b|b-to-a NETEM... (the direction's new impairment)",
-            "set",
-        ),
-        (
-            "/impair/show",
-            "sluice-impair: each direction's impairment",
-            "show",
-        ),
-    ] {
-        let control = control.clone();
-        let registered = sluice::stats::telemetry::register_command(name, help, move |params| {
-            control.reply(&format!("{command} {params}"))
-        });
-        if let Err(e) = registered {
-            eprintln!("sluice-impair: warning: no telemetry command {name}: {e}");
-        }
-    }
+    let reply = move |line: &str| control.reply(line);
+    let _socket = options
+        .control
+        .as_deref()
+        .map(|path| ControlSocket::listen(path, reply.clone()))
+        .transpose()?;
+    app::register_telemetry(
+        "sluice-impair",
+        &[
+            (
+                "/impair/set",
+                "sluice-impair: a-to-b|b-to-a NETEM... (the direction's new impairment)",
+                "set",
+            ),
+            (
+                "/impair/show",
+                "sluice-impair: each direction's impairment",
+                "show",
+            ),
+        ],
+        reply,
+    );
     app.forward(&eal, pipeline, ports)
 }
 

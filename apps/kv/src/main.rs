@@ -8,7 +8,6 @@ use sluice::pipeline::Messenger;
 use sluice::pipeline::{Lane, Pipeline, Settings};
 use sluice::stage::guard::{Guard, GuardConfig};
 use sluice::stage::router::{NextHopMac, Responder, Router, RouterPort};
-use sluice::stats::telemetry;
 use sluice::worker::{IdlePolicy, StopFlag};
 use sluice_kv::protocol::DEFAULT_PORT;
 use sluice_kv::server::{Limits, Server};
@@ -215,17 +214,29 @@ fn run(mut app: App, options: Options) -> Outcome {
         sessions_max: options.sessions_max,
         idle_timeout: options.idle_timeout,
     });
-    let _socket = match &options.control {
-        Some(path) => {
-            let control = control.clone();
-            let socket = ControlSocket::serve(path, move |line| control.reply(line))
-                .map_err(|e| format!("cannot listen on control socket {}: {e}", path.display()))?;
-            println!("control socket: {}", path.display());
-            Some(socket)
-        }
-        None => None,
-    };
-    register_telemetry(&control);
+    let reply = move |line: &str| control.reply(line);
+    let _socket = options
+        .control
+        .as_deref()
+        .map(|path| ControlSocket::listen(path, reply.clone()))
+        .transpose()?;
+    app::register_telemetry(
+        "sluice-kv",
+        &[
+            (
+                "/kv/stats",
+                "sluice-kv: sessions, keys and requests by type",
+                "stats",
+            ),
+            (
+                "/kv/sessions",
+                "sluice-kv: sessions open, opened, closed and expired",
+                "sessions",
+            ),
+            ("/kv/flush", "sluice-kv: empty the store", "flush"),
+        ],
+        reply,
+    );
     let live = (options.stats_period > 0).then(|| {
         let period = Duration::from_secs(u64::from(options.stats_period));
         let stop = app.stop_flag().clone();
@@ -333,31 +344,6 @@ fn live_lines(published: &Mutex<Published>, period: Duration, stop: &StopFlag) {
             b.errors.iter().sum::<u64>() - a.errors.iter().sum::<u64>(),
         );
         last = now;
-    }
-}
-
-/// `/kv/stats`, `/kv/sessions` and `/kv/flush` on DPDK's telemetry socket
-/// (`dpdk-telemetry.py`), as on the control socket.
-fn register_telemetry(control: &Arc<Control>) {
-    for (name, help, command) in [
-        (
-            "/kv/stats",
-            "sluice-kv: sessions, keys and requests by type",
-            "stats",
-        ),
-        (
-            "/kv/sessions",
-            "sluice-kv: sessions open, opened, closed and expired",
-            "sessions",
-        ),
-        ("/kv/flush", "sluice-kv: empty the store", "flush"),
-    ] {
-        let control = control.clone();
-        // Telemetry gives each line of a reply an entry of its own.
-        let result = telemetry::register_command(name, help, move |_| control.reply(command));
-        if let Err(e) = result {
-            eprintln!("sluice-kv: warning: no telemetry command {name}: {e}");
-        }
     }
 }
 

@@ -538,27 +538,27 @@ fn run(mut app: App, options: Options) -> Outcome {
 
     let tables = build_tables(&eal, &options, &router)?;
     let control = tables.control.map(Arc::new);
-    let _socket = match &options.control {
-        Some(path) => {
-            let control = control
-                .clone()
-                .expect("--control needs lpm, checked with the options");
-            let socket = ControlSocket::serve(path, move |line| control.reply(line))
-                .map_err(|e| format!("cannot listen on control socket {}: {e}", path.display()))?;
-            println!("control socket: {}", path.display());
-            Some(socket)
+    let _socket = match (&options.control, &control) {
+        (Some(path), Some(control)) => {
+            let control = control.clone();
+            Some(ControlSocket::listen(path, move |line| {
+                control.reply(line)
+            })?)
         }
-        None => None,
+        (Some(_), None) => unreachable!("--control needs lpm, checked with the options"),
+        (None, _) => None,
     };
     if let Some(control) = &control {
         let control = control.clone();
-        if let Err(e) = sluice::stats::telemetry::register_command(
-            "/l3fwd/control",
-            "sluice-l3fwd control: route add PREFIX/LEN PORT, route del PREFIX/LEN, routes, neighbours, stats",
-            move |params| control.reply(params),
-        ) {
-            eprintln!("sluice-l3fwd: warning: no telemetry control command: {e}");
-        }
+        app::register_telemetry(
+            "sluice-l3fwd",
+            &[(
+                "/l3fwd/control",
+                "sluice-l3fwd control: route add PREFIX/LEN PORT, route del PREFIX/LEN, routes, neighbours, stats",
+                "",
+            )],
+            move |line: &str| control.reply(line),
+        );
     }
 
     // Each lane: its RX queues, a TX queue on every port, and its own instances of the stages.

@@ -7,6 +7,7 @@
 //! request, and timeouts.
 
 use crate::args::{KeyDist, KvWorkload};
+use crate::generator::Rng;
 use crate::receiver::new_histogram;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -60,23 +61,6 @@ struct Session {
     outstanding: Option<(u64, u64)>,
 }
 
-/// SplitMix64, seeded: the same run draws the same keys and operations.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Draws key numbers: uniform, or Zipf by the inverse of its cumulative weights.
 enum Keys {
     Uniform(u64),
@@ -105,7 +89,7 @@ impl Keys {
 
     fn draw(&self, rng: &mut Rng) -> u64 {
         match self {
-            Keys::Uniform(n) => rng.next_u64() % n,
+            Keys::Uniform(n) => rng.next() % n,
             Keys::Zipf(cumulative) => {
                 let u = rng.unit();
                 cumulative.partition_point(|&c| c < u) as u64
@@ -479,12 +463,13 @@ pub fn run(
     };
     println!("kv: appliance {} at {server_mac}", w.server);
     let hz = link.tsc_hz as f64;
-    let mut rng = Rng(seed);
+    // The same seed draws the same nonces, keys and operations.
+    let mut rng = Rng::new(seed);
     let sessions = (0..w.sessions)
         .map(|_| {
             let mut nonce = [0u8; NONCE_LEN];
-            nonce[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
-            nonce[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
+            nonce[..8].copy_from_slice(&rng.next().to_be_bytes());
+            nonce[8..].copy_from_slice(&rng.next().to_be_bytes());
             Session {
                 state: State::New,
                 nonce,
@@ -717,7 +702,7 @@ mod tests {
 
     #[test]
     fn zipf_keys_favour_the_first_and_uniform_keys_spread() {
-        let mut rng = Rng(1);
+        let mut rng = Rng::new(1);
         let zipf = Keys::new(1000, KeyDist::Zipf(0.99));
         let draws: Vec<u64> = (0..100_000).map(|_| zipf.draw(&mut rng)).collect();
         let first = draws.iter().filter(|&&k| k == 0).count() as f64 / 1e5;

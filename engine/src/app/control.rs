@@ -60,6 +60,42 @@ impl ControlSocket {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// [`ControlSocket::serve`] for an app's `--control PATH`: says where it listens, and
+    /// fails with one line naming the path.
+    pub fn listen(
+        path: &Path,
+        reply: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> Result<ControlSocket, String> {
+        let socket = ControlSocket::serve(path, reply)
+            .map_err(|e| format!("cannot listen on control socket {}: {e}", path.display()))?;
+        println!("control socket: {}", path.display());
+        Ok(socket)
+    }
+}
+
+/// Offers an app's control commands through DPDK's telemetry socket as well: each
+/// `(telemetry name, help, command)` answers `reply("command params")` (an empty command
+/// passes the parameters alone, as the whole line). A command that cannot be registered is a
+/// warning of `app`'s, not a failure: the socket still serves it.
+pub fn register_telemetry(
+    app: &str,
+    commands: &[(&str, &str, &'static str)],
+    reply: impl Fn(&str) -> String + Clone + Send + Sync + 'static,
+) {
+    for &(name, help, command) in commands {
+        let reply = reply.clone();
+        let registered = crate::stats::telemetry::register_command(name, help, move |params| {
+            if command.is_empty() {
+                reply(params.trim())
+            } else {
+                reply(format!("{command} {params}").trim())
+            }
+        });
+        if let Err(e) = registered {
+            eprintln!("{app}: warning: no telemetry command {name}: {e}");
+        }
+    }
 }
 
 impl Drop for ControlSocket {

@@ -16,7 +16,7 @@ pub mod options;
 mod ports;
 mod queues;
 
-pub use control::ControlSocket;
+pub use control::{register_telemetry, ControlSocket};
 pub use ports::{Pools, PortPlan, PortSetup, Ports};
 pub use queues::{QueueConfig, QueuePlan};
 

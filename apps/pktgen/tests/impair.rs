@@ -27,15 +27,7 @@ struct Impaired {
 impl Impaired {
     /// A figure of sluice-impair's final account (0 if it has none).
     fn count(&self, name: &str) -> u64 {
-        let (_, last) = self
-            .account
-            .split_once("final account:")
-            .unwrap_or_else(|| panic!("no final account:\n{}", self.account));
-        last.split(&format!("{name} "))
-            .nth(1)
-            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+        final_figure(&self.account, name)
     }
 
     /// What pktgen's one stream measured.

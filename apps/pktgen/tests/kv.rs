@@ -65,14 +65,7 @@ fn pktgen_drives_sluice_kv_over_memif_with_zero_errors() {
         "one result per request, each ok or not found: {}",
         show()
     );
-    let figure = |name: &str| -> u64 {
-        let (_, last) = account.split_once("final account:").unwrap();
-        last.split(&format!("{name} "))
-            .nth(1)
-            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    };
+    let figure = |name: &str| final_figure(&account, name);
     assert_eq!(figure("kv_get"), r["get"].as_u64().unwrap(), "{}", show());
     assert_eq!(figure("kv_put"), r["put"].as_u64().unwrap(), "{}", show());
     assert_eq!(figure("kv_welcome"), 200, "{}", show());

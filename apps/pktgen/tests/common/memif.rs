@@ -136,3 +136,15 @@ pub fn drops_by_reason(account: &str) -> std::collections::BTreeMap<String, u64>
         })
         .collect()
 }
+
+/// A figure of a forwarder's final account: the number after `name ` (0 if it has none).
+pub fn final_figure(account: &str, name: &str) -> u64 {
+    let (_, last) = account
+        .split_once("final account:")
+        .unwrap_or_else(|| panic!("no final account:\n{account}"));
+    last.split(&format!("{name} "))
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}

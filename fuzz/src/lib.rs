@@ -270,7 +270,9 @@ pub fn l3fwd_control(data: &[u8]) {
 }
 
 pub fn pktgen_ranges(data: &[u8]) {
-    use sluice_pktgen::spec::{parse_tcp_flags, FieldRange, Rate, Sizes, MAX_FRAME, MIN_FRAME};
+    use sluice_pktgen::spec::{
+        parse_tcp_flags, FieldRange, KeyDist, Rate, Sizes, MAX_FRAME, MIN_FRAME,
+    };
     let Some(text) = text(data) else {
         return;
     };
@@ -294,6 +296,9 @@ pub fn pktgen_ranges(data: &[u8]) {
         }
     }
     let _ = parse_tcp_flags(text);
+    if let Ok(KeyDist::Zipf(theta)) = KeyDist::parse(text) {
+        assert!((0.0..=5.0).contains(&theta));
+    }
 }
 
 pub fn pktgen_streams(data: &[u8]) {

@@ -1,7 +1,7 @@
 //! sluice-pktgen's command line, parsed by clap ([`Cli`]) and resolved into what a run needs
 //! ([`Options`]): where the packets come from, and the checks the options need together.
 
-use crate::spec::{self, Rate, StreamText};
+use crate::spec::{self, KeyDist, Rate, StreamText};
 use clap::Parser;
 use sluice::net::ethernet::Address;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -179,28 +179,6 @@ pub struct Cli {
 }
 
 const KV: &str = "sluice-kv workload (--workload kv)";
-
-/// How requests pick their keys.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum KeyDist {
-    Uniform,
-    /// Zipf with exponent theta: key k (from 0) drawn with weight 1/(k+1)^theta.
-    Zipf(f64),
-}
-
-impl KeyDist {
-    pub fn parse(text: &str) -> Result<KeyDist, String> {
-        let bad = || format!("expected uniform or zipf:THETA with THETA from 0 to 5, not '{text}'");
-        match text.split_once(':') {
-            None if text == "uniform" => Ok(KeyDist::Uniform),
-            Some(("zipf", theta)) => match theta.parse::<f64>() {
-                Ok(t) if (0.0..=5.0).contains(&t) => Ok(KeyDist::Zipf(t)),
-                _ => Err(bad()),
-            },
-            _ => Err(bad()),
-        }
-    }
-}
 
 fn server(text: &str) -> Result<SocketAddrV4, String> {
     text.parse::<SocketAddrV4>()

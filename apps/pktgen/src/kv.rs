@@ -6,7 +6,7 @@
 //! requests sent and answered, results by status, ERRORs by code, answers that match no
 //! request, and timeouts.
 
-use crate::args::{KeyDist, KvWorkload};
+use crate::args::KvWorkload;
 use crate::generator::Rng;
 use crate::receiver::new_histogram;
 use hdrhistogram::Histogram;
@@ -16,6 +16,7 @@ use sluice::net::{arp, ipv4, udp};
 use sluice::worker::StopFlag;
 use sluice::{Burst, Mempool, RxQueue, TxQueue};
 use sluice_kv::protocol::{ErrorCode, Message, Operation, RequestWriter, NONCE_LEN, VERSION};
+use sluice_pktgen::spec::KeyDist;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;

@@ -519,6 +519,28 @@ pub fn parse_streams(text: &str, name: &str, default_port: u16) -> Result<Vec<St
         .collect()
 }
 
+/// `--key-dist` of the kv workload: how requests pick their keys.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KeyDist {
+    Uniform,
+    /// Zipf with exponent theta: key k (from 0) drawn with weight 1/(k+1)^theta.
+    Zipf(f64),
+}
+
+impl KeyDist {
+    pub fn parse(text: &str) -> Result<KeyDist, String> {
+        let bad = || format!("expected uniform or zipf:THETA with THETA from 0 to 5, not '{text}'");
+        match text.split_once(':') {
+            None if text == "uniform" => Ok(KeyDist::Uniform),
+            Some(("zipf", theta)) => match theta.parse::<f64>() {
+                Ok(t) if (0.0..=5.0).contains(&t) => Ok(KeyDist::Zipf(t)),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,6 +88,7 @@ const TEXT_SEEDS: &[(&str, &str)] = &[
     ("pktgen_ranges", "imix"),
     ("pktgen_ranges", "10gbps"),
     ("pktgen_ranges", "syn,ack"),
+    ("pktgen_ranges", "zipf:0.99"),
     ("impair_netem", "delay 10ms 1ms 25% distribution normal loss 0.1%"),
     ("impair_netem", "loss gemodel 1% 10% 70% 0.1% duplicate 1% corrupt 0.1%"),
     ("impair_netem", "loss state 1% 2% 3% 4% 5% reorder 25% 50% gap 5 delay 1ms"),

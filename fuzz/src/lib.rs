@@ -350,6 +350,18 @@ pub use stage::l3fwd_stage;
 /// operations stays within its limit and parses back with a result for each.
 pub fn kv_protocol(data: &[u8]) {
     use sluice_kv::protocol::{self as kv, Message, ResponseWriter, Status};
+    // A response in the making, as one worker hands it to another: taken up or refused,
+    // and once taken up, finished within the limit.
+    let mut partial = data.to_vec();
+    partial.resize(data.len().max(kv::MAX_PAYLOAD_V4), 0);
+    if let Ok(response) = ResponseWriter::resume(&mut partial, kv::MAX_PAYLOAD_V6, data.len()) {
+        let count = response.count();
+        let n = response.finish();
+        assert!(n <= kv::MAX_PAYLOAD_V6);
+        if let Ok(Message::Response(parsed)) = Message::parse(&partial[..n]) {
+            assert_eq!(parsed.results().expect("results").len(), usize::from(count));
+        }
+    }
     let Ok(message) = Message::parse(data) else {
         return;
     };

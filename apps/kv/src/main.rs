@@ -10,7 +10,7 @@ use sluice::stage::guard::{Guard, GuardConfig};
 use sluice::stage::router::{NextHopMac, Responder, Router, RouterPort};
 use sluice::worker::{IdlePolicy, StopFlag};
 use sluice_kv::protocol::DEFAULT_PORT;
-use sluice_kv::server::{Limits, Server};
+use sluice_kv::server::{Limits, Server, Shard};
 use sluice_kv::stage::{
     current_epoch, epoch_secret, guard_classifier, Flush, KvStage, Listener, Published,
 };
@@ -119,7 +119,16 @@ fn run(mut app: App, options: Options) -> Outcome {
             options::describe_ports(&eal.port_ids())
         )));
     }
-    let mut ports = Ports::start(&eal, &[PortPlan::new(options.port)], &PortSetup::default())?;
+    // A worker on each of the EAL's lcores, each with its own RX and TX queue (RSS spreads
+    // clients over them), sessions and part of the keys.
+    let lcores = eal.lcores();
+    let workers = lcores.len() as u16;
+    let plan = PortPlan {
+        id: options.port,
+        rx_queues: workers,
+        tx_queues: workers,
+    };
+    let mut ports = Ports::start(&eal, &[plan], &PortSetup::default())?;
     let mac = ports.mac(options.port)?;
     let addrs: Vec<IpAddr> = options.addr.iter().map(|(ip, _)| *ip).collect();
     let router = Arc::new(Router::new(vec![RouterPort {
@@ -143,71 +152,81 @@ fn run(mut app: App, options: Options) -> Outcome {
             })
             .collect(),
     }]));
-    let capacity = Store::capacity_for(options.memory);
+    let per_worker = |total: usize| total.div_ceil(usize::from(workers));
+    let capacity = Store::capacity_for(per_worker(options.memory));
     let extra = format!(
-        ", serving UDP port {} on {}; store of {capacity} entries in {} bytes, at most {} sessions, idle timeout {} s",
+        ", serving UDP port {} on {}; {workers} worker(s), each with a store of {capacity} entries in {} bytes and at most {} sessions; idle timeout {} s",
         options.udp_port,
         options.addr.iter().map(|(ip, len)| format!("{ip}/{len}")).collect::<Vec<_>>().join(", "),
-        options.memory,
-        options.sessions_max,
+        per_worker(options.memory),
+        per_worker(options.sessions_max),
         options.idle_timeout
     );
     println!("{}", ports.describe(options.port, &extra)?);
     let secret_key = random_key()?;
     let epoch = current_epoch();
-    let server = Server::new(
-        epoch,
-        epoch_secret(&secret_key, epoch),
-        random_key()?,
-        Store::new(capacity, random_key()?),
-        Limits {
-            sessions_max: options.sessions_max,
-            idle_timeout_secs: options.idle_timeout,
-            ..Limits::default()
-        },
-    );
-    let stage = KvStage::new(
-        server,
-        secret_key,
-        vec![Listener {
-            port: options.port,
-            mac,
-            addrs,
-        }],
-        options.udp_port,
-    );
-    let guard = Guard::new(
-        GuardConfig {
-            source_rate: options.guard_rate,
-            source_burst: options.guard_burst,
-            sources: options.guard_sources,
-            handshake_share: options.handshake_share,
-            ..GuardConfig::default()
-        },
-        guard_classifier(options.udp_port),
-    )?;
-    let published = stage.published();
+    let shard_key = random_key()?;
     let mut pipeline = Pipeline::new(Settings {
         idle: options.idle,
         report_period: Duration::from_secs(u64::from(options.stats_period)),
         ..Settings::default()
     });
-    let lcore = eal.main_lcore();
-    println!(
-        "lcore {lcore}: RX port {} queue 0, kv and responder",
-        options.port
-    );
-    pipeline.lane(Lane {
-        rx: vec![ports.rx(options.port, 0)?],
-        tx: vec![ports.tx(options.port, 0)?],
-        stages: vec![
-            Box::new(guard),
-            Box::new(stage),
-            Box::new(Responder::new(router)),
-        ],
-        lcore,
-        stage_lcore: None,
-    });
+    let mut published = Vec::new();
+    for (worker, &lcore) in (0..workers).zip(&lcores) {
+        let server = Server::sharded(
+            epoch,
+            epoch_secret(&secret_key, epoch),
+            random_key()?,
+            Store::new(capacity, random_key()?),
+            Limits {
+                sessions_max: per_worker(options.sessions_max),
+                idle_timeout_secs: options.idle_timeout,
+                ..Limits::default()
+            },
+            Shard {
+                worker,
+                workers,
+                key: shard_key,
+            },
+        );
+        let stage = KvStage::new(
+            server,
+            secret_key,
+            vec![Listener {
+                port: options.port,
+                mac,
+                addrs: addrs.clone(),
+            }],
+            options.udp_port,
+        );
+        let guard = Guard::new(
+            GuardConfig {
+                source_rate: options.guard_rate,
+                source_burst: options.guard_burst,
+                sources: options.guard_sources,
+                handshake_share: options.handshake_share,
+                ..GuardConfig::default()
+            },
+            guard_classifier(options.udp_port),
+        )?;
+        published.push(stage.published());
+        println!(
+            "lcore {lcore}: RX port {} queue {worker}, kv and responder",
+            options.port
+        );
+        pipeline.lane(Lane {
+            rx: vec![ports.rx(options.port, worker)?],
+            tx: vec![ports.tx(options.port, worker)?],
+            stages: vec![
+                Box::new(guard),
+                Box::new(stage),
+                Box::new(Responder::new(router.clone())),
+            ],
+            lcore,
+            stage_lcore: None,
+        });
+    }
+    let published = Arc::new(published);
     let control = Arc::new(Control {
         published: published.clone(),
         messenger: pipeline.messenger(),
@@ -251,7 +270,8 @@ fn run(mut app: App, options: Options) -> Outcome {
 
 /// The live commands, from the control socket and telemetry alike.
 struct Control {
-    published: Arc<Mutex<Published>>,
+    /// Each worker's.
+    published: Arc<Vec<Arc<Mutex<Published>>>>,
     messenger: Messenger,
     sessions_max: usize,
     idle_timeout: u16,
@@ -259,7 +279,7 @@ struct Control {
 
 impl Control {
     fn published(&self) -> Published {
-        *self.published.lock().unwrap_or_else(|e| e.into_inner())
+        read_all(&self.published)
     }
 
     /// `stats`, `sessions` or `flush`: lines, then `ok`; or `error: WHAT`.
@@ -305,6 +325,7 @@ impl Control {
             ("closed", c.closed),
             ("expired", c.expired),
             ("evicted", c.evictions),
+            ("handoffs", c.handoffs),
             ("errors", c.errors.iter().sum()),
         ]
         .iter()
@@ -315,8 +336,8 @@ impl Control {
 
 /// A line each `period` from what the stage publishes (once a second): requests a second by
 /// type, sessions open, handshakes a second, evictions and errors, until stopped.
-fn live_lines(published: &Mutex<Published>, period: Duration, stop: &StopFlag) {
-    let read = || *published.lock().unwrap_or_else(|e| e.into_inner());
+fn live_lines(published: &[Arc<Mutex<Published>>], period: Duration, stop: &StopFlag) {
+    let read = || read_all(published);
     let mut last = read();
     while !stop.is_stopped() {
         std::thread::sleep(Duration::from_millis(100));
@@ -332,7 +353,7 @@ fn live_lines(published: &Mutex<Published>, period: Duration, stop: &StopFlag) {
         let (a, b) = (&last.counters, &now.counters);
         let rate = |from: u64, to: u64| (to - from) as f64 / elapsed;
         println!(
-            "kv: get {:.0}/s put {:.0}/s del {:.0}/s, sessions {}, handshakes {:.0}/s, keys {} of {}, evicted {}, errors {}",
+            "kv: get {:.0}/s put {:.0}/s del {:.0}/s, sessions {}, handshakes {:.0}/s, keys {} of {}, handoffs {:.0}/s, evicted {}, errors {}",
             rate(a.gets, b.gets),
             rate(a.puts, b.puts),
             rate(a.dels, b.dels),
@@ -340,11 +361,21 @@ fn live_lines(published: &Mutex<Published>, period: Duration, stop: &StopFlag) {
             rate(a.welcomes, b.welcomes),
             now.keys,
             now.capacity,
+            rate(a.handoffs, b.handoffs),
             b.evictions - a.evictions,
             b.errors.iter().sum::<u64>() - a.errors.iter().sum::<u64>(),
         );
         last = now;
     }
+}
+
+/// Every worker's figures, summed.
+fn read_all(published: &[Arc<Mutex<Published>>]) -> Published {
+    Published::sum(
+        published
+            .iter()
+            .map(|p| *p.lock().unwrap_or_else(|e| e.into_inner())),
+    )
 }
 
 fn main() -> std::process::ExitCode {

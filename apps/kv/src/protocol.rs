@@ -654,6 +654,38 @@ impl<'b> ResponseWriter<'b> {
         })
     }
 
+    /// Goes on with a response whose first `len` bytes `buffer` holds, as [`Self::new`] and
+    /// [`Self::push`] wrote them (a response in the making that another worker handed over).
+    /// Refused if those bytes are not a response header and whole results.
+    pub fn resume(buffer: &'b mut [u8], limit: usize, len: usize) -> Result<Self, Truncated> {
+        let limit = limit.min(buffer.len());
+        let partial = buffer.get(..len).ok_or(Truncated)?;
+        if len < REQUEST_HEADER_LEN || partial[field::TYPE] != Kind::Response as u8 {
+            return Err(Truncated);
+        }
+        let count = partial[field::COUNT];
+        let (mut at, mut written) = (REQUEST_HEADER_LEN, 0u8);
+        while at < len {
+            let value_len = partial
+                .get(at + 2..at + ITEM_HEADER_LEN)
+                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+                .ok_or(Truncated)?;
+            at += ITEM_HEADER_LEN + value_len;
+            written += 1;
+        }
+        let to_come = usize::from(count.saturating_sub(written)) * ITEM_HEADER_LEN;
+        if at != len || written > count || usize::from(count) > MAX_OPS || len + to_come > limit {
+            return Err(Truncated);
+        }
+        Ok(ResponseWriter {
+            buffer,
+            len,
+            limit,
+            written,
+            count,
+        })
+    }
+
     /// Whether a result with a value of `value_len` bytes fits beside the headers the rest
     /// need.
     pub fn fits(&self, value_len: usize) -> bool {
@@ -676,6 +708,16 @@ impl<'b> ResponseWriter<'b> {
         self.len += ITEM_HEADER_LEN + value.len();
         self.written += 1;
         true
+    }
+
+    /// The response's length so far.
+    pub fn bytes_written(&self) -> usize {
+        self.len
+    }
+
+    /// How many results the response will have.
+    pub fn count(&self) -> u8 {
+        self.count
     }
 
     /// How many results are written so far.
@@ -892,5 +934,33 @@ mod tests {
         // One GET of the largest value always fits, even over IPv6.
         let mut w = ResponseWriter::new(&mut buffer, MAX_PAYLOAD_V6, 1, 1, 1).unwrap();
         assert!(w.push(Status::Ok, &value));
+    }
+
+    #[test]
+    fn a_response_taken_up_by_another_worker_ends_as_if_written_at_once() {
+        let mut whole = [0u8; MAX_PAYLOAD_V4];
+        let mut w = ResponseWriter::new(&mut whole, MAX_PAYLOAD_V4, 42, 7, 3).unwrap();
+        assert!(w.push(Status::Ok, b"one") && w.push(Status::NotFound, &[]));
+        assert!(w.push(Status::Ok, b"three"));
+        let n = w.finish();
+
+        let mut parts = [0u8; MAX_PAYLOAD_V4];
+        let mut w = ResponseWriter::new(&mut parts, MAX_PAYLOAD_V4, 42, 7, 3).unwrap();
+        assert!(w.push(Status::Ok, b"one"));
+        let first = w.bytes_written();
+        let mut w = ResponseWriter::resume(&mut parts, MAX_PAYLOAD_V4, first).unwrap();
+        assert_eq!((w.count(), w.written()), (3, 1));
+        assert!(w.push(Status::NotFound, &[]));
+        let second = w.bytes_written();
+        let mut w = ResponseWriter::resume(&mut parts, MAX_PAYLOAD_V4, second).unwrap();
+        assert!(w.push(Status::Ok, b"three"));
+        assert_eq!(w.finish(), n);
+        assert_eq!(parts[..n], whole[..n]);
+
+        // Not a response, a result cut short, or no room left for the rest's headers.
+        assert!(ResponseWriter::resume(&mut parts, MAX_PAYLOAD_V4, first - 1).is_err());
+        assert!(ResponseWriter::resume(&mut parts, first + 2, first).is_err());
+        parts[field::TYPE] = Kind::Request as u8;
+        assert!(ResponseWriter::resume(&mut parts, MAX_PAYLOAD_V4, first).is_err());
     }
 }

@@ -11,8 +11,9 @@ use crate::protocol::{
     ResponseWriter, Status, Welcome, NONCE_LEN,
 };
 use crate::store::{Put, Store};
-use siphasher::sip::SipHasher24;
-use std::collections::HashMap;
+use siphasher::sip::{SipHasher13, SipHasher24};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 
@@ -44,6 +45,11 @@ pub enum Silent {
     Malformed,
     /// A message only a server sends (RETRY, WELCOME, RESPONSE, CLOSED, ERROR).
     WrongDirection,
+    /// A request sent again while the workers owning its keys still execute it: the
+    /// answer to the first is on its way.
+    InFlight,
+    /// A response finished for a session that ended meanwhile.
+    SessionGone,
 }
 
 /// What became of a datagram.
@@ -52,6 +58,81 @@ pub enum Outcome {
     /// Answer with the first `n` bytes of the output buffer.
     Reply(usize),
     Silent(Silent),
+    /// A request for a session of another worker: hand the datagram, unchanged, to that
+    /// worker (whose [`Server::handle`] takes it as if it had come there).
+    Forward(u16),
+    /// The next operation's key belongs to `worker`: hand it the request with the response
+    /// so far, the first `partial` bytes of the output buffer ([`Handed::Execute`]).
+    Execute {
+        worker: u16,
+        partial: usize,
+    },
+    /// The response is whole, the first `len` bytes of the output buffer: hand it to the
+    /// session's worker, which keeps it and answers ([`Handed::Done`]).
+    Done {
+        worker: u16,
+        len: usize,
+    },
+}
+
+/// What a worker hands another, to go on with a request.
+#[derive(Clone, Copy, Debug)]
+pub enum Handed<'a> {
+    /// A request whose session's worker checked it, and its response so far.
+    Execute {
+        request: &'a [u8],
+        partial: &'a [u8],
+    },
+    /// A whole response, for the session's worker to keep and send.
+    Done { response: &'a [u8] },
+}
+
+/// Which worker owns what, when several share the service: sessions by their id (each
+/// worker chooses ids that name it), keys by a keyed hash. One worker owns everything.
+#[derive(Clone, Copy, Debug)]
+pub struct Shard {
+    pub worker: u16,
+    pub workers: u16,
+    /// The key of the keys' hash, the same on every worker (random, so that a client cannot
+    /// choose keys that all land on one worker).
+    pub key: [u8; 16],
+}
+
+impl Shard {
+    /// The only worker.
+    pub const ALONE: Shard = Shard {
+        worker: 0,
+        workers: 1,
+        key: [0; 16],
+    };
+
+    pub fn owner_of_key(&self, key: &[u8]) -> u16 {
+        if self.workers == 1 {
+            return 0;
+        }
+        let mut h = SipHasher13::new_with_key(&self.key);
+        h.write(key);
+        (h.finish() % u64::from(self.workers)) as u16
+    }
+
+    pub fn owner_of_session(&self, id: u64) -> u16 {
+        if self.workers == 1 {
+            return 0;
+        }
+        (id % u64::from(self.workers)) as u16
+    }
+
+    /// The worker that executes `op`: its key's owner, or (for an operation refused as
+    /// BAD_OP, which touches no key) whoever comes to it.
+    fn owner_of_op(&self, op: &Op<'_>) -> u16 {
+        if self.workers == 1 {
+            return 0;
+        }
+        match op.check() {
+            Some(_) => self.owner_of_key(op.key),
+            None => self.worker,
+        }
+    }
 }
 
 /// What a server has done, for the live line, telemetry and tests.
@@ -69,9 +150,49 @@ pub struct Counters {
     pub evictions: u64,
     pub closed: u64,
     pub expired: u64,
+    /// Requests and responses handed to another worker.
+    pub handoffs: u64,
     /// ERRORs sent, by code (index = code).
     pub errors: [u64; 8],
     pub silent: u64,
+}
+
+impl std::ops::AddAssign for Counters {
+    /// Several workers' counters, summed.
+    fn add_assign(&mut self, o: Counters) {
+        let Counters {
+            retries,
+            welcomes,
+            gets,
+            puts,
+            dels,
+            bad_ops,
+            truncated,
+            replayed,
+            evictions,
+            closed,
+            expired,
+            handoffs,
+            errors,
+            silent,
+        } = o;
+        self.retries += retries;
+        self.welcomes += welcomes;
+        self.gets += gets;
+        self.puts += puts;
+        self.dels += dels;
+        self.bad_ops += bad_ops;
+        self.truncated += truncated;
+        self.replayed += replayed;
+        self.evictions += evictions;
+        self.closed += closed;
+        self.expired += expired;
+        self.handoffs += handoffs;
+        self.silent += silent;
+        for (sum, n) in self.errors.iter_mut().zip(errors) {
+            *sum += n;
+        }
+    }
 }
 
 /// Session ids are 64 random bits already (SipHash of a counter under a secret key): they
@@ -112,9 +233,16 @@ pub struct Server {
     secrets: Secrets,
     limits: Limits,
     sessions: Sessions,
+    shard: Shard,
     /// Open sessions by client address and handshake nonce, to answer a repeated HELLO
     /// (whose WELCOME was lost) with the same session.
     by_handshake: HashMap<(SocketAddr, [u8; NONCE_LEN]), u64>,
+    /// When each session may next be idle for the timeout, earliest first: (seconds, id).
+    /// Requests only move a session's `active`; its entry is looked at when due and pushed
+    /// again if the session was active since, so that expiry visits each session about once
+    /// per timeout instead of scanning the whole table (a pause of the worker that grew with
+    /// the sessions). Entries of closed sessions stay until due.
+    deadlines: BinaryHeap<Reverse<(u64, u64)>>,
     store: Store,
     /// Session ids come from SipHash under this key over a counter: unpredictable without
     /// the key.
@@ -133,11 +261,26 @@ impl Server {
         store: Store,
         limits: Limits,
     ) -> Server {
+        Server::sharded(epoch, secret, id_key, store, limits, Shard::ALONE)
+    }
+
+    /// One of several workers' servers: each has its own sessions, limits and part of the
+    /// keys; all share the cookie secret (any worker may finish a handshake) and `shard.key`.
+    pub fn sharded(
+        epoch: u32,
+        secret: [u8; 16],
+        id_key: [u8; 16],
+        store: Store,
+        limits: Limits,
+        shard: Shard,
+    ) -> Server {
         Server {
             secrets: Secrets::new(epoch, secret),
+            shard,
             limits,
             sessions: Sessions::default(),
             by_handshake: HashMap::new(),
+            deadlines: BinaryHeap::with_capacity(limits.sessions_max),
             store,
             id_key,
             next_id: 0,
@@ -151,6 +294,10 @@ impl Server {
 
     pub fn sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    pub fn shard(&self) -> &Shard {
+        &self.shard
     }
 
     pub fn store(&self) -> &Store {
@@ -172,21 +319,43 @@ impl Server {
         self.secrets.rotate(epoch, fresh);
     }
 
-    /// Ends the sessions idle for the idle timeout at `now` (seconds); returns how many.
-    pub fn expire(&mut self, now: u64) -> usize {
+    /// Ends the sessions idle for the idle timeout at `now` (seconds), looking at no more
+    /// than `budget` due entries so that one call's work is bounded; returns how many ended.
+    /// Call it often enough for the budget to keep up (the stage: every 10 ms).
+    pub fn expire(&mut self, now: u64, budget: usize) -> usize {
         let timeout = u64::from(self.limits.idle_timeout_secs);
-        let before = self.sessions.len();
-        let by_handshake = &mut self.by_handshake;
-        self.sessions.retain(|_, s| {
-            let keep = now.saturating_sub(s.active) < timeout;
-            if !keep {
-                by_handshake.remove(&(s.client, s.nonce));
+        let mut ended = 0;
+        for _ in 0..budget {
+            match self.deadlines.peek() {
+                Some(&Reverse((due, _))) if due <= now => {}
+                _ => break,
             }
-            keep
-        });
-        let expired = before - self.sessions.len();
-        self.counters.expired += expired as u64;
-        expired
+            let Some(Reverse((_, id))) = self.deadlines.pop() else {
+                break;
+            };
+            let Some(session) = self.sessions.get(&id) else {
+                continue; // closed, or ended already
+            };
+            let due = session.active.saturating_add(timeout);
+            if due > now {
+                self.deadlines.push(Reverse((due, id)));
+                continue;
+            }
+            let session = self.sessions.remove(&id).expect("looked up");
+            self.by_handshake.remove(&(session.client, session.nonce));
+            ended += 1;
+        }
+        // Closed sessions leave their entries behind: past twice the live sessions, the
+        // heap is rebuilt from them, so that open-and-close churn cannot grow it unbounded.
+        if self.deadlines.len() > 2 * self.sessions.len() + 1024 {
+            self.deadlines = self
+                .sessions
+                .iter()
+                .map(|(&id, s)| Reverse((s.active.saturating_add(timeout), id)))
+                .collect();
+        }
+        self.counters.expired += ended as u64;
+        ended
     }
 
     /// Handles one datagram from `from` at `now` (seconds), writing any answer into `out`
@@ -198,6 +367,18 @@ impl Server {
         now: u64,
         out: &mut [u8],
     ) -> Outcome {
+        let outcome = self.answer(datagram, from, now, out);
+        self.count_handoff(outcome)
+    }
+
+    fn count_handoff(&mut self, outcome: Outcome) -> Outcome {
+        if let Outcome::Forward(_) | Outcome::Execute { .. } | Outcome::Done { .. } = outcome {
+            self.counters.handoffs += 1;
+        }
+        outcome
+    }
+
+    fn answer(&mut self, datagram: &[u8], from: SocketAddr, now: u64, out: &mut [u8]) -> Outcome {
         let message = match Message::parse(datagram) {
             Ok(m) => m,
             Err(Refusal::Version(_)) => {
@@ -274,6 +455,9 @@ impl Server {
                     },
                 );
                 self.by_handshake.insert((from, nonce), id);
+                let timeout = u64::from(self.limits.idle_timeout_secs);
+                self.deadlines
+                    .push(Reverse((now.saturating_add(timeout), id)));
                 id
             }
         };
@@ -295,7 +479,12 @@ impl Server {
             self.next_id += 1;
             let mut h = SipHasher24::new_with_key(&self.id_key);
             h.write(&self.next_id.to_be_bytes());
-            let id = h.finish();
+            // The id's remainder by the worker count names this worker.
+            let hash = h.finish();
+            let workers = u64::from(self.shard.workers);
+            let Some(id) = (hash - hash % workers).checked_add(u64::from(self.shard.worker)) else {
+                continue;
+            };
             if id != 0 && !self.sessions.contains_key(&id) {
                 return id;
             }
@@ -309,11 +498,19 @@ impl Server {
         now: u64,
         out: &mut [u8],
     ) -> Outcome {
+        let owner = self.shard.owner_of_session(request.session);
+        if owner != self.shard.worker {
+            return Outcome::Forward(owner);
+        }
         // One lookup; the session is borrowed beside the store and the counters.
         let refusal = match self.sessions.get_mut(&request.session) {
             None => ErrorCode::UnknownSession,
             Some(session) if session.client != from => ErrorCode::WrongAddress,
             Some(session) if request.id == session.last_id && session.last_id != 0 => {
+                if session.kept.is_empty() {
+                    // Still with the workers that own its keys: the answer is coming.
+                    return self.silent(Silent::InFlight);
+                }
                 self.counters.replayed += 1;
                 session.active = now;
                 let n = session.kept.len();
@@ -326,28 +523,117 @@ impl Server {
             Some(session) => match request.operations() {
                 Err(_) => ErrorCode::Malformed,
                 Ok(ops) => {
-                    let n = execute(
-                        &mut self.store,
-                        &mut self.counters,
-                        &ops,
-                        ResponseWriter::new(
-                            out,
-                            self.limits.max_payload,
-                            request.session,
-                            request.id,
-                            ops.len() as u8,
-                        )
-                        .expect("room for every result header"),
-                    );
+                    let response = ResponseWriter::new(
+                        out,
+                        self.limits.max_payload,
+                        request.session,
+                        request.id,
+                        ops.len() as u8,
+                    )
+                    .expect("room for every result header");
                     session.last_id = request.id;
                     session.active = now;
                     session.kept.clear();
-                    session.kept.extend_from_slice(&out[..n]);
-                    return Outcome::Reply(n);
+                    return match execute(
+                        &mut self.store,
+                        &mut self.counters,
+                        &self.shard,
+                        &ops,
+                        response,
+                    ) {
+                        Step::Whole(n) => {
+                            session.kept.extend_from_slice(&out[..n]);
+                            Outcome::Reply(n)
+                        }
+                        Step::Next { worker, partial } => Outcome::Execute { worker, partial },
+                    };
                 }
             },
         };
         self.error(refusal, Kind::Request, 0, out)
+    }
+
+    /// Goes on with what another worker handed over, writing into `out` as
+    /// [`Server::handle`] does.
+    pub fn handed(&mut self, handed: Handed<'_>, now: u64, out: &mut [u8]) -> Outcome {
+        let outcome = self.go_on(handed, now, out);
+        self.count_handoff(outcome)
+    }
+
+    fn go_on(&mut self, handed: Handed<'_>, now: u64, out: &mut [u8]) -> Outcome {
+        match handed {
+            Handed::Execute { request, partial } => {
+                let Ok(Message::Request(request)) = Message::parse(request) else {
+                    return self.silent(Silent::Malformed);
+                };
+                let Ok(ops) = request.operations() else {
+                    return self.silent(Silent::Malformed);
+                };
+                let Some(out_partial) = out.get_mut(..partial.len()) else {
+                    return self.silent(Silent::Malformed);
+                };
+                out_partial.copy_from_slice(partial);
+                let Ok(response) =
+                    ResponseWriter::resume(out, self.limits.max_payload, partial.len())
+                else {
+                    return self.silent(Silent::Malformed);
+                };
+                match execute(
+                    &mut self.store,
+                    &mut self.counters,
+                    &self.shard,
+                    &ops,
+                    response,
+                ) {
+                    Step::Whole(len) => self.finish(request.session, len, now, out),
+                    Step::Next { worker, partial } => Outcome::Execute { worker, partial },
+                }
+            }
+            Handed::Done { response } => {
+                let Some(out_response) = out.get_mut(..response.len()) else {
+                    return self.silent(Silent::Malformed);
+                };
+                out_response.copy_from_slice(response);
+                let Ok(Message::Response(r)) = Message::parse(response) else {
+                    return self.silent(Silent::Malformed);
+                };
+                self.finish(r.session, response.len(), now, out)
+            }
+        }
+    }
+
+    /// Finishes the response so far, `out[..partial]`, with the operations still to run
+    /// answered TRUNCATED (not executed), when it cannot travel on.
+    pub fn give_up(&mut self, partial: usize, now: u64, out: &mut [u8]) -> Outcome {
+        let Ok(response) = ResponseWriter::resume(out, self.limits.max_payload, partial) else {
+            return self.silent(Silent::Malformed);
+        };
+        self.counters.truncated += u64::from(response.count() - response.written());
+        let len = response.finish();
+        let Ok(Message::Response(r)) = Message::parse(&out[..len]) else {
+            return self.silent(Silent::Malformed);
+        };
+        let session = r.session;
+        self.finish(session, len, now, out)
+    }
+
+    /// A whole response, `out[..len]`, for `session`: kept and sent if the session is this
+    /// worker's, handed to its worker otherwise.
+    fn finish(&mut self, session: u64, len: usize, now: u64, out: &[u8]) -> Outcome {
+        let worker = self.shard.owner_of_session(session);
+        if worker != self.shard.worker {
+            return Outcome::Done { worker, len };
+        }
+        match self.sessions.get_mut(&session) {
+            Some(s) => {
+                s.kept.clear();
+                s.kept.extend_from_slice(&out[..len]);
+                s.active = now;
+                Outcome::Reply(len)
+            }
+            // Ended while its keys' workers executed it: the client is told so when it asks again.
+            None => self.silent(Silent::SessionGone),
+        }
     }
 
     fn close(&mut self, id: u64, last: u64, from: SocketAddr, out: &mut [u8]) -> Outcome {
@@ -367,14 +653,31 @@ impl Server {
     }
 }
 
-/// Runs a request's operations in order into `response`; returns its length.
+/// How far a request's execution went.
+enum Step {
+    /// Every operation has its result: the response is `out[..n]`.
+    Whole(usize),
+    /// The next operation's key is `worker`'s; the response so far is `out[..partial]`.
+    Next { worker: u16, partial: usize },
+}
+
+/// Runs a request's operations in order into `response`, from the first without a result,
+/// as long as their keys are this worker's.
 fn execute(
     store: &mut Store,
     counters: &mut Counters,
+    shard: &Shard,
     ops: &[Op<'_>],
     mut response: ResponseWriter<'_>,
-) -> usize {
-    for op in ops {
+) -> Step {
+    for op in &ops[usize::from(response.written())..] {
+        let owner = shard.owner_of_op(op);
+        if owner != shard.worker {
+            return Step::Next {
+                worker: owner,
+                partial: response.bytes_written(),
+            };
+        }
         let (status, value): (Status, &[u8]) = match op.check() {
             None => {
                 counters.bad_ops += 1;
@@ -413,7 +716,7 @@ fn execute(
             break;
         }
     }
-    response.finish()
+    Step::Whole(response.finish())
 }
 
 #[cfg(test)]
@@ -438,7 +741,7 @@ mod tests {
         let mut out = [0u8; MAX_PAYLOAD_V4];
         match s.handle(bytes, from, now, &mut out) {
             Outcome::Reply(n) => out[..n].to_vec(),
-            Outcome::Silent(why) => panic!("no answer: {why:?}"),
+            other => panic!("no answer: {other:?}"),
         }
     }
 
@@ -612,13 +915,152 @@ mod tests {
             error_code(&ask(&mut s, &hello, client(), 0)),
             ErrorCode::Busy
         );
-        assert_eq!(s.expire(29), 0);
-        assert_eq!(s.expire(30), 2);
+        assert_eq!(s.expire(29, 100), 0);
+        assert_eq!(s.expire(30, 1), 1, "the budget bounds one call's work");
+        assert_eq!(s.expire(30, 100), 1);
         assert_eq!(s.sessions(), 0);
         assert!(matches!(
             Message::parse(&ask(&mut s, &hello, client(), 30)),
             Ok(Message::Welcome(_))
         ));
+    }
+
+    #[test]
+    fn a_session_ends_a_timeout_after_its_last_request_and_a_closed_one_is_not_counted() {
+        let mut s = server(10);
+        let active = open(&mut s, client(), [1; 16]);
+        let closed = open(&mut s, client(), [2; 16]);
+        ask(
+            &mut s,
+            &request(active, 1, &[Operation::Get(b"k")]),
+            client(),
+            20,
+        );
+        let close = emit(Message::Close {
+            session: closed,
+            last: 0,
+        });
+        ask(&mut s, &close, client(), 21);
+        assert_eq!(s.expire(30, 100), 0);
+        assert_eq!(s.sessions(), 1);
+        assert_eq!(s.expire(49, 100), 0);
+        assert_eq!(s.expire(50, 100), 1);
+        assert_eq!(s.sessions(), 0);
+        assert_eq!(s.counters().expired, 1);
+    }
+
+    /// Two workers' servers, as sluice-kv builds them for two lcores.
+    fn two_workers() -> [Server; 2] {
+        [0u16, 1].map(|worker| {
+            let shard = Shard {
+                worker,
+                workers: 2,
+                key: [9; 16],
+            };
+            let id_key = [2 + worker as u8; 16];
+            let store = Store::new(64, [3; 16]);
+            Server::sharded(1000, [1; 16], id_key, store, Limits::default(), shard)
+        })
+    }
+
+    /// Sends `bytes` to worker `at` and carries every handoff on, as the stage does; the
+    /// answer, and how many handoffs it took.
+    fn deliver(workers: &mut [Server; 2], at: u16, bytes: &[u8], now: u64) -> (Vec<u8>, u32) {
+        let mut out = [0u8; MAX_PAYLOAD_V4];
+        let mut outcome = workers[usize::from(at)].handle(bytes, client(), now, &mut out);
+        for hops in 0.. {
+            outcome = match outcome {
+                Outcome::Reply(n) => return (out[..n].to_vec(), hops),
+                Outcome::Silent(why) => panic!("no answer: {why:?}"),
+                Outcome::Forward(w) => {
+                    workers[usize::from(w)].handle(bytes, client(), now, &mut out)
+                }
+                Outcome::Execute { worker, partial } => {
+                    let partial = out[..partial].to_vec();
+                    let handed = Handed::Execute {
+                        request: bytes,
+                        partial: &partial,
+                    };
+                    workers[usize::from(worker)].handed(handed, now, &mut out)
+                }
+                Outcome::Done { worker, len } => {
+                    let response = out[..len].to_vec();
+                    let handed = Handed::Done {
+                        response: &response,
+                    };
+                    workers[usize::from(worker)].handed(handed, now, &mut out)
+                }
+            };
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn two_workers_each_own_sessions_and_keys_and_hand_requests_over() {
+        let mut w = two_workers();
+        let session = open(&mut w[1], client(), [1; 16]);
+        assert_eq!(
+            w[0].shard().owner_of_session(session),
+            1,
+            "the id names its worker"
+        );
+        let keys: Vec<String> = (0..16).map(|i| format!("key{i}")).collect();
+        let mut handed = 0;
+        for (i, key) in keys.iter().enumerate() {
+            let put = request(
+                session,
+                i as u64 + 1,
+                &[Operation::Put(key.as_bytes(), b"v")],
+            );
+            let (answer, hops) = deliver(&mut w, 1, &put, 0);
+            assert_eq!(results(&answer), vec![(Status::Ok, vec![])]);
+            handed += hops;
+        }
+        assert!(handed > 0, "some keys are worker 0's");
+        assert_eq!(w[0].store().len() + w[1].store().len(), 16);
+        assert!(!w[0].store().is_empty() && !w[1].store().is_empty());
+
+        // A batch over both workers' keys, sent to the wrong worker: forwarded, executed
+        // in order, its response kept by the session's worker.
+        let ops: Vec<Operation<'_>> = keys[..8]
+            .iter()
+            .map(|k| Operation::Get(k.as_bytes()))
+            .chain([Operation::Get(b"absent")])
+            .collect();
+        let batch = request(session, 17, &ops);
+        let (answer, _) = deliver(&mut w, 0, &batch, 1);
+        let mut expected = vec![(Status::Ok, b"v".to_vec()); 8];
+        expected.push((Status::NotFound, vec![]));
+        assert_eq!(results(&answer), expected);
+        let gets = w[0].counters().gets + w[1].counters().gets;
+        assert_eq!(gets, 9);
+
+        // Sent again: the kept response, executed once.
+        let (again, hops) = deliver(&mut w, 1, &batch, 2);
+        assert_eq!((again, hops), (answer, 0));
+        assert_eq!(w[0].counters().gets + w[1].counters().gets, gets);
+        assert_eq!(w[1].counters().replayed, 1);
+    }
+
+    #[test]
+    fn a_request_sent_again_while_other_workers_execute_it_gets_no_second_execution() {
+        let mut w = two_workers();
+        let session = open(&mut w[0], client(), [1; 16]);
+        let key = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| w[0].shard().owner_of_key(k.as_bytes()) == 1)
+            .unwrap();
+        let put = request(session, 1, &[Operation::Put(key.as_bytes(), b"v")]);
+        let mut out = [0u8; MAX_PAYLOAD_V4];
+        let outcome = w[0].handle(&put, client(), 0, &mut out);
+        assert!(
+            matches!(outcome, Outcome::Execute { worker: 1, .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            w[0].handle(&put, client(), 0, &mut out),
+            Outcome::Silent(Silent::InFlight)
+        );
     }
 
     #[test]

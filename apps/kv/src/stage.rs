@@ -1,13 +1,13 @@
 //! The appliance's stage: UDP datagrams to the service's port on one of its addresses go to
 //! the protocol's [`Server`], and each answer leaves in the same mbuf, back to where the
 //! question came from. Everything else goes on to the next stage (the router's `Responder`
-//! answers ARP, neighbour discovery and ping). A timer each second ends idle sessions and
+//! answers ARP, neighbour discovery and ping). A timer every 10 ms ends idle sessions; one each second
 //! moves the cookie secrets on; the server's counters are added to the engine's, so they
 //! appear in the periodic report, the final account and `/sluice/stats`.
 
 use crate::cookie::epoch_of;
 use crate::protocol::Kind;
-use crate::server::{Counters, Outcome, Server, Silent};
+use crate::server::{Counters, Handed, Outcome, Server, Silent};
 use siphasher::sip128::{Hasher128, SipHasher24};
 use sluice::net::ethernet::{self, Address, AddressPair, EtherType, Frame};
 use sluice::net::{ipv4, ipv6, udp};
@@ -17,6 +17,7 @@ use sluice::stats::{Counter, Reason};
 use sluice::Mbuf;
 use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,6 +45,7 @@ struct Names {
     evictions: Counter,
     closed: Counter,
     expired: Counter,
+    handoffs: Counter,
     errors: Counter,
 }
 
@@ -62,6 +64,7 @@ impl Names {
             evictions: c("kv_evicted"),
             closed: c("kv_closed"),
             expired: c("kv_expired"),
+            handoffs: c("kv_handoff"),
             errors: c("kv_error"),
         }
     }
@@ -77,6 +80,23 @@ pub struct Published {
     pub capacity: usize,
     /// When it was published (None: not yet).
     pub at: Option<std::time::Instant>,
+}
+
+impl Published {
+    /// What several workers published, summed (`at`: the oldest).
+    pub fn sum(all: impl IntoIterator<Item = Published>) -> Published {
+        all.into_iter().fold(Published::default(), |mut sum, p| {
+            sum.counters += p.counters;
+            sum.sessions += p.sessions;
+            sum.keys += p.keys;
+            sum.capacity += p.capacity;
+            sum.at = match (sum.at, p.at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            sum
+        })
+    }
 }
 
 /// A control message for the stage: empty the store.
@@ -97,9 +117,24 @@ pub struct KvStage {
     bad_checksum: Reason,
     fragment: Reason,
     wrong_direction: Reason,
+    in_flight: Reason,
+    session_gone: Reason,
     armed: bool,
     published: Arc<Mutex<Published>>,
 }
+
+/// The stage's timers.
+enum Timer {
+    /// Cookie rotation and the published figures.
+    EverySecond,
+    /// Idle sessions end, a few at a time.
+    Expiry,
+}
+
+/// Idle sessions are looked at every 10 ms, at most 1,000 at a time: 100,000 a second
+/// ending or pushed back, and no pause of the worker longer than about 100 us.
+const EXPIRY_PERIOD: Duration = Duration::from_millis(10);
+const EXPIRY_BUDGET: usize = 1000;
 
 /// The cookie secret of `epoch`.
 pub fn epoch_secret(key: &[u8; 16], epoch: u32) -> [u8; 16] {
@@ -147,6 +182,8 @@ impl KvStage {
             bad_checksum: Reason::named("kv_bad_checksum"),
             fragment: Reason::named("kv_fragment"),
             wrong_direction: Reason::named("kv_wrong_direction"),
+            in_flight: Reason::named("kv_in_flight"),
+            session_gone: Reason::named("kv_session_gone"),
             armed: false,
             published: Arc::default(),
         }
@@ -176,15 +213,11 @@ impl KvStage {
 
     /// The UDP payload of a datagram to the service, with where it came from; None for
     /// anything else (the next stage's), Some(Err) for one to drop.
-    fn question<'a>(
-        &self,
-        port: u16,
-        data: &'a [u8],
-    ) -> Option<Result<(Question, &'a [u8]), Reason>> {
+    fn question(&self, port: u16, data: &[u8]) -> Option<Result<(Question, Range<usize>), Reason>> {
         let frame = Frame::new_checked(data).ok()?;
         let port_mac = self.listeners.iter().find(|l| l.port == port)?.mac;
         let macs = (frame.src_addr(), port_mac);
-        let (ip, l4) = match frame.ethertype() {
+        let (ip, l4_range) = match frame.ethertype() {
             EtherType::IPV4 => {
                 let p = ipv4::Packet::new_checked(frame.payload()).ok()?;
                 if p.protocol() != ipv4::protocol::UDP || !self.ours(port, p.dst_addr().into()) {
@@ -200,7 +233,7 @@ impl KvStage {
                 let start = ethernet::HEADER_LEN + usize::from(header[0] & 0x0f) * 4;
                 (
                     (IpAddr::from(p.src_addr()), IpAddr::from(p.dst_addr())),
-                    &data[start..start + p.payload().len()],
+                    start..start + p.payload().len(),
                 )
             }
             EtherType::IPV6 => {
@@ -214,11 +247,12 @@ impl KvStage {
                 let start = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
                 (
                     (IpAddr::from(p.src_addr()), IpAddr::from(p.dst_addr())),
-                    &data[start..start + p.payload().len()],
+                    start..start + p.payload().len(),
                 )
             }
             _ => return None,
         };
+        let l4 = &data[l4_range.clone()];
         let datagram = udp::Packet::new_checked(l4).ok()?;
         if datagram.dst_port() != self.udp_port {
             return None;
@@ -239,8 +273,8 @@ impl KvStage {
             ip,
             client_port: datagram.src_port(),
         };
-        let payload = &l4[udp::HEADER_LEN..udp::HEADER_LEN + datagram.payload().len()];
-        Some(Ok((question, payload)))
+        let start = l4_range.start + udp::HEADER_LEN;
+        Some(Ok((question, start..start + datagram.payload().len())))
     }
 
     /// Rewrites `m` as the answer to `q`, carrying `payload`.
@@ -315,12 +349,93 @@ impl KvStage {
             (n.evictions, now.evictions, was.evictions),
             (n.closed, now.closed, was.closed),
             (n.expired, now.expired, was.expired),
+            (n.handoffs, now.handoffs, was.handoffs),
             (n.errors, now.errors.iter().sum(), was.errors.iter().sum()),
         ] {
             if new > old {
                 ctx.count(counter, new - old);
             }
         }
+    }
+
+    /// The action for an outcome of the server's on `m`, whose UDP payload is `datagram`.
+    /// A handoff carries what the next worker needs in the packet itself: the datagram as
+    /// it came, then (to execute) the response so far, or (done) only the response.
+    fn act(
+        &mut self,
+        m: &mut Mbuf,
+        q: &Question,
+        datagram: Range<usize>,
+        outcome: Outcome,
+        now: u64,
+    ) -> Action {
+        match outcome {
+            Outcome::Reply(n) => {
+                if self.answer(m, q, &self.out[..n]) {
+                    Action::tx(m.port())
+                } else {
+                    Action::drop(self.malformed)
+                }
+            }
+            Outcome::Silent(Silent::WrongDirection) => Action::drop(self.wrong_direction),
+            Outcome::Silent(Silent::InFlight) => Action::drop(self.in_flight),
+            Outcome::Silent(Silent::SessionGone) => Action::drop(self.session_gone),
+            Outcome::Silent(_) => Action::drop(self.malformed),
+            Outcome::Forward(worker) => {
+                m.truncate(datagram.end);
+                Action::handoff(worker)
+            }
+            Outcome::Execute { worker, partial } => {
+                if m.resize(datagram.end + partial) {
+                    m.data_mut()[datagram.end..].copy_from_slice(&self.out[..partial]);
+                    return Action::handoff(worker);
+                }
+                // No room in the packet for the request and its results so far: the rest
+                // are answered TRUNCATED, not executed (the client sends them again).
+                let outcome = self.server.give_up(partial, now, &mut self.out[..]);
+                self.act(m, q, datagram, outcome, now)
+            }
+            Outcome::Done { worker, len } => {
+                if !m.resize(datagram.start + len) {
+                    return Action::drop(self.malformed);
+                }
+                m.data_mut()[datagram.start..].copy_from_slice(&self.out[..len]);
+                Action::handoff(worker)
+            }
+        }
+    }
+
+    /// A handed packet's addresses and its datagram as it came (by the UDP length, which
+    /// may now run past the packet's end); the worker that handed it checked the rest.
+    fn handed_parts(&self, port: u16, data: &[u8]) -> Option<(Question, Range<usize>)> {
+        let frame = Frame::new_checked(data).ok()?;
+        let port_mac = self.listeners.iter().find(|l| l.port == port)?.mac;
+        let header = frame.payload();
+        let (ip, l4) = match frame.ethertype() {
+            EtherType::IPV4 => {
+                let p = ipv4::Packet::new_checked(header).ok()?;
+                let l4 = ethernet::HEADER_LEN + usize::from(header[0] & 0x0f) * 4;
+                ((IpAddr::from(p.src_addr()), IpAddr::from(p.dst_addr())), l4)
+            }
+            EtherType::IPV6 => {
+                let p = ipv6::Packet::new_checked(header).ok()?;
+                let l4 = ethernet::HEADER_LEN + ipv6::HEADER_LEN;
+                ((IpAddr::from(p.src_addr()), IpAddr::from(p.dst_addr())), l4)
+            }
+            _ => return None,
+        };
+        let (client_port, _) = udp::ports(data.get(l4..)?)?;
+        let udp_len = usize::from(u16::from_be_bytes(
+            data.get(l4 + 4..l4 + 6)?.try_into().ok()?,
+        ));
+        let start = l4 + udp::HEADER_LEN;
+        let end = l4 + udp_len.max(udp::HEADER_LEN);
+        let question = Question {
+            macs: (frame.src_addr(), port_mac),
+            ip,
+            client_port,
+        };
+        Some((question, start..end))
     }
 
     fn now_secs(ctx: &Context<'_>) -> u64 {
@@ -336,7 +451,8 @@ impl Node for KvStage {
     fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action], ctx: &mut Context<'_>) {
         if !self.armed {
             self.armed = true;
-            ctx.timer_after(Duration::from_secs(1), 0);
+            ctx.timer_after(Duration::from_secs(1), Timer::EverySecond as u64);
+            ctx.timer_after(EXPIRY_PERIOD, Timer::Expiry as u64);
         }
         let now = Self::now_secs(ctx);
         for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
@@ -344,7 +460,7 @@ impl Node for KvStage {
             let Some(question) = self.question(port, m.data()) else {
                 continue; // not for the service: the next stage's
             };
-            let (q, payload) = match question {
+            let (q, datagram) = match question {
                 Ok(q) => q,
                 Err(reason) => {
                     *action = Action::drop(reason);
@@ -352,24 +468,54 @@ impl Node for KvStage {
                 }
             };
             let from = SocketAddr::new(q.ip.0, q.client_port);
+            let payload = &m.data()[datagram.clone()];
             let outcome = self.server.handle(payload, from, now, &mut self.out[..]);
-            *action = match outcome {
-                Outcome::Reply(n) => {
-                    if self.answer(m, &q, &self.out[..n]) {
-                        Action::tx(port)
-                    } else {
-                        Action::drop(self.malformed)
-                    }
-                }
-                Outcome::Silent(Silent::WrongDirection) => Action::drop(self.wrong_direction),
-                Outcome::Silent(_) => Action::drop(self.malformed),
-            };
+            *action = self.act(m, &q, datagram, outcome, now);
         }
         self.count(ctx);
     }
 
-    fn timer(&mut self, _token: u64, ctx: &mut Context<'_>) {
-        self.server.expire(Self::now_secs(ctx));
+    /// What other workers handed over: requests for sessions of this worker, requests whose
+    /// next keys are this worker's, and whole responses for this worker's sessions.
+    fn handed(&mut self, packets: &mut [Mbuf], actions: &mut [Action], ctx: &mut Context<'_>) {
+        let now = Self::now_secs(ctx);
+        for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
+            let Some((q, datagram)) = self.handed_parts(m.port(), m.data()) else {
+                *action = Action::drop(self.malformed);
+                continue;
+            };
+            let data = m.data();
+            let handed = if data.get(datagram.start + 3) == Some(&(Kind::Response as u8)) {
+                Handed::Done {
+                    response: &data[datagram.start..],
+                }
+            } else if datagram.end >= data.len() {
+                // Forwarded as it came (a request for a session of this worker): as if it
+                // had come here.
+                self.process(std::slice::from_mut(m), std::slice::from_mut(action), ctx);
+                continue;
+            } else {
+                Handed::Execute {
+                    request: &data[datagram.clone()],
+                    partial: &data[datagram.end..],
+                }
+            };
+            let outcome = self.server.handed(handed, now, &mut self.out[..]);
+            *action = self.act(m, &q, datagram, outcome, now);
+        }
+        self.count(ctx);
+    }
+
+    fn takes_handoff(&self) -> bool {
+        self.server.shard().workers > 1
+    }
+
+    fn timer(&mut self, token: u64, ctx: &mut Context<'_>) {
+        if token == Timer::Expiry as u64 {
+            self.server.expire(Self::now_secs(ctx), EXPIRY_BUDGET);
+            ctx.timer_after(EXPIRY_PERIOD, token);
+            return;
+        }
         let epoch = epoch_of(unix_secs());
         if epoch > self.server.epoch() {
             self.server
@@ -377,7 +523,7 @@ impl Node for KvStage {
         }
         self.count(ctx);
         self.publish();
-        ctx.timer_after(Duration::from_secs(1), 0);
+        ctx.timer_after(Duration::from_secs(1), token);
     }
 
     fn message(&mut self, message: &(dyn std::any::Any + Send + Sync), _ctx: &mut Context<'_>) {

@@ -69,14 +69,26 @@ impl Drop for RuntimeDir {
     }
 }
 
-/// Starts sluice-kv on the router end of host 1's veth and waits until it polls.
-fn start(hosts: &Hosts) -> Appliance {
+/// Starts sluice-kv on the router end of host 1's veth, a worker on each of `lcores` with a
+/// queue pair each, and waits until it polls.
+fn start(hosts: &Hosts, lcores: &str) -> Appliance {
+    let workers = lcores.split(',').count();
     let mut child = Command::new(KV)
-        .args(["-l", "0", "-m", "128", "--no-pci", "--log-level=*:warning"])
+        .args([
+            "-l",
+            lcores,
+            "-m",
+            "128",
+            "--no-pci",
+            "--log-level=*:warning",
+        ])
         // A prefix of its own, for the telemetry socket; --huge-unlink, so that even a
         // killed run leaves no hugepage files (Appliance's drop removes the runtime folder).
         .args(["--file-prefix", &hosts.0, "--huge-unlink"])
-        .arg(format!("--vdev=net_af_packet0,iface={}-r1", hosts.0))
+        .arg(format!(
+            "--vdev=net_af_packet0,iface={}-r1,qpairs={workers}",
+            hosts.0
+        ))
         .args([
             "--",
             "--addr",
@@ -199,7 +211,7 @@ fn a_real_host_uses_the_appliance() {
     }
     let hosts = Hosts::up();
     let _runtime = RuntimeDir(std::path::Path::new("/var/run/dpdk").join(&hosts.0));
-    let kv = start(&hosts);
+    let kv = start(&hosts, "0");
 
     let ping = hosts.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.0.1.1"]);
     assert!(ping.status.success(), "the host cannot ping the appliance");
@@ -267,5 +279,37 @@ fn a_real_host_uses_the_appliance() {
         "three PUTs executed, one each: {account}"
     );
     assert!(account.contains("kv_replayed 1"), "{account}");
+    assert!(account.contains("mbufs in use: 0"), "{account}");
+}
+
+#[test]
+fn two_workers_share_the_sessions_and_the_keys() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let hosts = Hosts::up();
+    let _runtime = RuntimeDir(std::path::Path::new("/var/run/dpdk").join(&hosts.0));
+    let kv = start(&hosts, "0,1");
+    // Each run of the CLI is a session of its own, from a port of its own: the kernel's
+    // fanout spreads them over the two queues, and the keys belong to either worker.
+    for i in 0..16 {
+        let (key, value) = (format!("key{i}"), format!("value{i}"));
+        assert_eq!(hosts.cli("10.0.1.1", &["put", &key, &value]).1, "OK\n");
+    }
+    for i in 0..16 {
+        let (key, value) = (format!("key{i}"), format!("value{i}\n"));
+        assert_eq!(hosts.cli("10.0.1.1", &["get", &key]).1, value);
+    }
+    std::thread::sleep(Duration::from_millis(1200)); // the stages publish once a second
+    let stats = ask(&hosts.0, "stats");
+    assert!(stats.contains("keys 16\n"), "{stats}");
+    let (balanced, account) = stop(kv);
+    assert!(balanced, "{account}");
+    assert!(
+        account.contains("kv_handoff"),
+        "some keys are the other worker's: {account}"
+    );
     assert!(account.contains("mbufs in use: 0"), "{account}");
 }

@@ -356,16 +356,40 @@ def bench_kv(a, lcore):
     sock = f"{work}/kv.sock"
     sessions = a.sessions
 
-    def eal_for(prefix, lcores, role):
-        return ["-l", lcores, "-m", "512", "--no-pci", f"--file-prefix={prefix}", "--huge-unlink",
+    def eal_for(prefix, lcores, role, hugepages=512):
+        return ["-l", lcores, "-m", str(hugepages), "--no-pci", f"--file-prefix={prefix}", "--huge-unlink",
                 "--log-level=*:warning", *extra, "--vdev", f"net_memif0,role={role},socket={sock}"]
 
-    def run(rate, seconds):
+    # The benchmark's appliance lets handshakes through as fast as pktgen opens sessions; the
+    # flood runs keep sluice-kv's guard as it ships.
+    open_guard = ["--handshake-share", "1", "--guard-rate", "1000000000", "--guard-burst", "1000000",
+                  "--guard-sources", str(4 * sessions)]
+
+    def control(path, command):
+        import socket
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                c.settimeout(5)
+                c.connect(path)
+                c.sendall(f"{command}\n".encode())
+                reply = b""
+                while not reply.endswith(b"ok\n") and b"error" not in reply:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+                return reply.decode(errors="replace")
+        except OSError:
+            return ""
+
+    def run(rate, seconds, n=sessions, handshakes=100000, pg_extra=(), kv_extra=None, get_ratio=0.9,
+            memory="1G", hugepages=128, pg_hugepages=512):
         report = f"{work}/kv.json"
-        gen = subprocess.Popen([pktgen, *eal_for("bench-pgkv", str(lcore - 1), "server"), "--", "--workload", "kv",
-                                "--server", "10.0.0.1", "--sessions", str(sessions), "--handshake-rate", "100000",
-                                "--rate", f"{int(rate)}pps", "--duration", str(seconds), "--get-ratio", "0.9",
-                                "--keys", "1000000", "--value-size", "64", "--json", report],
+        gen = subprocess.Popen([pktgen, *eal_for("bench-pgkv", str(lcore - 1), "server", pg_hugepages), "--",
+                                "--workload", "kv",
+                                "--server", "10.0.0.1", "--sessions", str(n), "--handshake-rate", str(handshakes),
+                                "--rate", f"{int(rate)}pps", "--duration", str(seconds), "--get-ratio", str(get_ratio),
+                                "--keys", "1000000", "--value-size", "64", "--json", report, *pg_extra],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         head = ""
         while "net_memif" not in head:
@@ -373,26 +397,53 @@ def bench_kv(a, lcore):
             if not line:
                 break
             head += line
-        server = subprocess.Popen([kv, *eal_for("bench-kv", str(lcore), "client"), "--", "--addr", "10.0.0.1/8",
-                                   "--idle", "off", "--sessions-max", str(sessions), "--memory", "1G",
-                                   "--handshake-share", "1", "--guard-rate", "1000000000",
-                                   "--guard-burst", "1000000", "--guard-sources", str(4 * sessions),
-                                   "--stats-period", "0"],
+        server = subprocess.Popen([kv, *eal_for("bench-kv", str(lcore), "client", hugepages), "--",
+                                   "--addr", "10.0.0.1/8", "--idle", "off", "--sessions-max", str(n), "--memory", memory,
+                                   *(open_guard if kv_extra is None else kv_extra), "--stats-period", "1",
+                                   "--control", f"{work}/control.sock"],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True, errors="replace")
         out = head + gen.stdout.read()
         gen.wait()
+        # Its peak resident memory: the process's own pages and the hugepages it maps (the
+        # store's among them), which RSS leaves out.
         with open(f"/proc/{server.pid}/status") as f:
-            rss = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) * 1024
+            status = f.read()
+        rss = sum(int(re.search(rf"{field}:\s+(\d+) kB", status).group(1)) * 1024
+                  for field in ("VmHWM", "HugetlbPages"))
+        time.sleep(1.1)  # the stage publishes its figures once a second
+        j_stats = control(f"{work}/control.sock", "stats")
         server.send_signal(signal.SIGINT)
         account, _ = server.communicate(timeout=60)
         if gen.returncode != 0:
             sys.exit(f"bench.py: error: sluice-pktgen failed:\n{out[-2000:]}")
         with open(report) as f:
             j = json.load(f)
-        busy = re.search(r"polls, ([\d.]+)% with packets", account)
-        return j, rss, float(busy.group(1)) if busy else float("nan")
+        j["account"] = account
+        j["appliance"] = dict((k, int(v)) for k, v in re.findall(r"^(\w+) (\d+)$", j_stats, re.M))
+        # The share of the appliance's cycles at work, second by second: the seconds of
+        # requests are the busiest (the median of the busiest `seconds - 1` of them).
+        shares = sorted((float(x) for x in re.findall(r"lcore \d+: (\d+)% at work", account)), reverse=True)
+        top = shares[:max(1, seconds - 1)]
+        at_work = top[len(top) // 2] if top else float("nan")
+        return j, rss, at_work
 
+    parts = set(a.parts.split(","))
+    unknown = parts - {"rate", "flood", "memory"}
+    if unknown:
+        sys.exit(f"bench.py: error: unknown --parts {','.join(sorted(unknown))}: expected rate, flood or memory")
+    if "rate" in parts:
+        bench_kv_rate(a, lcore, run, sessions)
+    if "flood" in parts:
+        bench_kv_flood(a, run)
+    if "memory" in parts:
+        bench_kv_memory(run)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_kv_rate(a, lcore, run, sessions):
+    """The highest request rate with no error, timeout or unanswered request, by bisection;
+    then runs at it and at half of it."""
     def clean(j):
         r = j["requests"]
         return (not j["errors"] and r["timeouts"] == 0 and r["unmatched"] == 0 and r["sent"] > 0
@@ -416,16 +467,66 @@ def bench_kv(a, lcore):
             high = rate
     if not low:
         sys.exit("bench.py: error: no rate was clean")
-    j, rss, busy = run(low / 2, a.seconds)
-    lat, hs = j["latency_us"] or {}, j["sessions"]
     print()
     print(f"highest rate with no error, timeout or unanswered request: {low / 1e6:.3f} M requests/s")
-    print("| load | requests/s | p50 us | p90 us | p99 us | p99.9 us | polls with packets | sluice-kv RSS | sessions | handshakes/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    print(f"| 50% | {j['requests']['answered_per_second'] / 1e6:.3f} M | {lat.get('p50', 0):.1f} | {lat.get('p90', 0):.1f} "
-          f"| {lat.get('p99', 0):.1f} | {lat.get('p99_9', 0):.1f} | {busy:.1f}% | {rss / 2**20:.0f} MiB "
-          f"| {hs['open']} | {hs['per_second']:.0f} |")
-    shutil.rmtree(work, ignore_errors=True)
+    print("| load | requests/s | errors and timeouts | p50 us | p90 us | p99 us | p99.9 us | pktgen paused | cycles at work "
+          "| sluice-kv RSS and hugepages | sessions | handshakes/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for load in (1.0, 0.5):
+        j, rss, at_work = run(low * load, a.seconds)
+        lat, hs, r = j["latency_us"] or {}, j["sessions"], j["requests"]
+        print(f"| {load:.0%} | {r['answered_per_second'] / 1e6:.3f} M | {sum(j['errors'].values()) + r['timeouts']} "
+              f"| {lat.get('p50', 0):.1f} | {lat.get('p90', 0):.1f} | {lat.get('p99', 0):.1f} | {lat.get('p99_9', 0):.1f} "
+              f"| {j['generator_pauses']['ms'] / r['seconds'] / 10:.2f}% | {at_work:.0f}% | {rss / 2**20:.0f} MiB | {hs['open']} | {hs['per_second']:.0f} |", flush=True)
+
+
+def bench_kv_flood(a, run):
+    """A spoofed HELLO flood at 10x the requests, against the guard as it ships (whose
+    handshake budget opens the sessions slowly: 1,000 of them at 400 a second)."""
+    legit, flood, n = 50000, 500000, 1000
+    print()
+    print(f"HELLO flood: {n} sessions sending {legit} requests/s, then the same with {flood} spoofed HELLOs/s "
+          "from 198.18.0.0/15; sluice-kv with its default guard")
+    rows = []
+    for flood_args in ([], ["--flood", str(flood)]):
+        j, _, _ = run(legit, a.seconds, n=n, handshakes=400, pg_extra=flood_args, kv_extra=[])
+        # The final account's figures: the last of each name (the report lines come first).
+        acc = j["account"]
+        count = lambda name: int(([0] + re.findall(rf"{name} (\d+)", acc))[-1])
+        rows.append((j, count("guard_handshakes"), count("kv_welcome"), count("guard_evicted")))
+    base = rows[0][0]["requests"]["answered_per_second"]
+    print("| flood HELLOs/s | answered requests/s | goodput kept | p50 us | p99 us | p99.9 us | timeouts "
+          "| flood answered | bytes back / sent | guard drops | sessions made | guard evictions |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for j, dropped, welcomes, evicted in rows:
+        r, lat, f = j["requests"], j["latency_us"] or {}, j["flood"]
+        ratio = f["bytes_answered"] / f["bytes_sent"] if f["bytes_sent"] else 0.0
+        print(f"| {f['sent_per_second']:.0f} | {r['answered_per_second']:.0f} | {r['answered_per_second'] / base:.3f} "
+              f"| {lat.get('p50', 0):.1f} | {lat.get('p99', 0):.1f} | {lat.get('p99_9', 0):.1f} | {r['timeouts']} "
+              f"| {f['answers']} | {ratio:.3f} | {dropped} | {welcomes} | {evicted} |")
+
+
+def bench_kv_memory(run):
+    """1M sessions, then 1M sessions and 1M keys (PUTs only, 5 a key on average, which leave
+    99% of the keys stored), against 1,000 sessions: sluice-kv's peak RSS plus the hugepages
+    it maps, and what a session adds. Sessions open at 50,000 a second."""
+    print()
+    print("memory: sluice-kv's peak RSS and hugepages, with its store of 1.3 GB (1M slots) in hugepages")
+    guard = ["--handshake-share", "1", "--guard-rate", "1000000000", "--guard-burst", "1000000"]
+    mib = 2**20
+    results = []
+    for n, get_ratio, seconds, rate in ((1000, 1.0, 2, 100000), (1000000, 1.0, 2, 100000),
+                                        (1000000, 0.0, 10, 500000)):
+        j, rss, _ = run(rate, seconds, n=n, handshakes=50000, kv_extra=guard, get_ratio=get_ratio, memory="1300M",
+                        pg_hugepages=256)
+        results.append((n, j["sessions"]["open"], j["appliance"].get("keys", 0), rss))
+    print("| sessions open | keys stored | sluice-kv RSS and hugepages |")
+    print("| --- | --- | --- |")
+    for _, open_, keys, rss in results:
+        print(f"| {open_} | {keys} | {rss / mib:.0f} MiB ({rss / 2**30:.2f} GiB) |")
+    (_, open0, _, rss0), (_, open1, _, rss1) = results[0], results[1]
+    if open1 > open0:
+        print(f"bytes a session: {(rss1 - rss0) / (open1 - open0):.0f}")
 
 
 def bench_impair(a, pcap, lcore):
@@ -520,6 +621,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("benchmark", choices=["l2fwd", "l3fwd", "pipeline", "idle", "pktgen", "handoff", "impair", "kv"])
     p.add_argument("--sessions", type=int, default=100000, help="kv: sessions (default 100000)")
+    p.add_argument("--parts", default="rate,flood,memory",
+                   help="kv: which parts, comma-separated (default rate,flood,memory)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seconds", type=int, default=None, help="per run (default 8; idle: 10)")
     a = p.parse_args()

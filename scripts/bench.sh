@@ -6,7 +6,9 @@
 #   scripts/bench.sh pktgen [--runs N] [--seconds S]    sluice-pktgen vs testpmd txonly; pktgen -> l3fwd over memif
 #   scripts/bench.sh handoff [--runs N] [--seconds S]   a stage handing every packet to a second worker, or not
 #   scripts/bench.sh impair [--runs N] [--seconds S]    sluice-impair vs sluice-l2fwd; zero-loss rate at 1 ms of delay
-#   scripts/bench.sh kv [--sessions N] [--seconds S]    pktgen -> sluice-kv: highest clean request rate, latency
+#   scripts/bench.sh kv [--sessions N] [--seconds S] [--parts rate,flood,memory]
+#                                                       pktgen -> sluice-kv: highest clean rate, latency, work;
+#                                                       a HELLO flood; memory at 1M sessions and keys
 #   scripts/bench.sh idle [--seconds S]                 CPU of an idle sluice-l2fwd
 #   scripts/bench.sh ring                               the SPSC ring vs crossbeam and rte_ring (Criterion)
 # See scripts/bench.py for what is measured and how.
@@ -14,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
   l2fwd|l3fwd|pipeline|idle|ring|pktgen|handoff|impair|kv) ;;
-  ""|-h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  ""|-h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "bench.sh: error: unknown benchmark '$1': expected l2fwd, l3fwd, pipeline, pktgen, handoff, impair, kv, idle or ring" >&2; exit 2 ;;
 esac
 

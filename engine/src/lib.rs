@@ -11,6 +11,7 @@ pub mod app;
 pub mod clock;
 pub mod eal;
 pub mod error;
+pub mod hugemem;
 pub mod mbuf;
 pub mod mempool;
 pub mod meter;

@@ -63,6 +63,9 @@ pub struct Settings {
     pub idle: IdlePolicy,
     /// How often the main lcore calls the report callback (zero: never).
     pub report_period: Duration,
+    /// Split each lcore's cycles into work and idle (a TSC read after every poll), for the
+    /// report lines' and the final account's share of cycles at work.
+    pub clock_work: bool,
 }
 
 impl Default for Settings {
@@ -74,6 +77,7 @@ impl Default for Settings {
             ring_capacity: 1024,
             idle: IdlePolicy::default(),
             report_period: Duration::ZERO,
+            clock_work: false,
         }
     }
 }
@@ -929,7 +933,7 @@ fn poll_loop(
     } else {
         settings.idle
     };
-    worker::poll_until_stopped(stop, idle, &mut counters, tick, || {
+    worker::poll_until_stopped(stop, idle, settings.clock_work, &mut counters, tick, || {
         tasks
             .iter_mut()
             .map(|task| task.poll(&mut burst, settings.burst, true))

@@ -113,10 +113,14 @@ impl Idler {
 /// The poll loop: runs `round` (one poll of everything this lcore owns, returning the
 /// packets moved) until `stop` is set, idling between empty rounds as `idle` says. Every 256
 /// rounds, or when idle (reading the clock costs more than an empty poll), it publishes its
-/// counts to `counters` and calls `tick(now)`.
+/// counts to `counters` and calls `tick(now)`. With `clock_work`, it reads the TSC after
+/// each round, so that the counts split the lcore's cycles into rounds that moved packets
+/// and the rest (empty polls and sleeps): a read a round, which a forwarder's benchmark would
+/// notice, so apps ask for it.
 pub fn poll_until_stopped(
     stop: &StopFlag,
     idle: IdlePolicy,
+    clock_work: bool,
     counters: &mut LoopCounterWriter,
     tick: &mut dyn FnMut(Instant),
     mut round: impl FnMut() -> usize,
@@ -127,9 +131,20 @@ pub fn poll_until_stopped(
         idle_since: None,
     };
     let mut counted = LoopSnapshot::default();
+    let mut last = crate::clock::tsc();
     while !stop.is_stopped() {
         let moved = round() as u64;
         let slept = idler.after(moved as usize);
+        if clock_work {
+            // The round and any sleep after it: a round that moved packets does not sleep.
+            let now = crate::clock::tsc();
+            let cycles = now.saturating_sub(last);
+            last = now;
+            counted.cycles += cycles;
+            if moved == 0 {
+                counted.idle_cycles += cycles;
+            }
+        }
         counted.rounds += 1;
         counted.busy_rounds += u64::from(moved > 0);
         counted.packets += moved;

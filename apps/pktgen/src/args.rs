@@ -176,6 +176,23 @@ pub struct Cli {
     /// A request not answered within this long is a timeout, in seconds
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds, help_heading = KV)]
     timeout: Duration,
+    /// A handshake flood beside the requests: HELLOs a second from spoofed sources, random
+    /// addresses and ports in 198.18.0.0/15 (RFC 2544's benchmarking range), as an attacker
+    /// without a cookie sends them. 0: none
+    #[arg(long, value_name = "PPS", default_value = "0", value_parser = rate_or_zero, help_heading = KV)]
+    flood: f64,
+}
+
+/// The spoofed HELLOs' sources (`--flood`): RFC 2544's benchmarking range.
+pub const FLOOD_SOURCES: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 18, 0, 0), 15);
+
+fn rate_or_zero(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x >= 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!(
+            "expected HELLOs a second, such as 500000, or 0 for none, not '{text}'"
+        )),
+    }
 }
 
 const KV: &str = "sluice-kv workload (--workload kv)";
@@ -221,6 +238,8 @@ pub struct KvWorkload {
     pub key_dist: KeyDist,
     pub value_size: usize,
     pub timeout: Duration,
+    /// Spoofed HELLOs a second during the requests (0: none).
+    pub flood: f64,
 }
 
 const STREAM: &str = "A stream from the command line (for several, use --streams)";
@@ -379,6 +398,17 @@ impl Cli {
             ),
             None => None,
         };
+        let (flood_net, flood_len) = FLOOD_SOURCES;
+        let in_flood = |ip: Ipv4Addr| {
+            u32::from(ip) >> (32 - flood_len) == u32::from(flood_net) >> (32 - flood_len)
+        };
+        let last_client =
+            Ipv4Addr::from(u32::from(client_ip).wrapping_add(self.sessions.min(65_536) - 1));
+        if self.flood > 0.0 && (in_flood(client_ip) || in_flood(last_client)) {
+            return Err(format!(
+                "--flood sends from {flood_net}/{flood_len}, which the clients from --src-ip {client_ip} reach: give another --src-ip"
+            ));
+        }
         let ports_needed = u32::from(client_port) + (self.sessions - 1) / 65_536;
         if ports_needed > 65_535 {
             return Err(format!(
@@ -400,6 +430,7 @@ impl Cli {
             key_dist: self.key_dist,
             value_size: usize::from(self.value_size),
             timeout: self.timeout,
+            flood: self.flood,
         })
     }
 

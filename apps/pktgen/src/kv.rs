@@ -6,7 +6,7 @@
 //! requests sent and answered, results by status, ERRORs by code, answers that match no
 //! request, and timeouts.
 
-use crate::args::KvWorkload;
+use crate::args::{KvWorkload, FLOOD_SOURCES};
 use crate::generator::Rng;
 use crate::receiver::new_histogram;
 use hdrhistogram::Histogram;
@@ -126,6 +126,16 @@ struct Counts {
     in_flight: u64,
     /// Requests not sent for want of an mbuf (their sessions try again).
     not_sent: u64,
+    /// Rounds of the request loop that came more than 100 us after the one before: the
+    /// generator itself was held up (descheduled, most likely), and its requests with it.
+    pauses: u64,
+    pause_ticks: u64,
+    /// `--flood`: spoofed HELLOs sent, the answers that came back to their sources, and the
+    /// bytes of each (frames), to show there is no amplification.
+    flood_sent: u64,
+    flood_answers: u64,
+    flood_bytes_sent: u64,
+    flood_bytes_answered: u64,
 }
 
 const STATUSES: [&str; 5] = ["ok", "not_found", "bad_op", "no_room", "truncated"];
@@ -225,6 +235,27 @@ impl Clients<'_, '_> {
         self.link.tx.send(&mut self.out);
     }
 
+    /// One HELLO without a cookie from a random spoofed source (`--flood`).
+    fn spoofed_hello(&mut self, rng: &mut Rng) {
+        let (net, len) = FLOOD_SOURCES;
+        let host = (rng.next() as u32) & ((1u32 << (32 - len)) - 1);
+        let src = Ipv4Addr::from(u32::from(net) | host);
+        let port = 1024 + (rng.next() % 64_512) as u16;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[..8].copy_from_slice(&rng.next().to_be_bytes());
+        nonce[8..].copy_from_slice(&rng.next().to_be_bytes());
+        let message = Message::Hello {
+            nonce,
+            cookie: None,
+        };
+        let len = message.emit(&mut self.frame[HEADERS..]).unwrap_or(0);
+        let server = *self.w.server.ip();
+        if self.headers(src, port, server, len) && self.queue(HEADERS + len) {
+            self.counts.flood_sent += 1;
+            self.counts.flood_bytes_sent += (HEADERS + len) as u64;
+        }
+    }
+
     fn hello(&mut self, i: u32, cookie: Option<sluice_kv::protocol::Cookie>, now: u64) {
         let s = &mut self.sessions[i as usize];
         let tries = match s.state {
@@ -319,7 +350,13 @@ impl Clients<'_, '_> {
             return;
         };
         let Some(i) = self.session_of(client, port) else {
-            self.counts.foreign += 1;
+            let (net, len) = FLOOD_SOURCES;
+            if u32::from(client) >> (32 - len) == u32::from(net) >> (32 - len) {
+                self.counts.flood_answers += 1;
+                self.counts.flood_bytes_answered += data.len() as u64;
+            } else {
+                self.counts.foreign += 1;
+            }
             return;
         };
         let Ok(message) = Message::parse(datagram) else {
@@ -482,6 +519,7 @@ pub fn run(
         .collect();
     let macs = AddressPair::new(server_mac, link.mac);
     let second = link.tsc_hz;
+    let link_hz = link.tsc_hz;
     let mut c = Clients {
         w,
         link,
@@ -568,8 +606,20 @@ pub fn run(
     let mut scheduled = tsc() as f64;
     let end = duration.map(|d| scheduled as u64 + (d.as_secs_f64() * hz) as u64);
     let mut issued = 0u64;
+    // The flood draws from a generator of its own: the same seed sends the same requests
+    // with or without it.
+    let mut flood_rng = Rng::new(seed ^ u64::from_be_bytes(*b"\0\0\0flood"));
+    let flood_interval = hz / w.flood;
+    let mut flood_at = scheduled;
+    let pause = link_hz / 10_000;
+    let mut last_round = tsc();
     loop {
         let now = tsc();
+        if now - last_round > pause {
+            c.counts.pauses += 1;
+            c.counts.pause_ticks += now - last_round;
+        }
+        last_round = now;
         if stop.is_stopped()
             || end.is_some_and(|end| now >= end)
             || count.is_some_and(|n| issued >= n)
@@ -590,6 +640,15 @@ pub fn run(
             } else {
                 interval
             };
+        }
+        if w.flood > 0.0 {
+            // Behind by more than 10 ms (descheduled), the flood skips what it missed
+            // rather than send it in one burst.
+            flood_at = flood_at.max(now as f64 - hz / 100.0);
+            while flood_at <= now as f64 && c.out.spare() > 0 {
+                c.spoofed_hello(&mut flood_rng);
+                flood_at += flood_interval;
+            }
         }
         c.flush();
         c.receive(&mut rx);
@@ -654,7 +713,17 @@ fn report(
             .collect::<serde_json::Map<_, _>>(),
         "errors": ERRORS.iter().zip(k.errors).filter(|(_, v)| *v > 0)
             .map(|(n, v)| (n.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "flood": {
+            "asked_per_second": w.flood,
+            "sent": k.flood_sent, "sent_per_second": k.flood_sent as f64 / secs,
+            "answers": k.flood_answers,
+            "bytes_sent": k.flood_bytes_sent, "bytes_answered": k.flood_bytes_answered,
+        },
         "foreign_rx": k.foreign,
+        "generator_pauses": {
+            "over_100us": k.pauses,
+            "ms": k.pause_ticks as f64 * 1e3 / c.link.tsc_hz as f64,
+        },
         "latency_us": latency,
     })
 }
@@ -681,8 +750,27 @@ fn summary(j: &Value) -> String {
         r["timeouts"],
         r["not_sent"]
     );
+    let f = &j["flood"];
+    if f["asked_per_second"].as_f64().unwrap_or(0.0) > 0.0 {
+        let _ = writeln!(
+            out,
+            "  flood: {} spoofed HELLOs ({:.0}/s), {} answered to their sources, {} bytes back for {} sent",
+            f["sent"],
+            f["sent_per_second"].as_f64().unwrap_or(0.0),
+            f["answers"],
+            f["bytes_answered"],
+            f["bytes_sent"]
+        );
+    }
     let _ = writeln!(out, "  results: {}", j["results"]);
     let _ = writeln!(out, "  errors: {}", j["errors"]);
+    let p = &j["generator_pauses"];
+    let _ = writeln!(
+        out,
+        "  pktgen itself paused {} times over 100 us, {:.1} ms in all (requests due then wait)",
+        p["over_100us"],
+        p["ms"].as_f64().unwrap_or(0.0)
+    );
     let l = &j["latency_us"];
     let _ = write!(
         out,

@@ -394,7 +394,8 @@ impl KeyedCounts {
 }
 
 /// Counters of one lcore's poll loop, one writer: rounds, rounds that moved packets, the
-/// packets, and the sleeps of the idle policy.
+/// packets, the sleeps of the idle policy, and (when the pipeline clocks them) TSC cycles
+/// in all and idle.
 #[repr(align(64))]
 #[derive(Default, Debug)]
 pub struct LoopCounters {
@@ -402,6 +403,8 @@ pub struct LoopCounters {
     busy_rounds: AtomicU64,
     packets: AtomicU64,
     sleeps: AtomicU64,
+    cycles: AtomicU64,
+    idle_cycles: AtomicU64,
 }
 
 /// The one handle that may write a [`LoopCounters`].
@@ -423,6 +426,8 @@ impl LoopCounterWriter {
         bump(&self.0.busy_rounds, delta.busy_rounds);
         bump(&self.0.packets, delta.packets);
         bump(&self.0.sleeps, delta.sleeps);
+        bump(&self.0.cycles, delta.cycles);
+        bump(&self.0.idle_cycles, delta.idle_cycles);
     }
 }
 
@@ -433,6 +438,18 @@ pub struct LoopSnapshot {
     pub busy_rounds: u64,
     pub packets: u64,
     pub sleeps: u64,
+    /// TSC cycles the loop ran.
+    pub cycles: u64,
+    /// Of those, the cycles of polls that moved nothing, and of sleeps.
+    pub idle_cycles: u64,
+}
+
+impl LoopSnapshot {
+    /// The share of the lcore's cycles spent on packets, from 0 to 1 (None before any).
+    pub fn work_share(&self) -> Option<f64> {
+        (self.cycles > 0)
+            .then(|| 1.0 - self.idle_cycles.min(self.cycles) as f64 / self.cycles as f64)
+    }
 }
 
 impl LoopCounters {
@@ -442,6 +459,8 @@ impl LoopCounters {
             busy_rounds: self.busy_rounds.load(Relaxed),
             packets: self.packets.load(Relaxed),
             sleeps: self.sleeps.load(Relaxed),
+            cycles: self.cycles.load(Relaxed),
+            idle_cycles: self.idle_cycles.load(Relaxed),
         }
     }
 }
@@ -635,10 +654,12 @@ impl Stats {
     }
 }
 
-/// The report lines of a running pipeline: one per period, each port's rates and drops.
+/// The report lines of a running pipeline: one per period, each port's rates and drops, and
+/// each lcore's share of cycles at work.
 #[derive(Default)]
 pub struct RateReport {
     previous: Vec<(u16, Snapshot)>,
+    previous_lcores: Vec<LoopSnapshot>,
 }
 
 impl RateReport {
@@ -675,6 +696,20 @@ impl RateReport {
             let _ = write!(line, "  ({own})");
         }
         self.previous = now;
+        let lcores: Vec<LoopSnapshot> =
+            stats.lcores.iter().map(|l| l.counters.snapshot()).collect();
+        for (i, (l, s)) in stats.lcores.iter().zip(&lcores).enumerate() {
+            let before = self.previous_lcores.get(i).copied().unwrap_or_default();
+            let period = LoopSnapshot {
+                cycles: s.cycles - before.cycles,
+                idle_cycles: s.idle_cycles - before.idle_cycles,
+                ..LoopSnapshot::default()
+            };
+            if let Some(share) = period.work_share() {
+                let _ = write!(line, "  lcore {}: {:.0}% at work", l.lcore, 100.0 * share);
+            }
+        }
+        self.previous_lcores = lcores;
         line
     }
 }
@@ -739,7 +774,7 @@ impl Stats {
         }
         for l in &self.lcores {
             let s = l.counters.snapshot();
-            let _ = writeln!(
+            let _ = write!(
                 text,
                 "  lcore {}: {} polls, {:.1}% with packets, {} packets, {} idle sleeps",
                 l.lcore,
@@ -748,6 +783,12 @@ impl Stats {
                 s.packets,
                 s.sleeps
             );
+            match s.work_share() {
+                Some(share) => {
+                    let _ = writeln!(text, ", {:.1}% of cycles at work", 100.0 * share);
+                }
+                None => text.push('\n'),
+            }
         }
         let total = self.totals();
         let balanced = total.rx + total.originated == total.tx + total.dropped() + total.held;
@@ -899,12 +940,16 @@ mod tests {
             busy_rounds: 1,
             packets: 32,
             sleeps: 0,
+            cycles: 300,
+            idle_cycles: 100,
         });
         w.add(&LoopSnapshot {
             rounds: 1,
             busy_rounds: 0,
             packets: 0,
             sleeps: 1,
+            cycles: 100,
+            idle_cycles: 100,
         });
         let s = shared.snapshot();
         assert_eq!(
@@ -913,7 +958,9 @@ mod tests {
                 rounds: 3,
                 busy_rounds: 1,
                 packets: 32,
-                sleeps: 1
+                sleeps: 1,
+                cycles: 400,
+                idle_cycles: 200,
             }
         );
         let stats = Stats {
@@ -925,7 +972,9 @@ mod tests {
         };
         let (text, _) = stats.final_account(Duration::from_secs(1), MbufUse::default());
         assert!(
-            text.contains("lcore 2: 3 polls, 33.3% with packets, 32 packets, 1 idle sleeps"),
+            text.contains(
+                "lcore 2: 3 polls, 33.3% with packets, 32 packets, 1 idle sleeps, 50.0% of cycles at work"
+            ),
             "{text}"
         );
     }

@@ -129,6 +129,8 @@ extern "C" fn stats_command(
             add_u64(c, "busy_polls", s.busy_rounds);
             add_u64(c, "packets", s.packets);
             add_u64(c, "idle_sleeps", s.sleeps);
+            add_u64(c, "cycles", s.cycles);
+            add_u64(c, "idle_cycles", s.idle_cycles);
             let name = CString::new(format!("lcore{}", l.lcore)).expect("no NUL");
             dpdk_sys::rte_tel_data_add_dict_container(d, name.as_ptr(), c, 0);
         }

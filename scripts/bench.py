@@ -358,7 +358,7 @@ def bench_kv(a, lcore):
 
     def eal_for(prefix, lcores, role, hugepages=512):
         return ["-l", lcores, "-m", str(hugepages), "--no-pci", f"--file-prefix={prefix}", "--huge-unlink",
-                "--log-level=*:warning", *extra, "--vdev", f"net_memif0,role={role},socket={sock}"]
+                "--log-level=*:warning", *extra, "--vdev", f"net_memif0,role={role},socket={sock},rsize=14"]
 
     # The benchmark's appliance lets handshakes through as fast as pktgen opens sessions; the
     # flood runs keep sluice-kv's guard as it ships.

@@ -1,9 +1,11 @@
 //! The appliance's stage: UDP datagrams to the service's port on one of its addresses go to
 //! the protocol's [`Server`], and each answer leaves in the same mbuf, back to where the
 //! question came from. Everything else goes on to the next stage (the router's `Responder`
-//! answers ARP, neighbour discovery and ping). A timer every 10 ms ends idle sessions; one each second
-//! moves the cookie secrets on; the server's counters are added to the engine's, so they
-//! appear in the periodic report, the final account and `/sluice/stats`.
+//! answers ARP, neighbour discovery and ping). A timer every 10 ms ends idle sessions, one
+//! each second moves the cookie secrets on, and the server's counters are added to the
+//! engine's, so they appear in the periodic report, the final account and `/sluice/stats`.
+//! With several workers, requests and responses travel between them by handoff, carrying in
+//! the packet what the next worker needs (see [`KvStage::handed`]).
 
 use crate::cookie::epoch_of;
 use crate::protocol::Kind;

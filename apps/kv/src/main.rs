@@ -133,6 +133,13 @@ fn run(mut app: App, options: Options) -> Outcome {
     // clients over them), sessions and part of the keys.
     let lcores = eal.lcores();
     let workers = lcores.len() as u16;
+    let device = sluice::port::info(options.port)?;
+    if device.max_rx_queues < workers || device.max_tx_queues < workers {
+        return Err(usage(format!(
+            "port {} ({}) has {} RX and {} TX queues, and sluice-kv runs a worker with a queue pair on each lcore ({workers}): give fewer lcores with -l, or a device with more queues (net_af_packet: qpairs={workers})",
+            options.port, device.driver, device.max_rx_queues, device.max_tx_queues
+        )));
+    }
     let plan = PortPlan {
         id: options.port,
         rx_queues: workers,

@@ -538,11 +538,15 @@ pub fn run(
     let mut rx = Burst::new();
     let tsc = sluice::clock::tsc;
 
-    // Handshakes, paced; HELLOs unanswered for a second are sent again.
+    // Handshakes, paced; HELLOs unanswered for a second are sent again, within the same
+    // pace (a burst of them would overflow the queues that lost the first ones).
     let handshake_start = Instant::now();
     let interval = hz / w.handshake_rate;
     let started = tsc();
     let mut next = 0u32;
+    let mut paced = 0u64;
+    // Sessions to send a HELLO again, with the try they were at when queued.
+    let mut again: VecDeque<(u32, u8)> = VecDeque::new();
     // Time for every HELLO, and for the last ones to be sent again, all their tries.
     // (In TSC ticks: the loop reads no other clock.)
     let deadline = started
@@ -553,30 +557,46 @@ pub fn run(
         if c.counts.welcomes == u64::from(w.sessions) || now >= deadline || stop.is_stopped() {
             break;
         }
-        while next < w.sessions
-            && (now - started) as f64 >= f64::from(next) * interval
-            && c.out.spare() > 0
-        {
-            c.hello(next, None, now);
-            next += 1;
+        while (now - started) as f64 >= paced as f64 * interval && c.out.spare() > 0 {
+            let i = match again.pop_front() {
+                // Answered (or given up) since it was queued: nothing to send again.
+                Some((i, queued))
+                    if !matches!(c.sessions[i as usize].state,
+                                 State::Hello { tries, .. } if tries == queued) =>
+                {
+                    continue
+                }
+                Some((i, _)) => {
+                    c.counts.hellos_again += 1;
+                    i
+                }
+                None if next < w.sessions => {
+                    next += 1;
+                    next - 1
+                }
+                None => break,
+            };
+            c.hello(i, None, now);
+            paced += 1;
         }
         c.flush();
         c.receive(&mut rx);
         if now - last_scan > second / 10 {
             last_scan = now;
             for i in 0..next {
-                if let State::Hello { tries, at } = c.sessions[i as usize].state {
+                let s = &mut c.sessions[i as usize];
+                if let State::Hello { tries, at } = s.state {
                     if now - at > second {
                         if tries >= HELLO_TRIES {
-                            c.sessions[i as usize].state = State::Failed;
+                            s.state = State::Failed;
                         } else {
-                            c.counts.hellos_again += 1;
-                            c.hello(i, None, now);
+                            // Queued once: its time restarts now.
+                            s.state = State::Hello { tries, at: now };
+                            again.push_back((i, tries));
                         }
                     }
                 }
             }
-            c.flush();
         }
     }
     let handshake_time = handshake_start.elapsed();

@@ -278,8 +278,10 @@ impl Server {
             secrets: Secrets::new(epoch, secret),
             shard,
             limits,
-            sessions: Sessions::default(),
-            by_handshake: HashMap::new(),
+            // Sized for the limit at start: a table that grew under a flood of handshakes
+            // would stop the worker while it moved every entry to a larger one.
+            sessions: Sessions::with_capacity_and_hasher(limits.sessions_max, Default::default()),
+            by_handshake: HashMap::with_capacity(limits.sessions_max),
             deadlines: BinaryHeap::with_capacity(limits.sessions_max),
             store,
             id_key,

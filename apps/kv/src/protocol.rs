@@ -656,7 +656,7 @@ impl<'b> ResponseWriter<'b> {
 
     /// Goes on with a response whose first `len` bytes `buffer` holds, as [`Self::new`] and
     /// [`Self::push`] wrote them (a response in the making that another worker handed over).
-    /// Refused if those bytes are not a response header and whole results.
+    /// Refused if those bytes are not a response header and whole results of known statuses.
     pub fn resume(buffer: &'b mut [u8], limit: usize, len: usize) -> Result<Self, Truncated> {
         let limit = limit.min(buffer.len());
         let partial = buffer.get(..len).ok_or(Truncated)?;
@@ -666,11 +666,9 @@ impl<'b> ResponseWriter<'b> {
         let count = partial[field::COUNT];
         let (mut at, mut written) = (REQUEST_HEADER_LEN, 0u8);
         while at < len {
-            let value_len = partial
-                .get(at + 2..at + ITEM_HEADER_LEN)
-                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-                .ok_or(Truncated)?;
-            at += ITEM_HEADER_LEN + value_len;
+            let head = partial.get(at..at + ITEM_HEADER_LEN).ok_or(Truncated)?;
+            Status::from_byte(head[0]).ok_or(Truncated)?;
+            at += ITEM_HEADER_LEN + usize::from(u16::from_be_bytes([head[2], head[3]]));
             written += 1;
         }
         let to_come = usize::from(count.saturating_sub(written)) * ITEM_HEADER_LEN;
@@ -957,9 +955,12 @@ mod tests {
         assert_eq!(w.finish(), n);
         assert_eq!(parts[..n], whole[..n]);
 
-        // Not a response, a result cut short, or no room left for the rest's headers.
+        // Not a response, a result cut short, no room left for the rest's headers, or a
+        // status no response has (found by the fuzzer).
         assert!(ResponseWriter::resume(&mut parts, MAX_PAYLOAD_V4, first - 1).is_err());
         assert!(ResponseWriter::resume(&mut parts, first + 2, first).is_err());
+        parts[REQUEST_HEADER_LEN] = 0x6c;
+        assert!(ResponseWriter::resume(&mut parts, MAX_PAYLOAD_V4, first).is_err());
         parts[field::TYPE] = Kind::Request as u8;
         assert!(ResponseWriter::resume(&mut parts, MAX_PAYLOAD_V4, first).is_err());
     }

@@ -77,6 +77,8 @@ cargo +nightly fuzz build --features libfuzzer -O 2>&1 | grep -v '^\s*Compiling'
 
 run_target() {
   local t=$1 log="$work/logs/$1.log"
+  # Only this run's crashes count: an earlier run's were copied to fuzz/regressions already.
+  rm -rf "${work:?}/artifacts/$t"
   mkdir -p "$work/corpus/$t" "$work/artifacts/$t"
   # -rss_limit_mb: the stage target's EAL takes 1 GB of ordinary memory for its tables.
   cargo +nightly fuzz run --features libfuzzer -O "$t" "$work/corpus/$t" -- \

@@ -1066,6 +1066,42 @@ mod tests {
     }
 
     #[test]
+    fn a_request_that_cannot_travel_on_is_finished_truncated_and_kept() {
+        let mut w = two_workers();
+        let session = open(&mut w[0], client(), [1; 16]);
+        let owned_by = |w: &[Server; 2], owner: u16| {
+            (0..)
+                .map(|i| format!("k{i}"))
+                .find(|k| w[0].shard().owner_of_key(k.as_bytes()) == owner)
+                .unwrap()
+        };
+        let (mine, theirs) = (owned_by(&w, 0), owned_by(&w, 1));
+        let ops = [
+            Operation::Put(mine.as_bytes(), b"v"),
+            Operation::Put(theirs.as_bytes(), b"v"),
+        ];
+        let put = request(session, 1, &ops);
+        let mut out = [0u8; MAX_PAYLOAD_V4];
+        let Outcome::Execute { worker: 1, partial } = w[0].handle(&put, client(), 0, &mut out)
+        else {
+            panic!("the second key is worker 1's")
+        };
+        // The stage found no room to carry it on: the first ran, the second is TRUNCATED.
+        let Outcome::Reply(n) = w[0].give_up(partial, 0, &mut out) else {
+            panic!("the session's worker answers")
+        };
+        let answer = out[..n].to_vec();
+        assert_eq!(
+            results(&answer),
+            vec![(Status::Ok, vec![]), (Status::Truncated, vec![])]
+        );
+        assert_eq!(w[0].counters().truncated, 1);
+        assert!(w[1].store().is_empty(), "nothing ran on worker 1");
+        // Sent again, the kept answer.
+        assert_eq!(ask(&mut w[0], &put, client(), 1), answer);
+    }
+
+    #[test]
     fn bad_operations_and_malformed_requests() {
         let mut s = server(10);
         let id = open(&mut s, client(), [1; 16]);

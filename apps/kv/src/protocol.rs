@@ -550,22 +550,48 @@ impl Status {
 impl<'a> Response<'a> {
     /// The results with their values, each checked to lie within the datagram.
     pub fn results(&self) -> Result<Vec<(Status, &'a [u8])>, MalformedOps> {
-        let mut results = Vec::with_capacity(usize::from(self.count));
-        let mut rest = self.body;
-        for _ in 0..self.count {
-            let (head, tail) = rest
+        self.each_result().collect()
+    }
+
+    /// The results one by one, as [`Response::results`] checks them, with nothing allocated;
+    /// after the first that is malformed, nothing more.
+    pub fn each_result(&self) -> Results<'a> {
+        Results {
+            rest: self.body,
+            left: self.count,
+        }
+    }
+}
+
+/// The results of a RESPONSE ([`Response::each_result`]).
+pub struct Results<'a> {
+    rest: &'a [u8],
+    left: u8,
+}
+
+impl<'a> Iterator for Results<'a> {
+    type Item = Result<(Status, &'a [u8]), MalformedOps>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let item = (|| {
+            let (head, tail) = self
+                .rest
                 .split_first_chunk::<ITEM_HEADER_LEN>()
                 .ok_or(MalformedOps)?;
             let status = Status::from_byte(head[0]).ok_or(MalformedOps)?;
             let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
-            if tail.len() < len {
-                return Err(MalformedOps);
-            }
-            let (value, tail) = tail.split_at(len);
-            results.push((status, value));
-            rest = tail;
+            let value = tail.get(..len).ok_or(MalformedOps)?;
+            self.rest = &tail[len..];
+            Ok((status, value))
+        })();
+        if item.is_err() {
+            self.left = 0;
         }
-        Ok(results)
+        Some(item)
     }
 }
 

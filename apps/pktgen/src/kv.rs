@@ -389,10 +389,8 @@ impl Clients<'_, '_> {
                 let ticks = now.saturating_sub(at);
                 let ns = (u128::from(ticks) * 1_000_000_000 / u128::from(self.link.tsc_hz)) as u64;
                 self.latency.saturating_record(ns.max(1));
-                if let Ok(results) = r.results() {
-                    for (status, _) in results {
-                        self.counts.statuses[status as usize] += 1;
-                    }
+                for (status, _) in r.each_result().map_while(Result::ok) {
+                    self.counts.statuses[status as usize] += 1;
                 }
             }
             Message::Retry { .. } | Message::Welcome(_) => self.counts.late_handshakes += 1,

@@ -104,6 +104,8 @@ impl Keys {
 struct Counts {
     hellos: u64,
     hellos_again: u64,
+    /// HELLOs not sent for want of an mbuf or of room in the device (sent again soon).
+    hellos_not_sent: u64,
     retries: u64,
     welcomes: u64,
     sent: u64,
@@ -267,6 +269,14 @@ impl Clients<'_, '_> {
         let message = Message::Hello { nonce, cookie };
         if self.send(i, |b| message.emit(b).unwrap_or(0)) {
             self.counts.hellos += 1;
+        } else {
+            // No mbuf, or no room in the device: due again at the next scan (100 ms), not
+            // a second from now as if it had been lost on the way.
+            self.counts.hellos_not_sent += 1;
+            self.sessions[i as usize].state = State::Hello {
+                tries,
+                at: now.saturating_sub(self.link.tsc_hz),
+            };
         }
     }
 
@@ -602,12 +612,13 @@ pub fn run(
         .filter(|&i| c.sessions[i as usize].state == State::Open)
         .collect();
     println!(
-        "kv: {} of {} sessions open in {:.2} s ({:.0} handshakes/s), {} HELLOs sent again",
+        "kv: {} of {} sessions open in {:.2} s ({:.0} handshakes/s), {} HELLOs sent again, {} found no room to go at first",
         open.len(),
         w.sessions,
         handshake_time.as_secs_f64(),
         open.len() as f64 / handshake_time.as_secs_f64().max(1e-9),
-        c.counts.hellos_again
+        c.counts.hellos_again,
+        c.counts.hellos_not_sent
     );
     if open.is_empty() {
         return Err("no session opened: is sluice-kv answering on --server?".into());
@@ -719,7 +730,8 @@ fn report(
             "asked": w.sessions, "open": open,
             "seconds": handshake_time.as_secs_f64(),
             "per_second": open as f64 / handshake_time.as_secs_f64().max(1e-9),
-            "hellos": k.hellos, "hellos_again": k.hellos_again, "retries": k.retries,
+            "hellos": k.hellos, "hellos_again": k.hellos_again, "hellos_not_sent": k.hellos_not_sent,
+            "retries": k.retries,
             "late_answers": k.late_handshakes,
         },
         "requests": {

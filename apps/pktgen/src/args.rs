@@ -186,6 +186,12 @@ pub struct Cli {
 /// The spoofed HELLOs' sources (`--flood`): RFC 2544's benchmarking range.
 pub const FLOOD_SOURCES: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 18, 0, 0), 15);
 
+/// Whether `ip` is one of [`FLOOD_SOURCES`].
+pub fn is_flood_source(ip: Ipv4Addr) -> bool {
+    let (net, len) = FLOOD_SOURCES;
+    u32::from(ip) >> (32 - len) == u32::from(net) >> (32 - len)
+}
+
 fn rate_or_zero(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(x) if x >= 0.0 && x.is_finite() => Ok(x),
@@ -399,12 +405,9 @@ impl Cli {
             None => None,
         };
         let (flood_net, flood_len) = FLOOD_SOURCES;
-        let in_flood = |ip: Ipv4Addr| {
-            u32::from(ip) >> (32 - flood_len) == u32::from(flood_net) >> (32 - flood_len)
-        };
         let last_client =
             Ipv4Addr::from(u32::from(client_ip).wrapping_add(self.sessions.min(65_536) - 1));
-        if self.flood > 0.0 && (in_flood(client_ip) || in_flood(last_client)) {
+        if self.flood > 0.0 && (is_flood_source(client_ip) || is_flood_source(last_client)) {
             return Err(format!(
                 "--flood sends from {flood_net}/{flood_len}, which the clients from --src-ip {client_ip} reach: give another --src-ip"
             ));

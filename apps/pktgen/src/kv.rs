@@ -6,7 +6,7 @@
 //! requests sent and answered, results by status, ERRORs by code, answers that match no
 //! request, and timeouts.
 
-use crate::args::{KvWorkload, FLOOD_SOURCES};
+use crate::args::{is_flood_source, KvWorkload, FLOOD_SOURCES};
 use crate::generator::Rng;
 use crate::receiver::new_histogram;
 use hdrhistogram::Histogram;
@@ -360,8 +360,7 @@ impl Clients<'_, '_> {
             return;
         };
         let Some(i) = self.session_of(client, port) else {
-            let (net, len) = FLOOD_SOURCES;
-            if u32::from(client) >> (32 - len) == u32::from(net) >> (32 - len) {
+            if is_flood_source(client) {
                 self.counts.flood_answers += 1;
                 self.counts.flood_bytes_answered += data.len() as u64;
             } else {
@@ -527,7 +526,6 @@ pub fn run(
         .collect();
     let macs = AddressPair::new(server_mac, link.mac);
     let second = link.tsc_hz;
-    let link_hz = link.tsc_hz;
     let mut c = Clients {
         w,
         link,
@@ -640,7 +638,7 @@ pub fn run(
     let mut flood_rng = Rng::new(seed ^ u64::from_be_bytes(*b"\0\0\0flood"));
     let flood_interval = hz / w.flood;
     let mut flood_at = scheduled;
-    let pause = link_hz / 10_000;
+    let pause = second / 10_000;
     let mut last_round = tsc();
     loop {
         let now = tsc();

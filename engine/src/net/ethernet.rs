@@ -98,6 +98,15 @@ impl AddressPair {
             tail: u32::from_ne_bytes(bytes[8..].try_into().expect("4 bytes")),
         }
     }
+
+    /// Writes the pair over the addresses of a frame whose type says it holds them, with no
+    /// length check left to run.
+    #[inline(always)]
+    pub fn write<const LEN: usize>(&self, frame: &mut [u8; LEN]) {
+        const { assert!(LEN >= HEADER_LEN) };
+        frame[..8].copy_from_slice(&self.head.to_ne_bytes());
+        frame[8..field::SOURCE.end].copy_from_slice(&self.tail.to_ne_bytes());
+    }
 }
 
 /// The EtherType field.

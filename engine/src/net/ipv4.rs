@@ -217,13 +217,10 @@ static MARTIAN_OCTET: [u8; 256] = {
     table
 };
 
-/// Whether a header's source or destination may be martian ([`is_martian`] decides).
+/// Whether a source or destination whose first octets are `src` and `dst` may be martian
+/// ([`is_martian`] decides).
 #[inline(always)]
-fn maybe_martian(header: &[u8; MIN_HEADER_LEN]) -> bool {
-    let (src, dst) = (
-        header[field::SOURCE.start],
-        header[field::DESTINATION.start],
-    );
+fn maybe_martian(src: u8, dst: u8) -> bool {
     MARTIAN_OCTET[usize::from(src)] | MARTIAN_OCTET[usize::from(dst)] != 0
 }
 
@@ -238,22 +235,21 @@ pub fn forward_plain(header: &mut [u8; MIN_HEADER_LEN], len: usize) -> Option<u3
     // Two 8-byte words and one 4-byte word hold every field (the checksum reads the same).
     let start = u64::from_le_bytes(header[..8].try_into().expect("8 bytes"));
     let middle = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+    let destination = u32::from_le_bytes(header[field::DESTINATION].try_into().expect("4 bytes"));
     let total = usize::from(((start >> 16) as u16).swap_bytes());
     // MIN_HEADER_LEN <= total <= len in one unsigned compare.
     let fits = total.wrapping_sub(MIN_HEADER_LEN) <= len.wrapping_sub(MIN_HEADER_LEN);
     if start as u8 != 0x45
         || !fits
         || middle as u8 <= 1
-        || maybe_martian(header)
+        || maybe_martian((middle >> 32) as u8, destination as u8)
         || !checksum::verify_plain_header(header)
     {
         return None;
     }
     header[field::TTL..field::CHECKSUM.end]
         .copy_from_slice(&ttl_decremented(middle as u32).to_le_bytes());
-    Some(u32::from_be_bytes(
-        header[field::DESTINATION].try_into().expect("4 bytes"),
-    ))
+    Some(destination.swap_bytes())
 }
 
 /// A header without options, to build packets.

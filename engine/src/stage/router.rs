@@ -515,7 +515,7 @@ impl Forwarder<'_> {
             Some(IpAddr::V4(Ipv4Addr::new(d[0], d[1], d[2], d[3])))
         };
         match self.macs(m, hop, dst) {
-            Ok(macs) => write_macs(m.data_mut(), &macs, hop),
+            Ok(macs) => write_macs(m.data_mut(), &macs, Action::tx(hop)),
             Err(action) => action,
         }
     }
@@ -528,7 +528,7 @@ impl Forwarder<'_> {
             Some(IpAddr::V6(ip.dst_addr()))
         };
         match self.macs(m, hop, dst) {
-            Ok(macs) => write_macs(m.data_mut(), &macs, hop),
+            Ok(macs) => write_macs(m.data_mut(), &macs, Action::tx(hop)),
             Err(action) => action,
         }
     }
@@ -686,13 +686,14 @@ fn forward_plain_v6(
 }
 
 /// The loop of [`forward_plain_v4`] and [`forward_plain_v6`]: `hop(frame, len)` checks the
-/// headers of a frame of `len` bytes and looks it up; None for a packet that is not plain.
+/// headers of a frame of `len` bytes and looks it up (a next hop or [`NO_ROUTE`]); None for a
+/// packet that is not plain.
 #[inline(always)]
 fn forward_plain<const HEADERS: usize>(
     exits: &[Option<Exit>],
     packets: &mut [Mbuf],
     actions: &mut [Action],
-    mut hop: impl FnMut(&mut [u8; HEADERS], usize) -> Option<Option<u16>>,
+    mut hop: impl FnMut(&mut [u8; HEADERS], usize) -> Option<u16>,
 ) -> usize {
     let mut runs = ExitRuns::new(exits);
     let mut done = 0;
@@ -705,46 +706,78 @@ fn forward_plain<const HEADERS: usize>(
         let Some(next_hop) = hop(frame, len) else {
             break;
         };
-        *action = runs.rewrite(frame, next_hop);
+        *action = runs.rewrite_plain(frame, next_hop);
         done += 1;
     }
     done
 }
 
 /// The MACs of exits with fixed next-hop MACs, looked up once per run of packets to the same
-/// exit (a flow's, a subnet's), so that they stay in registers.
+/// exit (a flow's, a subnet's), so that they and the run's action stay at hand.
 struct ExitRuns<'a> {
     exits: &'a [Option<Exit>],
-    /// The exit of the run, and its MACs (until the first run starts: no exit's).
+    /// The exit of the run, its MACs and its action (until the first run starts: no exit's).
     hop: u16,
     macs: AddressPair,
+    action: Action,
 }
+
+/// The hop of [`ExitRuns`] before its first run: no lookup gives it (next hops are enabled
+/// ports, or one of the refusals [`NO_ROUTE`], [`DENIED`] and [`BROADCAST`]).
+const BEFORE_FIRST_RUN: u16 = BROADCAST - 1;
 
 impl<'a> ExitRuns<'a> {
     fn new(exits: &'a [Option<Exit>]) -> ExitRuns<'a> {
         ExitRuns {
             exits,
-            hop: NO_ROUTE,
+            hop: BEFORE_FIRST_RUN,
             macs: AddressPair::new(Address::default(), Address::default()),
+            action: Action::NEXT,
         }
     }
 
     /// Writes the MACs of `hop`'s exit into a classified frame and sends it there; a frame
-    /// without a next hop, or one to a port with no exit, is dropped as [`no_exit`] says.
+    /// without a next hop ([`NO_ROUTE`]), or one to a port with no exit, is dropped as
+    /// [`no_exit`] says.
     #[inline(always)]
-    fn rewrite(&mut self, frame: &mut [u8], hop: Option<u16>) -> Action {
-        let Some(hop) = hop else {
-            return Action::drop(reasons().no_route);
-        };
+    fn rewrite(&mut self, frame: &mut [u8], hop: u16) -> Action {
         if hop != self.hop {
-            match self.exits.get(usize::from(hop)) {
-                Some(Some(Exit {
-                    fixed: Some(macs), ..
-                })) => (self.hop, self.macs) = (hop, *macs),
-                _ => return no_exit(hop),
+            if let Err(refused) = self.switch(hop) {
+                return refused;
             }
         }
-        write_macs(frame, &self.macs, hop)
+        write_macs(frame, &self.macs, self.action)
+    }
+
+    /// As [`ExitRuns::rewrite`] for a frame [`forward_plain`] checked, long enough by its type.
+    #[inline(always)]
+    fn rewrite_plain<const HEADERS: usize>(
+        &mut self,
+        frame: &mut [u8; HEADERS],
+        hop: u16,
+    ) -> Action {
+        if hop != self.hop {
+            if let Err(refused) = self.switch(hop) {
+                return refused;
+            }
+        }
+        self.macs.write(frame);
+        self.action
+    }
+
+    /// Makes `hop`'s exit the run's, or says why a packet to it is dropped. Out of line, so
+    /// that the loops keep their registers for the packets.
+    #[inline(never)]
+    fn switch(&mut self, hop: u16) -> Result<(), Action> {
+        match self.exits.get(usize::from(hop)) {
+            Some(Some(Exit {
+                fixed: Some(macs), ..
+            })) => {
+                (self.hop, self.macs, self.action) = (hop, *macs, Action::tx(hop));
+                Ok(())
+            }
+            _ => Err(no_exit(hop)),
+        }
     }
 }
 
@@ -794,25 +827,20 @@ fn rewrite_burst_fixed(
 ) {
     let mut runs = ExitRuns::new(exits);
     for ((m, action), &hop) in packets.iter_mut().zip(actions).zip(hops) {
-        *action = runs.rewrite(m.data_mut(), found(hop));
+        *action = runs.rewrite(m.data_mut(), hop);
     }
 }
 
-/// Writes the MACs of a classified packet (its TTL already decremented) and sends it to `hop`.
+/// Writes the MACs of a classified packet (its TTL already decremented) and gives it `action`.
 #[inline(always)]
-fn write_macs(data: &mut [u8], macs: &AddressPair, hop: u16) -> Action {
+fn write_macs(data: &mut [u8], macs: &AddressPair, action: Action) -> Action {
     match Frame::new_checked(data) {
         Ok(mut frame) => {
             frame.set_addresses(macs);
-            Action::tx(hop)
+            action
         }
         Err(_) => Action::drop(DropReason::Truncated),
     }
-}
-
-/// A bulk lookup's next hop, if it found one.
-fn found(hop: u16) -> Option<u16> {
-    (hop != NO_ROUTE).then_some(hop)
 }
 
 /// The next hop [`refuse_directed_broadcasts`] gives a directed broadcast: no exit's.
@@ -1023,7 +1051,7 @@ impl L3Forward {
                 let mut runs = ExitRuns::new(forward.exits);
                 for (&at, &hop) in at4[..n4].iter().zip(&hops[..n4]) {
                     let i = usize::from(at);
-                    actions[i] = runs.rewrite(packets[i].data_mut(), found(hop));
+                    actions[i] = runs.rewrite(packets[i].data_mut(), hop);
                 }
             }
         }
@@ -1045,7 +1073,7 @@ impl L3Forward {
                 let mut runs = ExitRuns::new(forward.exits);
                 for (&at, &hop) in at6[..n6].iter().zip(&hops[..n6]) {
                     let i = usize::from(at);
-                    actions[i] = runs.rewrite(packets[i].data_mut(), found(hop));
+                    actions[i] = runs.rewrite(packets[i].data_mut(), hop);
                 }
             }
         }

@@ -255,6 +255,10 @@ pub fn current_lcore() -> u32 {
 /// Groups of 256 tbl8 entries an rte_lpm table has, for routes longer than 24 bits.
 const LPM_TBL8_GROUPS: u32 = 1 << 12;
 
+/// The bit of an rte_lpm entry that says it holds a next hop (or, in tbl24 with the group bit,
+/// a tbl8 group).
+const VALID: u32 = dpdk_sys::RTE_LPM_LOOKUP_SUCCESS;
+
 /// rte_lpm's DIR-24-8 arrays, read in place as `rte_lpm_lookup` (a static inline function)
 /// reads them: the IPv4 LPM's inline view.
 #[derive(Clone, Copy)]
@@ -266,34 +270,37 @@ pub struct LpmReader<'a> {
 }
 
 impl LpmReader<'_> {
-    /// The next hop of host-order `ip`, if a route covers it.
+    /// The next hop of host-order `ip`, or [`NO_ROUTE`] if no route covers it.
     #[inline(always)]
-    pub fn next_hop(&self, ip: u32) -> Option<u16> {
+    pub fn next_hop(&self, ip: u32) -> u16 {
         const GROUP: u32 = dpdk_sys::RTE_LPM_VALID_EXT_ENTRY_BITMASK & !VALID;
-        const VALID: u32 = dpdk_sys::RTE_LPM_LOOKUP_SUCCESS;
         // An entry is its next hop in the low 24 bits, then the valid and group bits. Acquire
         // pairs with the writer's release store of a tbl24 entry that points into a tbl8 group
         // it has just filled (free on x86, where every load is one).
-        let mut entry = self.tbl24[(ip >> 8) as usize].load(Ordering::Acquire);
-        if entry & GROUP != 0 {
-            entry = self.tbl8_entry(entry, ip);
+        let entry = self.tbl24[(ip >> 8) as usize].load(Ordering::Acquire);
+        if entry & (GROUP | VALID) == VALID {
+            // Next hops are port ids: 16 bits hold them.
+            return entry as u16;
         }
-        if entry & VALID == 0 {
-            return self.default.next_hop();
-        }
-        // Next hops are port ids: 16 bits hold them.
-        Some(entry as u16)
+        self.next_hop_beyond_tbl24(entry, ip)
     }
 
-    /// The tbl8 entry of `ip` in the group a valid tbl24 entry points to.
+    /// [`LpmReader::next_hop`] for an address whose tbl24 entry is not its route: a route
+    /// longer than 24 bits (the entry points to a tbl8 group), or the default route.
     #[cold]
-    fn tbl8_entry(&self, tbl24_entry: u32, ip: u32) -> u32 {
-        if tbl24_entry & dpdk_sys::RTE_LPM_LOOKUP_SUCCESS == 0 {
-            return 0;
+    #[inline(never)]
+    fn next_hop_beyond_tbl24(&self, tbl24_entry: u32, ip: u32) -> u16 {
+        let mut entry = 0;
+        if tbl24_entry & VALID != 0 {
+            let group = (tbl24_entry & 0x00ff_ffff) as usize;
+            let at =
+                group * dpdk_sys::RTE_LPM_TBL8_GROUP_NUM_ENTRIES as usize + (ip & 0xff) as usize;
+            entry = self.tbl8.get(at).map_or(0, |e| e.load(Ordering::Acquire));
         }
-        let group = (tbl24_entry & 0x00ff_ffff) as usize;
-        let at = group * dpdk_sys::RTE_LPM_TBL8_GROUP_NUM_ENTRIES as usize + (ip & 0xff) as usize;
-        self.tbl8.get(at).map_or(0, |e| e.load(Ordering::Acquire))
+        if entry & VALID == 0 {
+            return self.default.or_no_route();
+        }
+        entry as u16
     }
 }
 
@@ -305,13 +312,6 @@ struct DefaultRoute(AtomicU32);
 impl DefaultRoute {
     fn new() -> DefaultRoute {
         DefaultRoute(AtomicU32::new(u32::from(NO_ROUTE)))
-    }
-
-    /// The next hop, if there is a default route.
-    #[inline]
-    fn next_hop(&self) -> Option<u16> {
-        let hop = self.0.load(Ordering::Relaxed) as u16;
-        (hop != NO_ROUTE).then_some(hop)
     }
 
     /// What a lookup that finds no prefix returns: the next hop or [`NO_ROUTE`].
@@ -538,17 +538,17 @@ impl Lpm6 {
 }
 
 impl Lpm6 {
-    /// The next hop of `ip`, if a route covers it: one call of `rte_lpm6_lookup`, straight
-    /// from the packet.
+    /// The next hop of `ip`, or [`NO_ROUTE`] if no route covers it: one call of
+    /// `rte_lpm6_lookup`, straight from the packet.
     #[inline(always)]
-    pub fn next_hop(&self, ip: &[u8; 16]) -> Option<u16> {
+    pub fn next_hop(&self, ip: &[u8; 16]) -> u16 {
         let mut hop = 0u32;
         // SAFETY: `ip` is 16 bytes, `hop` a u32; lookups only read the table.
         let ret = unsafe { dpdk_sys::rte_lpm6_lookup(self.raw.as_ptr(), ip.as_ptr(), &mut hop) };
         if ret != 0 {
-            return self.default.next_hop();
+            return self.default.or_no_route();
         }
-        Some(hop as u16)
+        hop as u16
     }
 }
 

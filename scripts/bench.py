@@ -488,7 +488,7 @@ def bench_kv_flood(a, run):
     print(f"HELLO flood: {n} sessions sending {legit} requests/s, then the same with {flood} spoofed HELLOs/s "
           "from 198.18.0.0/15; sluice-kv with its default guard")
     rows = []
-    for flood_args in ([], ["--flood", str(flood)]):
+    for flood_args in ([], ["--flood", f"hello:{flood}"]):
         j, _, _ = run(legit, a.seconds, n=n, handshakes=400, pg_extra=flood_args, kv_extra=[])
         # The final account's figures: the last of each name (the report lines come first).
         acc = j["account"]

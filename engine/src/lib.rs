@@ -8,6 +8,7 @@
 //! FFI lives in this crate's thin wrappers; everything built on them is safe Rust.
 
 pub mod app;
+pub mod cache;
 pub mod clock;
 pub mod eal;
 pub mod error;

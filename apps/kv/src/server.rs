@@ -360,6 +360,26 @@ impl Server {
         ended
     }
 
+    /// Asks for the store's lines that [`Server::handle`] of `datagram` will read: the keys
+    /// of a request for this worker's session that this worker owns. For a burst, ahead of
+    /// handling it, so that the misses overlap.
+    pub fn prefetch(&self, datagram: &[u8]) {
+        let Ok(Message::Request(request)) = Message::parse(datagram) else {
+            return;
+        };
+        if self.shard.owner_of_session(request.session) != self.shard.worker {
+            return;
+        }
+        let Ok(ops) = request.operations() else {
+            return;
+        };
+        for op in ops.iter() {
+            if self.shard.owner_of_key(op.key) == self.shard.worker {
+                self.store.prefetch(op.key);
+            }
+        }
+    }
+
     /// Handles one datagram from `from` at `now` (seconds), writing any answer into `out`
     /// (at least [`Limits::max_payload`] bytes).
     pub fn handle(

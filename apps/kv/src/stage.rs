@@ -16,7 +16,7 @@ use sluice::net::{ipv4, ipv6, udp};
 use sluice::stage::guard::{Class, Classifier};
 use sluice::stage::{Action, Context, Node};
 use sluice::stats::{Counter, Reason};
-use sluice::Mbuf;
+use sluice::{Mbuf, MAX_BURST};
 use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
@@ -211,6 +211,36 @@ impl KvStage {
         self.listeners
             .iter()
             .any(|l| l.port == port && l.addrs.contains(&ip))
+    }
+
+    /// Answers a burst of at most [`MAX_BURST`]: its questions are read first and, when there
+    /// are several, the store lines of every request are asked for before the first is
+    /// answered, so that the misses of a loaded worker overlap.
+    fn answer_burst(&mut self, packets: &mut [Mbuf], actions: &mut [Action], now: u64) {
+        let several = packets.len() > 1;
+        let mut questions = [const { None }; MAX_BURST];
+        for (m, question) in packets.iter().zip(questions.iter_mut()) {
+            *question = self.question(m.port(), m.data());
+            if let (true, Some(Ok((_, datagram)))) = (several, &question) {
+                self.server.prefetch(&m.data()[datagram.clone()]);
+            }
+        }
+        for ((m, action), question) in packets.iter_mut().zip(actions).zip(questions) {
+            let Some(question) = question else {
+                continue; // not for the service: the next stage's
+            };
+            let (q, datagram) = match question {
+                Ok(q) => q,
+                Err(reason) => {
+                    *action = Action::drop(reason);
+                    continue;
+                }
+            };
+            let from = SocketAddr::new(q.ip.0, q.client_port);
+            let payload = &m.data()[datagram.clone()];
+            let outcome = self.server.handle(payload, from, now, &mut self.out[..]);
+            *action = self.act(m, &q, datagram, outcome, now);
+        }
     }
 
     /// The UDP payload of a datagram to the service, with where it came from; None for
@@ -457,22 +487,11 @@ impl Node for KvStage {
             ctx.timer_after(EXPIRY_PERIOD, Timer::Expiry as u64);
         }
         let now = Self::now_secs(ctx);
-        for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
-            let port = m.port();
-            let Some(question) = self.question(port, m.data()) else {
-                continue; // not for the service: the next stage's
-            };
-            let (q, datagram) = match question {
-                Ok(q) => q,
-                Err(reason) => {
-                    *action = Action::drop(reason);
-                    continue;
-                }
-            };
-            let from = SocketAddr::new(q.ip.0, q.client_port);
-            let payload = &m.data()[datagram.clone()];
-            let outcome = self.server.handle(payload, from, now, &mut self.out[..]);
-            *action = self.act(m, &q, datagram, outcome, now);
+        for (packets, actions) in packets
+            .chunks_mut(MAX_BURST)
+            .zip(actions.chunks_mut(MAX_BURST))
+        {
+            self.answer_burst(packets, actions, now);
         }
         self.count(ctx);
     }

@@ -199,6 +199,12 @@ impl Store {
         }
     }
 
+    /// Asks for the index line where `key`'s search starts, ahead of a [`Store::get`] or
+    /// [`Store::put`] of it (see [`sluice::cache`]).
+    pub fn prefetch(&self, key: &[u8]) {
+        sluice::cache::prefetch(&self.index[self.hash(key) as usize & self.mask]);
+    }
+
     pub fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
         let at = self.find(key, self.hash(key))?;
         let slot = &mut self.slots[self.index[at] as usize];

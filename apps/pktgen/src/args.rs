@@ -176,10 +176,10 @@ pub struct Cli {
     /// A request not answered within this long is a timeout, in seconds
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds, help_heading = KV)]
     timeout: Duration,
-    /// A handshake flood beside the requests: HELLOs a second from spoofed sources, random
-    /// addresses and ports in 198.18.0.0/15 (RFC 2544's benchmarking range), as an attacker
-    /// without a cookie sends them. 0: none
-    #[arg(long, value_name = "PPS", default_value = "0", value_parser = rate_or_zero, help_heading = KV)]
+    /// A handshake flood beside the requests, hello:RATE: HELLOs a second from spoofed
+    /// sources, random addresses and ports in 198.18.0.0/15 (RFC 2544's benchmarking range), as
+    /// an attacker without a cookie sends them (a bare RATE means the same). 0: none
+    #[arg(long, value_name = "hello:RATE", default_value = "0", value_parser = flood, help_heading = KV)]
     flood: f64,
 }
 
@@ -192,11 +192,13 @@ pub fn is_flood_source(ip: Ipv4Addr) -> bool {
     u32::from(ip) >> (32 - len) == u32::from(net) >> (32 - len)
 }
 
-fn rate_or_zero(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
+/// `--flood`: hello:RATE, or RATE alone (HELLOs are the one kind of flood).
+fn flood(text: &str) -> Result<f64, String> {
+    let rate = text.strip_prefix("hello:").unwrap_or(text);
+    match rate.parse::<f64>() {
         Ok(x) if x >= 0.0 && x.is_finite() => Ok(x),
         _ => Err(format!(
-            "expected HELLOs a second, such as 500000, or 0 for none, not '{text}'"
+            "expected hello:RATE, HELLOs a second such as hello:500000 (or 0 for none), not '{text}'"
         )),
     }
 }

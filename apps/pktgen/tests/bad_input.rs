@@ -134,6 +134,10 @@ fn the_kv_workload_says_what_it_is_missing() {
             &["--workload", "kv", "--get-ratio", "1.5"],
             "expected a share from 0 to 1",
         ),
+        (
+            &["--workload", "kv", "--flood", "syn:1000"],
+            "expected hello:RATE",
+        ),
     ] {
         let e = fails(args);
         assert!(e.contains(says), "{args:?}: {e}");

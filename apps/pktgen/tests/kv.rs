@@ -114,7 +114,7 @@ fn a_spoofed_hello_flood_makes_no_session_and_costs_the_sessions_nothing() {
             "--rate",
             "10kpps",
             "--flood",
-            "100000",
+            "hello:100000",
             "--duration",
             "2",
         ],

@@ -15,8 +15,9 @@
 //! Packets the classifier does not claim go on untouched.
 
 use super::{Action, Context, Node};
+use crate::cache;
 use crate::error::Error;
-use crate::mbuf::Mbuf;
+use crate::mbuf::{Mbuf, MAX_BURST};
 use crate::meter::{Meter, Profile};
 use crate::stats::{Counter, Reason};
 use std::hash::{BuildHasher, Hasher};
@@ -118,12 +119,23 @@ impl Guard {
         })
     }
 
-    /// The entry of `source`: its own, or the older of its two candidates, taken over.
-    fn entry(&mut self, source: IpAddr, now: u64, ctx: &mut Context<'_>) -> usize {
+    /// Where `source` may be in the table: its two candidate entries.
+    fn candidates(&self, source: IpAddr) -> [usize; 2] {
         let mut h = self.hasher.build_hasher();
         std::hash::Hash::hash(&source, &mut h);
         let hash = h.finish();
-        let (a, b) = (hash as usize & self.mask, (hash >> 32) as usize & self.mask);
+        [hash as usize & self.mask, (hash >> 32) as usize & self.mask]
+    }
+
+    /// The entry of `source`, whose candidates are `[a, b]`: its own, or the older of the two,
+    /// taken over.
+    fn entry(
+        &mut self,
+        source: IpAddr,
+        [a, b]: [usize; 2],
+        now: u64,
+        ctx: &mut Context<'_>,
+    ) -> usize {
         for at in [a, b] {
             if self.table[at].source == Some(source) {
                 return at;
@@ -143,28 +155,27 @@ impl Guard {
         entry.seen = now;
         at
     }
-}
 
-impl Node for Guard {
-    fn name(&self) -> &str {
-        "guard"
-    }
-
-    fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action], ctx: &mut Context<'_>) {
-        let now = ctx.now();
-        if now >= self.window_end {
-            let share = (self.config.handshake_share * self.seen as f64) as u64;
-            self.budget = share.max(self.config.handshake_floor);
-            self.seen = 0;
-            self.handshakes = 0;
-            self.window_end = now + ctx.tsc_hz() / 10;
+    /// Checks the claimed packets of a burst of at most [`MAX_BURST`]. The sources' entries
+    /// are asked for first, all of them, and used after: a table of many sources is larger
+    /// than the cache, and the misses of a burst then overlap.
+    fn check(&mut self, packets: &[Mbuf], actions: &mut [Action], now: u64, ctx: &mut Context<'_>) {
+        let mut claimed = [None; MAX_BURST];
+        for (m, claim) in packets.iter().zip(claimed.iter_mut()) {
+            *claim = (self.classify)(m.data()).map(|(source, class)| {
+                let candidates = self.candidates(source);
+                for at in candidates {
+                    cache::prefetch(&self.table[at]);
+                }
+                (source, class, candidates)
+            });
         }
-        for (m, action) in packets.iter().zip(actions.iter_mut()) {
-            let Some((source, class)) = (self.classify)(m.data()) else {
+        for (claim, action) in claimed.iter().zip(actions.iter_mut()) {
+            let Some((source, class, candidates)) = *claim else {
                 continue;
             };
             self.seen += 1;
-            let at = self.entry(source, now, ctx);
+            let at = self.entry(source, candidates, now, ctx);
             let entry = &mut self.table[at];
             entry.seen = now;
             if !entry.meter.conform(&mut self.profile, now, 1) {
@@ -181,6 +192,26 @@ impl Node for Guard {
                 }
                 self.handshakes += 1;
             }
+        }
+    }
+}
+
+impl Node for Guard {
+    fn name(&self) -> &str {
+        "guard"
+    }
+
+    fn process(&mut self, packets: &mut [Mbuf], actions: &mut [Action], ctx: &mut Context<'_>) {
+        let now = ctx.now();
+        if now >= self.window_end {
+            let share = (self.config.handshake_share * self.seen as f64) as u64;
+            self.budget = share.max(self.config.handshake_floor);
+            self.seen = 0;
+            self.handshakes = 0;
+            self.window_end = now + ctx.tsc_hz() / 10;
+        }
+        for (packets, actions) in packets.chunks(MAX_BURST).zip(actions.chunks_mut(MAX_BURST)) {
+            self.check(packets, actions, now, ctx);
         }
     }
 }

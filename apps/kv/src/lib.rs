@@ -7,5 +7,6 @@ pub mod client;
 pub mod cookie;
 pub mod protocol;
 pub mod server;
+mod sessions;
 pub mod stage;
 pub mod store;

@@ -10,11 +10,12 @@ use crate::protocol::{
     self as kv, ErrorCode, ErrorMessage, Kind, Message, Op, Operation, Refusal, Request,
     ResponseWriter, Status, Welcome, NONCE_LEN,
 };
+use crate::sessions::{Session, Sessions};
 use crate::store::{Put, Store};
 use siphasher::sip::{SipHasher13, SipHasher24};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::net::SocketAddr;
 
 /// A server's limits.
@@ -195,40 +196,6 @@ impl std::ops::AddAssign for Counters {
     }
 }
 
-/// Session ids are 64 random bits already (SipHash of a counter under a secret key): they
-/// index the session table as they are, with no second hash. A client's made-up ids cannot
-/// lengthen probes, which depend only on the ids the server chose.
-#[derive(Default)]
-struct SessionIdHasher(u64);
-
-impl Hasher for SessionIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id;
-    }
-}
-
-type Sessions = HashMap<u64, Session, BuildHasherDefault<SessionIdHasher>>;
-
-struct Session {
-    client: SocketAddr,
-    nonce: [u8; NONCE_LEN],
-    /// The last request id executed (0: none yet) and its response.
-    last_id: u64,
-    kept: Vec<u8>,
-    /// When the last valid request came, in the caller's seconds.
-    active: u64,
-}
-
 pub struct Server {
     secrets: Secrets,
     limits: Limits,
@@ -280,7 +247,7 @@ impl Server {
             limits,
             // Sized for the limit at start: a table that grew under a flood of handshakes
             // would stop the worker while it moved every entry to a larger one.
-            sessions: Sessions::with_capacity_and_hasher(limits.sessions_max, Default::default()),
+            sessions: Sessions::new(limits.sessions_max, shard.worker, shard.workers),
             by_handshake: HashMap::with_capacity(limits.sessions_max),
             deadlines: BinaryHeap::with_capacity(limits.sessions_max),
             store,
@@ -335,7 +302,7 @@ impl Server {
             let Some(Reverse((_, id))) = self.deadlines.pop() else {
                 break;
             };
-            let Some(session) = self.sessions.get(&id) else {
+            let Some(session) = self.sessions.get(id) else {
                 continue; // closed, or ended already
             };
             let due = session.active.saturating_add(timeout);
@@ -343,7 +310,7 @@ impl Server {
                 self.deadlines.push(Reverse((due, id)));
                 continue;
             }
-            let session = self.sessions.remove(&id).expect("looked up");
+            let session = self.sessions.remove(id).expect("looked up");
             self.by_handshake.remove(&(session.client, session.nonce));
             ended += 1;
         }
@@ -353,16 +320,17 @@ impl Server {
             self.deadlines = self
                 .sessions
                 .iter()
-                .map(|(&id, s)| Reverse((s.active.saturating_add(timeout), id)))
+                .map(|(id, s)| Reverse((s.active.saturating_add(timeout), id)))
                 .collect();
         }
         self.counters.expired += ended as u64;
         ended
     }
 
-    /// Asks for the store's lines that [`Server::handle`] of `datagram` will read: the keys
-    /// of a request for this worker's session that this worker owns. For a burst, ahead of
-    /// handling it, so that the misses overlap.
+    /// Asks for the lines that [`Server::handle`] of `datagram` will read first: for a
+    /// request for one of this worker's sessions, the session's slot and the store's index
+    /// where the keys this worker owns are. For a burst, ahead of handling it, so that the
+    /// misses overlap.
     pub fn prefetch(&self, datagram: &[u8]) {
         let Ok(Message::Request(request)) = Message::parse(datagram) else {
             return;
@@ -370,6 +338,7 @@ impl Server {
         if self.shard.owner_of_session(request.session) != self.shard.worker {
             return;
         }
+        self.sessions.prefetch(request.session);
         let Ok(ops) = request.operations() else {
             return;
         };
@@ -462,20 +431,23 @@ impl Server {
         let session = match self.by_handshake.get(&(from, nonce)) {
             Some(&id) => id,
             None => {
-                if self.sessions.len() >= self.limits.sessions_max {
+                let session = Session {
+                    client: from,
+                    nonce,
+                    last_id: 0,
+                    kept: Vec::new(),
+                    active: now,
+                };
+                let (id_key, next_id) = (&self.id_key, &mut self.next_id);
+                let Some(id) = self.sessions.insert(session, || {
+                    // Unpredictable without the key: SipHash of a counter.
+                    *next_id += 1;
+                    let mut h = SipHasher24::new_with_key(id_key);
+                    h.write(&next_id.to_be_bytes());
+                    h.finish()
+                }) else {
                     return self.error(ErrorCode::Busy, Kind::Hello, 1, out);
-                }
-                let id = self.new_session_id();
-                self.sessions.insert(
-                    id,
-                    Session {
-                        client: from,
-                        nonce,
-                        last_id: 0,
-                        kept: Vec::new(),
-                        active: now,
-                    },
-                );
+                };
                 self.by_handshake.insert((from, nonce), id);
                 let timeout = u64::from(self.limits.idle_timeout_secs);
                 self.deadlines
@@ -496,23 +468,6 @@ impl Server {
         Outcome::Reply(n)
     }
 
-    fn new_session_id(&mut self) -> u64 {
-        loop {
-            self.next_id += 1;
-            let mut h = SipHasher24::new_with_key(&self.id_key);
-            h.write(&self.next_id.to_be_bytes());
-            // The id's remainder by the worker count names this worker.
-            let hash = h.finish();
-            let workers = u64::from(self.shard.workers);
-            let Some(id) = (hash - hash % workers).checked_add(u64::from(self.shard.worker)) else {
-                continue;
-            };
-            if id != 0 && !self.sessions.contains_key(&id) {
-                return id;
-            }
-        }
-    }
-
     fn request(
         &mut self,
         request: &Request<'_>,
@@ -525,7 +480,7 @@ impl Server {
             return Outcome::Forward(owner);
         }
         // One lookup; the session is borrowed beside the store and the counters.
-        let refusal = match self.sessions.get_mut(&request.session) {
+        let refusal = match self.sessions.get_mut(request.session) {
             None => ErrorCode::UnknownSession,
             Some(session) if session.client != from => ErrorCode::WrongAddress,
             Some(session) if request.id == session.last_id && session.last_id != 0 => {
@@ -646,7 +601,7 @@ impl Server {
         if worker != self.shard.worker {
             return Outcome::Done { worker, len };
         }
-        match self.sessions.get_mut(&session) {
+        match self.sessions.get_mut(session) {
             Some(s) => {
                 s.kept.clear();
                 s.kept.extend_from_slice(&out[..len]);
@@ -659,13 +614,13 @@ impl Server {
     }
 
     fn close(&mut self, id: u64, last: u64, from: SocketAddr, out: &mut [u8]) -> Outcome {
-        let Some(session) = self.sessions.get(&id) else {
+        let Some(session) = self.sessions.get(id) else {
             return self.error(ErrorCode::UnknownSession, Kind::Close, 0, out);
         };
         if session.client != from {
             return self.error(ErrorCode::WrongAddress, Kind::Close, 0, out);
         }
-        let session = self.sessions.remove(&id).expect("looked up");
+        let session = self.sessions.remove(id).expect("looked up");
         self.by_handshake.remove(&(session.client, session.nonce));
         self.counters.closed += 1;
         let n = Message::Closed { session: id, last }

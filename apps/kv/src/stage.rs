@@ -213,20 +213,19 @@ impl KvStage {
             .any(|l| l.port == port && l.addrs.contains(&ip))
     }
 
-    /// Answers a burst of at most [`MAX_BURST`]: its questions are read first and, when there
-    /// are several, the store lines of every request are asked for before the first is
-    /// answered, so that the misses of a loaded worker overlap.
+    /// Answers a burst of at most [`MAX_BURST`]. When there are several packets, the lines
+    /// their requests will read are asked for first, all of them, so that the misses of a
+    /// loaded worker overlap.
     fn answer_burst(&mut self, packets: &mut [Mbuf], actions: &mut [Action], now: u64) {
-        let several = packets.len() > 1;
-        let mut questions = [const { None }; MAX_BURST];
-        for (m, question) in packets.iter().zip(questions.iter_mut()) {
-            *question = self.question(m.port(), m.data());
-            if let (true, Some(Ok((_, datagram)))) = (several, &question) {
-                self.server.prefetch(&m.data()[datagram.clone()]);
+        if packets.len() > 1 {
+            for m in packets.iter() {
+                if let Some(datagram) = udp_payload_guess(m.data()) {
+                    self.server.prefetch(datagram);
+                }
             }
         }
-        for ((m, action), question) in packets.iter_mut().zip(actions).zip(questions) {
-            let Some(question) = question else {
+        for (m, action) in packets.iter_mut().zip(actions) {
+            let Some(question) = self.question(m.port(), m.data()) else {
                 continue; // not for the service: the next stage's
             };
             let (q, datagram) = match question {
@@ -553,6 +552,19 @@ impl Node for KvStage {
             self.publish();
         }
     }
+}
+
+/// Where a frame's UDP payload would be, read with no check but the bounds: enough for
+/// [`Server::prefetch`], whose asking is only a hint (the answer checks everything).
+fn udp_payload_guess(data: &[u8]) -> Option<&[u8]> {
+    let ethertype = Frame::new_checked(data).ok()?.ethertype();
+    let ip = &data[ethernet::HEADER_LEN..];
+    let udp_at = match ethertype {
+        EtherType::IPV4 => usize::from(ip.first()? & 0x0f) * 4,
+        EtherType::IPV6 => ipv6::HEADER_LEN,
+        _ => return None,
+    };
+    ip.get(udp_at + udp::HEADER_LEN..)
 }
 
 /// The guard's view of a frame: a UDP datagram to the service is established if it is a

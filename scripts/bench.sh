@@ -6,9 +6,9 @@
 #   scripts/bench.sh pktgen [--runs N] [--seconds S]    sluice-pktgen vs testpmd txonly; pktgen -> l3fwd over memif
 #   scripts/bench.sh handoff [--runs N] [--seconds S]   a stage handing every packet to a second worker, or not
 #   scripts/bench.sh impair [--runs N] [--seconds S]    sluice-impair vs sluice-l2fwd; zero-loss rate at 1 ms of delay
-#   scripts/bench.sh kv [--sessions N] [--seconds S] [--parts rate,flood,memory]
+#   scripts/bench.sh kv [--sessions N] [--seconds S] [--parts rate,flood,memory,handshakes]
 #                                                       pktgen -> sluice-kv: highest clean rate, latency, work;
-#                                                       a HELLO flood; memory at 1M sessions and keys
+#                                                       a HELLO flood; memory at 1M sessions and keys; handshakes a second
 #   scripts/bench.sh idle [--seconds S]                 CPU of an idle sluice-l2fwd
 #   scripts/bench.sh ring                               the SPSC ring vs crossbeam and rte_ring (Criterion)
 # See scripts/bench.py for what is measured and how.

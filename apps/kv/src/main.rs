@@ -46,9 +46,10 @@ struct Options {
     /// process's own pages)
     #[arg(long, value_name = "WHERE", default_value = "hugepages")]
     store: StoreMemory,
-    /// The most sessions open at once
-    #[arg(long, default_value_t = 100_000)]
-    sessions_max: usize,
+    /// The most sessions open at once (up to 16,000,000; each worker reserves room for its
+    /// share at start, about 250 bytes a session)
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=16_000_000))]
+    sessions_max: u32,
     /// Seconds without a request after which a session ends
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..))]
     idle_timeout: u16,
@@ -176,7 +177,7 @@ fn run(mut app: App, options: Options) -> Outcome {
         options.udp_port,
         options.addr.iter().map(|(ip, len)| format!("{ip}/{len}")).collect::<Vec<_>>().join(", "),
         per_worker(options.memory),
-        per_worker(options.sessions_max),
+        per_worker(options.sessions_max as usize),
         options.idle_timeout
     );
     println!("{}", ports.describe(options.port, &extra)?);
@@ -203,7 +204,7 @@ fn run(mut app: App, options: Options) -> Outcome {
                 StoreMemory::Heap => Store::new(capacity, random_key()?),
             },
             Limits {
-                sessions_max: per_worker(options.sessions_max),
+                sessions_max: per_worker(options.sessions_max as usize),
                 idle_timeout_secs: options.idle_timeout,
                 ..Limits::default()
             },
@@ -254,7 +255,7 @@ fn run(mut app: App, options: Options) -> Outcome {
     let control = Arc::new(Control {
         published: published.clone(),
         messenger: pipeline.messenger(),
-        sessions_max: options.sessions_max,
+        sessions_max: options.sessions_max as usize,
         idle_timeout: options.idle_timeout,
     });
     let reply = move |line: &str| control.reply(line);

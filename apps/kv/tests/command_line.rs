@@ -45,7 +45,7 @@ fn run(lcores: &str, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn mistakes_get_one_line_saying_what_was_expected() {
-    let cases: [(&str, &[&str], &str); 5] = [
+    let cases: [(&str, &[&str], &str); 6] = [
         (
             "0",
             &["--addr", "10.0.0.1"],
@@ -62,6 +62,11 @@ fn mistakes_get_one_line_saying_what_was_expected() {
             "expected one of hugepages, heap",
         ),
         ("0", &["--addr", "10.0.0.1/24", "--port", "3"], "no port 3"),
+        (
+            "0",
+            &["--addr", "10.0.0.1/24", "--sessions-max", "20000000"],
+            "expected 1 to 16000000",
+        ),
         (
             "0,1",
             &["--addr", "10.0.0.1/24"],

@@ -362,6 +362,7 @@ pub fn kv_protocol(data: &[u8]) {
             assert_eq!(parsed.results().expect("results").len(), usize::from(count));
         }
     }
+    serve(data);
     let Ok(message) = Message::parse(data) else {
         return;
     };
@@ -406,6 +407,36 @@ pub fn kv_protocol(data: &[u8]) {
         }
         _ => assert_eq!(n, message.kind().min_len()),
     }
+}
+
+/// `data` as a datagram to a server of two workers (worker 0), which first asks for the lines
+/// it will read (as a worker does for a burst), then answers: no panic, and no answer larger
+/// than the question (none is authenticated).
+fn serve(data: &[u8]) {
+    use sluice_kv::protocol as kv;
+    use sluice_kv::server::{Limits, Outcome, Server, Shard};
+    use sluice_kv::store::Store;
+    use std::cell::RefCell;
+    thread_local! {
+        static SERVER: RefCell<Server> = RefCell::new(Server::sharded(
+            1,
+            [1; 16],
+            [2; 16],
+            Store::new(64, [3; 16]),
+            Limits { sessions_max: 8, ..Limits::default() },
+            Shard { worker: 0, workers: 2, key: [4; 16] },
+        ));
+    }
+    let from = std::net::SocketAddr::from((Ipv4Addr::new(10, 1, 0, 1), 1024));
+    let mut out = vec![0u8; kv::MAX_PAYLOAD_V6];
+    SERVER.with_borrow_mut(|server| {
+        server.prefetch(data);
+        // No session can exist (a cookie cannot be guessed): every answer is to an
+        // unauthenticated datagram.
+        if let Outcome::Reply(n) = server.handle(data, from, 0, &mut out) {
+            assert!(n <= data.len(), "{n} bytes for {}", data.len());
+        }
+    });
 }
 
 /// An impairment in netem's words (sluice-impair's --a-to-b, its telemetry command): what

@@ -428,7 +428,7 @@ impl Impair {
         }
         if self.armed.is_none_or(|armed| at < armed) {
             self.armed = Some(at);
-            ctx.timer_at(at, 0);
+            ctx.timer_at(at, at);
         }
     }
 
@@ -576,12 +576,18 @@ impl Node for Impair {
         self.enqueue(at, direction, Waiting::Held(packet), ctx);
     }
 
-    fn timer(&mut self, _token: u64, ctx: &mut Context<'_>) {
-        self.armed = None;
+    /// A timer's token is its deadline. One that an earlier departure overtook releases what
+    /// is due and arms nothing: re-arming from every such timer would grow the timer heap by
+    /// one for each packet that came in ahead of the armed one (with jitter, most of them).
+    fn timer(&mut self, deadline: u64, ctx: &mut Context<'_>) {
         self.release(ctx.now(), ctx);
+        if self.armed != Some(deadline) {
+            return;
+        }
+        self.armed = None;
         if let Some((_, next)) = self.next_departure() {
             self.armed = Some(next);
-            ctx.timer_at(next, 0);
+            ctx.timer_at(next, next);
         }
     }
 

@@ -164,18 +164,19 @@ fn gilbert_elliott_loss_comes_in_the_bursts_its_parameters_imply() {
     assert!((share - 0.01 / 0.26).abs() < 0.003, "{}", run.show());
 }
 
-/// 100 us of delay with 10 us of normal jitter: the latency pktgen measures is the path's own
-/// (measured first, with no impairment) plus the model's. Its median is 100 us more, within
-/// 5 us (the release is one poll late at most, about a microsecond; the path's median varies
-/// by a few between runs). Its p90 - p10 spread is the model's 2 x 1.2816 x 10 = 25.6 us
-/// within 4 us (the path's own spread, a microsecond or two, adds to it).
+/// 1 ms of delay with 100 us of normal jitter: the latency pktgen measures is the path's own
+/// (measured first, with no impairment) plus the model's. Its median is 1 ms more and its
+/// p90 - p10 spread the model's 2 x 1.2816 x 100 = 256.3 us, within 1% and 5%: a packet that
+/// was overtaken leaves a few microseconds late (2 to 5 at this delay, 1 with none overtaken),
+/// and the path's own spread and a shared machine's pauses, which only ever add latency,
+/// widen the spread by a few more.
 #[test]
 fn delay_with_normal_jitter_gives_the_latency_distribution_of_the_model() {
     let pace = ["--rate", "100kpps", "--duration", "3"];
     let path = impaired("path", "", &pace, None, nothing);
     let run = impaired(
         "jitter",
-        "delay 100us 10us distribution normal seed 4",
+        "delay 1ms 100us distribution normal seed 4",
         &pace,
         None,
         nothing,
@@ -188,12 +189,12 @@ fn delay_with_normal_jitter_gives_the_latency_distribution_of_the_model() {
     let base = path.latency_us("p50");
     println!("path p50 {base:.1} us; impaired p10 {p10:.1} p50 {p50:.1} p90 {p90:.1} us");
     assert!(
-        (p50 - base - 100.0).abs() < 5.0,
+        (p50 - base - 1000.0).abs() < 10.0,
         "median {p50} us, path {base} us:\n{}",
         run.show()
     );
     assert!(
-        ((p90 - p10) - 25.6).abs() < 4.0,
+        ((p90 - p10) - 256.3).abs() < 13.0,
         "p90 - p10 = {} us:\n{}",
         p90 - p10,
         run.show()
@@ -276,13 +277,15 @@ fn corrupted_packets_are_told_by_their_checksums() {
 }
 
 /// A rate of 1 Gbit/s with Ethernet's 24 bytes of overhead a frame (FCS, preamble, gap):
-/// 64-byte frames leave at 1e9 / (84 x 8) = 1.488 Mpps, within 1%, from 2 Mpps offered. What
-/// the queue held at the end (its limit, 2,000 packets) arrives too, 0.03% of the run.
+/// 64-byte frames leave at 1e9 / (84 x 8) = 1.488 Mpps, within 1%, from 2 Mpps offered. The
+/// queue (10,000 packets, 6.7 ms at this rate) keeps the link busy through a pause of either
+/// process on a shared machine; with 1.3 ms of queue, one run in two lost over 1% of the link
+/// time to pauses. What the queue held at the end arrives too, 0.17% of the run.
 #[test]
 fn a_rate_of_one_gigabit_passes_64_byte_frames_at_1_488_mpps() {
     let run = impaired(
         "rate",
-        "rate 1gbit overhead 24 limit 2000",
+        "rate 1gbit overhead 24 limit 10000",
         &["--rate", "2mpps", "--duration", "4"],
         None,
         nothing,

@@ -193,6 +193,9 @@ struct Scratch {
     at4: [u8; MAX_BURST],
     at6: [u8; MAX_BURST],
     hops: [u16; MAX_BURST],
+    /// Where neighbours are resolved: the neighbour each packet of the burst was held for,
+    /// by burst index (the chain hands held packets over in that order).
+    held_for: [Option<IpAddr>; MAX_BURST],
 }
 
 /// A port as the fast path needs it.
@@ -254,6 +257,7 @@ impl L3Forward {
                 at4: [0; MAX_BURST],
                 at6: [0; MAX_BURST],
                 hops: [NO_ROUTE; MAX_BURST],
+                held_for: [None; MAX_BURST],
             }),
         }
     }
@@ -1019,6 +1023,7 @@ impl L3Forward {
             at4,
             at6,
             hops,
+            held_for,
         } = &mut **scratch;
         let mut forward = Forwarder {
             exits,
@@ -1027,8 +1032,10 @@ impl L3Forward {
             now: resolves.then(Instant::now),
             held_for: None,
         };
-        // The packets held, by burst index: the chain hands them over in that order.
-        let mut held_for: [Option<IpAddr>; MAX_BURST] = [None; MAX_BURST];
+        if *resolves {
+            // Set and read only here: a burst with fixed MACs throughout pays nothing for it.
+            held_for[..n].fill(None);
+        }
         if n4 > 0 {
             match v4 {
                 Some(table) => table.lookup(&keys4[..n4], &mut hops[..n4]),
@@ -1077,8 +1084,10 @@ impl L3Forward {
                 }
             }
         }
-        for ip in held_for[..n].iter().flatten() {
-            forward.resolver.expect_hold(*ip);
+        if *resolves {
+            for ip in held_for[..n].iter().flatten() {
+                forward.resolver.expect_hold(*ip);
+            }
         }
     }
 }

@@ -284,29 +284,34 @@ fn corrupted_packets_are_told_by_their_checksums() {
     );
 }
 
-/// A rate of 1 Gbit/s with Ethernet's 24 bytes of overhead a frame (FCS, preamble, gap):
-/// 64-byte frames leave at 1e9 / (84 x 8) = 1.488 Mpps, within 1%, from 2 Mpps offered. The
-/// queue (10,000 packets, 6.7 ms at this rate) keeps the link busy through a pause of either
-/// process on a shared machine; with 1.3 ms of queue, one run in two lost over 1% of the link
-/// time to pauses. What the queue held at the end arrives too, 0.17% of the run.
+/// A rate of 100 Mbit/s with Ethernet's 24 bytes of overhead a frame (FCS, preamble, gap):
+/// 64-byte frames leave at 1e8 / (84 x 8) = 148.8 kpps from 200 kpps offered, within 1%. What
+/// the queue holds at the end (its limit: it is full while more is offered than passes)
+/// arrives after the sending and is left out. The queue, 67 ms at this rate, rides out a
+/// pause of either process on a shared machine (60 ms was seen); at 1 Gbit/s its 6.7 ms did
+/// not, and a run's rate measured the machine more than the shaper (`scripts/bench.sh impair`
+/// measures speed).
 #[test]
-fn a_rate_of_one_gigabit_passes_64_byte_frames_at_1_488_mpps() {
+fn a_rate_of_100_megabits_passes_64_byte_frames_at_148_8_kpps() {
+    const LIMIT: u64 = 10_000;
     let run = impaired(
         "rate",
-        "rate 1gbit overhead 24 limit 10000",
-        &["--rate", "2mpps", "--duration", "4"],
+        &format!("rate 100mbit overhead 24 limit {LIMIT}"),
+        &["--rate", "200kpps", "--duration", "4"],
         None,
         nothing,
     );
     let offered = run.json["tx"][0]["mpps"].as_f64().unwrap();
-    let passed = run.json["rx"][0]["mpps"].as_f64().unwrap();
-    println!("offered {offered:.3} Mpps, passed {passed:.4} Mpps");
+    let seconds = run.json["seconds"].as_f64().unwrap();
+    let received = run.json["rx"][0]["packets"].as_u64().unwrap();
+    let passed = received.saturating_sub(LIMIT) as f64 / seconds / 1e6;
+    println!("offered {offered:.4} Mpps, passed {passed:.5} Mpps over {seconds:.3} s");
     assert!(
-        offered > 1.55,
+        offered > 0.16,
         "pktgen offered only {offered} Mpps: the test needs more than the rate\n{}",
         run.show()
     );
-    let expected = 1e9 / (84.0 * 8.0) / 1e6;
+    let expected = 1e8 / (84.0 * 8.0) / 1e6;
     assert!(
         (passed / expected - 1.0).abs() < 0.01,
         "{passed} Mpps, not {expected}:\n{}",

@@ -138,15 +138,18 @@ def in_turn(contenders, r):
     return contenders if r % 2 == 0 else contenders[::-1]
 
 
-def alternate(title, contenders, runs, seconds):
-    """Runs each (name, cmd, parse) in turn, `runs` times; returns {name: [Mpps per run]}."""
+def alternate(title, contenders, runs, seconds, rate=measure, label=""):
+    """Runs each (name, cmd, how) in turn (`in_turn`), `runs` times, its Mpps given by
+    rate(name, cmd, how, seconds) (by default `measure`, where `how` parses the output);
+    returns {name: [Mpps per run]}. A None title prints none; `label` heads each run's line."""
     results = {name: [] for name, _, _ in contenders}
-    print(f"{title}, {runs} runs x {seconds} s, alternating")
+    if title:
+        print(f"{title}, {runs} runs x {seconds} s, alternating")
     for r in range(runs):
-        for name, cmd, parse in in_turn(contenders, r):
-            mpps = measure(name, cmd, parse, seconds)
+        for name, cmd, how in in_turn(contenders, r):
+            mpps = rate(name, cmd, how, seconds)
             results[name].append(mpps)
-            print(f"  run {r + 1}: {name:<30} {mpps:7.2f} Mpps", flush=True)
+            print(f"  {label}run {r + 1}: {name:<30} {mpps:7.2f} Mpps", flush=True)
     return results
 
 
@@ -233,16 +236,11 @@ def bench_l3fwd(a, lcore):
             ("dpdk l3fwd (C)", [ref, *eal("bench-l3", str(lcore), pcap), "--", "-p", "0x3", *config,
                                 "--lookup", method, *v6, "--parse-ptype"], "bench-l3"),
         ]
-        results = {name: [] for name, _, _ in contenders}
-        for r in range(a.runs):
-            for name, cmd, prefix in in_turn(contenders, r):
-                mpps = l3fwd_rate(name, cmd, prefix, a.seconds)
-                results[name].append(mpps)
-                print(f"  {lookup} {family} run {r + 1}: {name:<16} {mpps:7.2f} Mpps", flush=True)
+        results = alternate(None, contenders, a.runs, a.seconds, rate=l3fwd_rate, label=f"{lookup} {family} ")
         ours_m, ref_m = (statistics.median(results[n]) for n in ("sluice-l3fwd", "dpdk l3fwd (C)"))
         # The two runs of a pair are seconds apart; the machine's drift over the
         # invocation cancels in their ratio, not in the ratio of the medians.
-        paired = statistics.median(o / r for o, r in zip(results["sluice-l3fwd"], results["dpdk l3fwd (C)"]))
+        paired = statistics.median(s / c for s, c in zip(results["sluice-l3fwd"], results["dpdk l3fwd (C)"]))
         table_rows.append(f"| {lookup} | {family} | {ours_m:.2f} | {ref_m:.2f} | {paired:.2f}x |")
     print()
     print("| lookup | family | sluice-l3fwd Mpps | dpdk l3fwd (C) Mpps | ratio (median of the runs' ratios) |")
@@ -264,13 +262,8 @@ def bench_pktgen(a, lcore):
         ("dpdk-testpmd txonly", ["dpdk-testpmd", *null_eal("bench-tp", f"{lcore - 1},{lcore}"), "--",
                                  "--forward-mode=txonly", "--txpkts=64", "--nb-cores=1"], "bench-tp"),
     ]
-    print(f"pktgen: transmit only into net_null on lcore {lcore}, {a.runs} runs x {a.seconds} s each, alternating")
-    results = {name: [] for name, _, _ in contenders}
-    for r in range(a.runs):
-        for name, cmd, prefix in contenders:
-            mpps = l3fwd_rate(name, cmd, prefix, a.seconds, port=0)
-            results[name].append(mpps)
-            print(f"  run {r + 1}: {name:<20} {mpps:7.2f} Mpps", flush=True)
+    results = alternate(f"pktgen: transmit only into net_null on lcore {lcore}", contenders, a.runs, a.seconds,
+                        rate=lambda name, cmd, prefix, seconds: l3fwd_rate(name, cmd, prefix, seconds, port=0))
     table(results, "sluice-pktgen")
     print()
     memif_pair(a, lcore)

@@ -466,59 +466,81 @@ impl<'a> Op<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MalformedOps;
 
-/// A request's operations, at most [`MAX_OPS`], held without allocating.
+/// A request's operations, 1 to [`MAX_OPS`]: its body, whose items were checked to lie
+/// within it, read item by item as they are used (a view, not an array of them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ops<'a> {
-    ops: [Op<'a>; MAX_OPS],
+    body: &'a [u8],
     len: usize,
 }
 
-impl<'a> std::ops::Deref for Ops<'a> {
-    type Target = [Op<'a>];
-
-    fn deref(&self) -> &[Op<'a>] {
-        &self.ops[..self.len]
+impl<'a> Ops<'a> {
+    pub fn len(&self) -> usize {
+        self.len
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> OpsIter<'a> {
+        OpsIter {
+            rest: self.body,
+            left: self.len,
+        }
+    }
+}
+
+/// The operations of [`Ops`], in order.
+#[derive(Clone, Debug)]
+pub struct OpsIter<'a> {
+    rest: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for OpsIter<'a> {
+    type Item = Op<'a>;
+
+    fn next(&mut self) -> Option<Op<'a>> {
+        self.left = self.left.checked_sub(1)?;
+        let (op, rest) = split_op(self.rest)?;
+        self.rest = rest;
+        Some(op)
+    }
+}
+
+/// The first operation of `bytes` and what follows it; None if it does not fit.
+#[inline(always)]
+fn split_op(bytes: &[u8]) -> Option<(Op<'_>, &[u8])> {
+    let (head, tail) = bytes.split_first_chunk::<ITEM_HEADER_LEN>()?;
+    let key_len = usize::from(head[1]);
+    let value_len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let (key, tail) = tail.split_at_checked(key_len)?;
+    let (value, tail) = tail.split_at_checked(value_len)?;
+    let op = Op {
+        opcode: head[0],
+        key,
+        value,
+    };
+    Some((op, tail))
 }
 
 impl<'a> Request<'a> {
     /// The operations, each checked to lie within the datagram; the count must be 1 to
     /// [`MAX_OPS`].
     pub fn operations(&self) -> Result<Ops<'a>, MalformedOps> {
-        let count = usize::from(self.count);
-        if count == 0 || count > MAX_OPS {
+        let len = usize::from(self.count);
+        if len == 0 || len > MAX_OPS {
             return Err(MalformedOps);
         }
-        let empty = Op {
-            opcode: 0,
-            key: &[],
-            value: &[],
-        };
-        let mut ops = Ops {
-            ops: [empty; MAX_OPS],
-            len: 0,
-        };
         let mut rest = self.body;
-        for slot in &mut ops.ops[..count] {
-            let (head, tail) = rest
-                .split_first_chunk::<ITEM_HEADER_LEN>()
-                .ok_or(MalformedOps)?;
-            let key_len = usize::from(head[1]);
-            let value_len = usize::from(u16::from_be_bytes([head[2], head[3]]));
-            if tail.len() < key_len + value_len {
-                return Err(MalformedOps);
-            }
-            let (key, tail) = tail.split_at(key_len);
-            let (value, tail) = tail.split_at(value_len);
-            *slot = Op {
-                opcode: head[0],
-                key,
-                value,
-            };
-            rest = tail;
+        for _ in 0..len {
+            rest = split_op(rest).ok_or(MalformedOps)?.1;
         }
-        ops.len = count;
-        Ok(ops)
+        Ok(Ops {
+            body: self.body,
+            len,
+        })
     }
 }
 
@@ -867,7 +889,7 @@ mod tests {
         };
         assert_eq!((request.session, request.id, request.count), (42, 1, 3));
         let ops = request.operations().unwrap();
-        let checked: Vec<_> = ops.iter().map(Op::check).collect();
+        let checked: Vec<_> = ops.iter().map(|op| op.check()).collect();
         assert_eq!(
             checked,
             [

@@ -7,7 +7,7 @@
 
 use crate::cookie::Secrets;
 use crate::protocol::{
-    self as kv, ErrorCode, ErrorMessage, Kind, Message, Op, Operation, Refusal, Request,
+    self as kv, ErrorCode, ErrorMessage, Kind, Message, Op, Operation, Ops, Refusal, Request,
     ResponseWriter, Status, Welcome, NONCE_LEN,
 };
 use crate::sessions::{Session, Sessions};
@@ -644,11 +644,11 @@ fn execute(
     store: &mut Store,
     counters: &mut Counters,
     shard: &Shard,
-    ops: &[Op<'_>],
+    ops: &Ops<'_>,
     mut response: ResponseWriter<'_>,
 ) -> Step {
-    for op in &ops[usize::from(response.written())..] {
-        let owner = shard.owner_of_op(op);
+    for op in ops.iter().skip(usize::from(response.written())) {
+        let owner = shard.owner_of_op(&op);
         if owner != shard.worker {
             return Step::Next {
                 worker: owner,

@@ -11,16 +11,40 @@ pub fn sum(data: &[u8]) -> u32 {
         let word = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
         return fold64(word(0) + word(4) + word(8) + word(12) + word(16));
     }
+    // Eight bytes at a time, read little-endian: the ones'-complement sum of
+    // byte-swapped words is the byte-swapped sum (RFC 1071 §2(B)), swapped back at the end.
+    // The carries out of 64 bits are worth 2^64 ≡ 1 (modulo 0xffff) each: added back in.
     let mut acc: u64 = 0;
-    let mut words = data.chunks_exact(4);
+    let mut carries: u64 = 0;
+    let mut words = data.chunks_exact(8);
     for w in &mut words {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+        let (next, carry) = acc.overflowing_add(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        acc = next;
+        carries += u64::from(carry);
     }
-    let rest = words.remainder();
-    let mut tail = [0u8; 4];
-    tail[..rest.len()].copy_from_slice(rest);
-    acc += u64::from(u32::from_be_bytes(tail));
-    fold64(acc)
+    let (next, carry) = acc.overflowing_add(tail_word(words.remainder()));
+    let acc = fold64(next) as u64 + carries + u64::from(carry);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    u32::from((acc as u16).swap_bytes())
+}
+
+/// The last 0 to 7 bytes of data as a word read little-endian, zero-padded at the end: each
+/// byte keeps its place in a 16-bit word.
+#[inline(always)]
+fn tail_word(rest: &[u8]) -> u64 {
+    let (mut word, mut shift, mut rest) = (0u64, 0, rest);
+    if let Some((four, more)) = rest.split_first_chunk::<4>() {
+        (word, shift, rest) = (u64::from(u32::from_le_bytes(*four)), 32, more);
+    }
+    if let Some((two, more)) = rest.split_first_chunk::<2>() {
+        word |= u64::from(u16::from_le_bytes(*two)) << shift;
+        (shift, rest) = (shift + 16, more);
+    }
+    if let Some(&byte) = rest.first() {
+        word |= u64::from(byte) << shift;
+    }
+    word
 }
 
 /// Folds a 64-bit ones'-complement accumulator to at most 17 bits, keeping the carries.
@@ -179,6 +203,37 @@ mod tests {
     #[test]
     fn inverse_modulo_2_64() {
         assert_eq!(0xffffu64.wrapping_mul(inverse_mod_2_64(0xffff)), 1);
+    }
+
+    #[test]
+    fn the_wide_sum_agrees_with_a_sum_of_16_bit_words() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..200 {
+            for fill in [0x00, 0xff, 0x5a] {
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        if fill == 0x5a {
+                            (state >> 56) as u8
+                        } else {
+                            fill
+                        }
+                    })
+                    .collect();
+                let mut plain: u64 = data
+                    .chunks(2)
+                    .map(|w| u64::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+                    .sum();
+                while plain > 0xffff {
+                    plain = (plain & 0xffff) + (plain >> 16);
+                }
+                assert_eq!(
+                    u64::from(finish(sum(&data))),
+                    u64::from(!(plain as u16)),
+                    "{data:02x?}"
+                );
+            }
+        }
     }
 
     #[test]

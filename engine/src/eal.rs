@@ -106,6 +106,7 @@ impl EalBuilder {
             .collect::<Result<_, _>>()?;
         let mut argv: Vec<*mut c_char> = cargs.iter().map(|a| a.as_ptr() as *mut c_char).collect();
         argv.push(std::ptr::null_mut());
+        let mark = crate::clock::Mark::now();
         // SAFETY: argv is a NULL-terminated array of valid C strings that outlive the call
         // (rte_eal_init may reorder the pointers, never the strings).
         let ret = unsafe { dpdk_sys::rte_eal_init(cargs.len() as i32, argv.as_mut_ptr()) };
@@ -125,6 +126,8 @@ impl EalBuilder {
                 other => other,
             });
         }
+        // The TSC's rate, over the EAL's start (which takes 100 ms or more).
+        mark.measure();
         // dpdk-dumpcap captures through pdump, which needs the multi-process channel that
         // --in-memory does without; so pdump is there for processes given a --file-prefix.
         let multi_process = !args.iter().any(|a| a == "--in-memory");
@@ -377,10 +380,9 @@ impl Eal {
         unsafe { dpdk_sys::rte_lcore_to_socket_id(lcore) }
     }
 
-    /// TSC ticks per second.
+    /// TSC ticks per second, as measured while the EAL started ([`crate::clock::tsc_hz`]).
     pub fn tsc_hz(&self) -> u64 {
-        // SAFETY: the EAL is started.
-        unsafe { dpdk_sys::rte_get_tsc_hz() }
+        crate::clock::tsc_hz()
     }
 
     /// The ids of every Ethernet port the EAL found (virtual devices included).

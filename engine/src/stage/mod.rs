@@ -227,8 +227,7 @@ impl Services {
             no_output: 0,
             queued: false,
             timers: std::collections::BinaryHeap::new(),
-            // SAFETY: a plain read of the EAL's TSC rate (zero before the EAL starts).
-            tsc_hz: unsafe { dpdk_sys::rte_get_tsc_hz() }.max(1),
+            tsc_hz: crate::clock::tsc_hz().max(1),
             worker,
             workers,
             clock: None,

@@ -28,6 +28,14 @@ type BoxError = Box<dyn std::error::Error>;
 const RX_BURSTS: usize = 4;
 /// HELLOs a session sends before it is given up.
 const HELLO_TRIES: u8 = 5;
+/// How long a HELLO waits for its answer before it is sent again: 200 ms, then doubling, as
+/// docs/protocol.md asks of clients.
+const FIRST_HELLO_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// The time HELLO number `tries` (from 1) waits for its answer.
+fn hello_timeout(tries: u8) -> Duration {
+    FIRST_HELLO_TIMEOUT * (1 << (tries.clamp(1, HELLO_TRIES) - 1))
+}
 /// IPv4 and UDP headers.
 const HEADERS: usize = HEADER_LEN + 20 + 8;
 
@@ -165,6 +173,11 @@ struct Clients<'a, 'l> {
     idle: VecDeque<u32>,
     /// Requests on their way, in the order sent: (TSC of their timeout, session, id).
     deadlines: VecDeque<(u64, u32, u64)>,
+    /// HELLOs on their way, one queue per try (each with its own timeout, so that each queue
+    /// is in the order of its deadlines): (TSC sent, session).
+    hellos_out: [VecDeque<(u64, u32)>; HELLO_TRIES as usize],
+    /// Sessions to send a HELLO again, with the try they were at when queued.
+    hellos_again: VecDeque<(u32, u8)>,
     timeout_ticks: u64,
     /// A request's key and a PUT's value, written again for each request.
     key: String,
@@ -269,14 +282,40 @@ impl Clients<'_, '_> {
         let message = Message::Hello { nonce, cookie };
         if self.send(i, |b| message.emit(b).unwrap_or(0)) {
             self.counts.hellos += 1;
+            self.hellos_out[usize::from(tries.min(HELLO_TRIES) - 1)].push_back((now, i));
         } else {
-            // No mbuf, or no room in the device: due again at the next scan (100 ms), not
-            // a second from now as if it had been lost on the way.
+            // No mbuf, or no room in the device: sent again when the pace allows, not after
+            // a timeout as if it had been lost on the way.
             self.counts.hellos_not_sent += 1;
-            self.sessions[i as usize].state = State::Hello {
-                tries,
-                at: now.saturating_sub(self.link.tsc_hz),
-            };
+            self.hellos_again.push_back((i, tries));
+        }
+    }
+
+    /// Queues again the HELLOs whose timeout ran out at `now`; a session out of tries fails.
+    fn hellos_timed_out(&mut self, now: u64) {
+        for (queue, try_) in self.hellos_out.iter_mut().zip(1..) {
+            let timeout = (hello_timeout(try_).as_secs_f64() * self.link.tsc_hz as f64) as u64;
+            while let Some(&(sent, i)) = queue.front() {
+                if now.saturating_sub(sent) < timeout {
+                    break;
+                }
+                queue.pop_front();
+                let s = &mut self.sessions[i as usize];
+                // Still waiting for the answer to that very HELLO?
+                if s.state
+                    != (State::Hello {
+                        tries: try_,
+                        at: sent,
+                    })
+                {
+                    continue;
+                }
+                if try_ >= HELLO_TRIES {
+                    s.state = State::Failed;
+                } else {
+                    self.hellos_again.push_back((i, try_));
+                }
+            }
         }
     }
 
@@ -537,6 +576,10 @@ pub fn run(
         frame: [0; 1514],
         idle: VecDeque::new(),
         deadlines: VecDeque::new(),
+        hellos_out: std::array::from_fn(|t| {
+            VecDeque::with_capacity(if t == 0 { w.sessions as usize } else { 0 })
+        }),
+        hellos_again: VecDeque::new(),
         timeout_ticks: (w.timeout.as_secs_f64() * hz) as u64,
         key: String::new(),
         value: vec![b'v'; w.value_size],
@@ -544,27 +587,26 @@ pub fn run(
     let mut rx = Burst::new();
     let tsc = sluice::clock::tsc;
 
-    // Handshakes, paced; HELLOs unanswered for a second are sent again, within the same
-    // pace (a burst of them would overflow the queues that lost the first ones).
+    // Handshakes, paced; HELLOs unanswered in their timeout (200 ms, then doubling) are sent
+    // again, within the same pace (a burst of them would overflow the queues that lost the
+    // first ones).
     let handshake_start = Instant::now();
     let interval = hz / w.handshake_rate;
     let started = tsc();
     let mut next = 0u32;
     let mut paced = 0u64;
-    // Sessions to send a HELLO again, with the try they were at when queued.
-    let mut again: VecDeque<(u32, u8)> = VecDeque::new();
     // Time for every HELLO, and for the last ones to be sent again, all their tries.
     // (In TSC ticks: the loop reads no other clock.)
+    let every_try: Duration = (1..=HELLO_TRIES).map(hello_timeout).sum();
     let deadline = started
-        + ((f64::from(w.sessions) / w.handshake_rate + f64::from(HELLO_TRIES) + 1.0) * hz) as u64;
-    let mut last_scan = started;
+        + ((f64::from(w.sessions) / w.handshake_rate + every_try.as_secs_f64() + 1.0) * hz) as u64;
     loop {
         let now = tsc();
         if c.counts.welcomes == u64::from(w.sessions) || now >= deadline || stop.is_stopped() {
             break;
         }
         while (now - started) as f64 >= paced as f64 * interval && c.out.spare() > 0 {
-            let i = match again.pop_front() {
+            let i = match c.hellos_again.pop_front() {
                 // Answered (or given up) since it was queued: nothing to send again.
                 Some((i, queued))
                     if !matches!(c.sessions[i as usize].state,
@@ -587,23 +629,7 @@ pub fn run(
         }
         c.flush();
         c.receive(&mut rx);
-        if now - last_scan > second / 10 {
-            last_scan = now;
-            for i in 0..next {
-                let s = &mut c.sessions[i as usize];
-                if let State::Hello { tries, at } = s.state {
-                    if now - at > second {
-                        if tries >= HELLO_TRIES {
-                            s.state = State::Failed;
-                        } else {
-                            // Queued once: its time restarts now.
-                            s.state = State::Hello { tries, at: now };
-                            again.push_back((i, tries));
-                        }
-                    }
-                }
-            }
-        }
+        c.hellos_timed_out(now);
     }
     let handshake_time = handshake_start.elapsed();
     let open: Vec<u32> = (0..w.sessions)

@@ -106,24 +106,28 @@ pub fn internet(data: &[u8]) -> u16 {
     finish(sum(data))
 }
 
-/// Sum of the IPv4 pseudo-header for a UDP/TCP checksum.
+/// Sum of the IPv4 pseudo-header for a UDP/TCP checksum: the addresses as 32-bit words (their
+/// 16-bit halves sum alike modulo 0xffff), no bytes gathered into buffers.
+#[inline]
 pub fn pseudo_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u32 {
-    combine(&[
-        sum(&src.octets()),
-        sum(&dst.octets()),
-        u32::from(protocol),
-        u32::from(length),
-    ])
+    fold64(
+        u64::from(src.to_bits())
+            + u64::from(dst.to_bits())
+            + u64::from(protocol)
+            + u64::from(length),
+    )
 }
 
-/// Sum of the IPv6 pseudo-header for a UDP/TCP/ICMPv6 checksum.
+/// Sum of the IPv6 pseudo-header for a UDP/TCP/ICMPv6 checksum, the addresses as 32-bit words.
+#[inline]
 pub fn pseudo_v6(src: &Ipv6Addr, dst: &Ipv6Addr, next_header: u8, length: u32) -> u32 {
-    combine(&[
-        sum(&src.octets()),
-        sum(&dst.octets()),
-        sum(&length.to_be_bytes()),
-        u32::from(next_header),
-    ])
+    let words = |a: &Ipv6Addr| {
+        let bits = a.to_bits();
+        (0..4)
+            .map(|i| u64::from((bits >> (32 * i)) as u32))
+            .sum::<u64>()
+    };
+    fold64(words(src) + words(dst) + u64::from(length) + u64::from(next_header))
 }
 
 /// The checksum after one 16-bit word of the covered data changes from `old` to `new`
@@ -234,6 +238,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn pseudo_headers_sum_as_their_bytes_do() {
+        let (a, b) = (
+            Ipv4Addr::new(192, 168, 255, 1),
+            Ipv4Addr::new(10, 255, 0, 7),
+        );
+        let mut bytes = [0u8; 12];
+        bytes[..4].copy_from_slice(&a.octets());
+        bytes[4..8].copy_from_slice(&b.octets());
+        bytes[9] = 17;
+        bytes[10..].copy_from_slice(&0xfff3u16.to_be_bytes());
+        assert_eq!(finish(pseudo_v4(a, b, 17, 0xfff3)), internet(&bytes));
+        let (a, b): (Ipv6Addr, Ipv6Addr) = (
+            "fe80::ffff:1".parse().unwrap(),
+            "2001:db8::ffff".parse().unwrap(),
+        );
+        let mut bytes = [0u8; 40];
+        bytes[..16].copy_from_slice(&a.octets());
+        bytes[16..32].copy_from_slice(&b.octets());
+        bytes[32..36].copy_from_slice(&0x0001_fff3u32.to_be_bytes());
+        bytes[39] = 58;
+        assert_eq!(finish(pseudo_v6(&a, &b, 58, 0x0001_fff3)), internet(&bytes));
     }
 
     #[test]

@@ -35,16 +35,26 @@ pub(crate) struct Mark {
 
 /// Long enough that the clocks' reading error (well under a microsecond) is under 10 ppm.
 const MEASURE_FOR: Duration = Duration::from_millis(100);
+/// A reading of the clock between two TSC reads took less than this (about 4 µs at any
+/// rate DPDK runs on): nothing came between.
+const TIGHT_READ_TICKS: u64 = 10_000;
 
 impl Mark {
     pub(crate) fn now() -> Mark {
-        // The TSC halfway through reading the clock.
-        let before = tsc();
-        let nanos = monotonic_raw_nanos();
-        let after = tsc();
-        Mark {
-            tsc: before + (after.saturating_sub(before)) / 2,
-            nanos,
+        // The TSC halfway through reading the clock, read again if something (a pause of the
+        // machine) came between: the reading is then off by half of it.
+        let mut tries = 0;
+        loop {
+            let before = tsc();
+            let nanos = monotonic_raw_nanos();
+            let after = tsc();
+            tries += 1;
+            if after.saturating_sub(before) < TIGHT_READ_TICKS || tries == 100 {
+                return Mark {
+                    tsc: before + (after.saturating_sub(before)) / 2,
+                    nanos,
+                };
+            }
         }
     }
 

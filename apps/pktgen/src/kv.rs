@@ -174,8 +174,11 @@ struct Clients<'a, 'l> {
     /// Requests on their way, in the order sent: (TSC of their timeout, session, id).
     deadlines: VecDeque<(u64, u32, u64)>,
     /// HELLOs on their way, one queue per try (each with its own timeout, so that each queue
-    /// is in the order of its deadlines): (TSC sent, session).
-    hellos_out: [VecDeque<(u64, u32)>; HELLO_TRIES as usize],
+    /// is in the order of its deadlines; a try past the last one waits as long as the last):
+    /// (TSC sent, session, its try).
+    hellos_out: [VecDeque<(u64, u32, u8)>; HELLO_TRIES as usize],
+    /// Each queue's timeout, in TSC ticks.
+    hello_timeout_ticks: [u64; HELLO_TRIES as usize],
     /// Sessions to send a HELLO again, with the try they were at when queued.
     hellos_again: VecDeque<(u32, u8)>,
     timeout_ticks: u64,
@@ -282,7 +285,7 @@ impl Clients<'_, '_> {
         let message = Message::Hello { nonce, cookie };
         if self.send(i, |b| message.emit(b).unwrap_or(0)) {
             self.counts.hellos += 1;
-            self.hellos_out[usize::from(tries.min(HELLO_TRIES) - 1)].push_back((now, i));
+            self.hellos_out[usize::from(tries.min(HELLO_TRIES) - 1)].push_back((now, i, tries));
         } else {
             // No mbuf, or no room in the device: sent again when the pace allows, not after
             // a timeout as if it had been lost on the way.
@@ -293,27 +296,21 @@ impl Clients<'_, '_> {
 
     /// Queues again the HELLOs whose timeout ran out at `now`; a session out of tries fails.
     fn hellos_timed_out(&mut self, now: u64) {
-        for (queue, try_) in self.hellos_out.iter_mut().zip(1..) {
-            let timeout = (hello_timeout(try_).as_secs_f64() * self.link.tsc_hz as f64) as u64;
-            while let Some(&(sent, i)) = queue.front() {
+        for (queue, &timeout) in self.hellos_out.iter_mut().zip(&self.hello_timeout_ticks) {
+            while let Some(&(sent, i, tries)) = queue.front() {
                 if now.saturating_sub(sent) < timeout {
                     break;
                 }
                 queue.pop_front();
                 let s = &mut self.sessions[i as usize];
                 // Still waiting for the answer to that very HELLO?
-                if s.state
-                    != (State::Hello {
-                        tries: try_,
-                        at: sent,
-                    })
-                {
+                if s.state != (State::Hello { tries, at: sent }) {
                     continue;
                 }
-                if try_ >= HELLO_TRIES {
+                if tries >= HELLO_TRIES {
                     s.state = State::Failed;
                 } else {
-                    self.hellos_again.push_back((i, try_));
+                    self.hellos_again.push_back((i, tries));
                 }
             }
         }
@@ -578,6 +575,9 @@ pub fn run(
         deadlines: VecDeque::new(),
         hellos_out: std::array::from_fn(|t| {
             VecDeque::with_capacity(if t == 0 { w.sessions as usize } else { 0 })
+        }),
+        hello_timeout_ticks: std::array::from_fn(|t| {
+            (hello_timeout(t as u8 + 1).as_secs_f64() * hz) as u64
         }),
         hellos_again: VecDeque::new(),
         timeout_ticks: (w.timeout.as_secs_f64() * hz) as u64,

@@ -115,9 +115,9 @@ struct Options {
     /// and neighbour discovery instead of using a fixed destination MAC
     #[arg(long, value_name = "PORT,IP/LEN", value_parser = options::addr)]
     addr: Vec<(u16, IpAddr, u8)>,
-    /// ICMP time exceeded answers per second and lcore, for packets whose TTL or hop limit
-    /// runs out (from the --addr of the port they came in by; 0: none, they are dropped as
-    /// ttl_exceeded)
+    /// ICMP error answers per second and lcore: time exceeded for packets whose TTL or hop
+    /// limit runs out, destination unreachable for packets without a route (from the --addr
+    /// of the port they came in by; 0: none, they are dropped as ttl_exceeded and no_route)
     #[arg(long, value_name = "N", default_value_t = 100)]
     icmp_rate: u32,
     /// Static neighbours, one "IP MAC" per line (# comments)
@@ -580,7 +580,7 @@ fn run(mut app: App, options: Options) -> Outcome {
             Some(tables.v6.clone()),
             matches!(options.lookup(), Lookup::ExactMatch | Lookup::Acl),
         )
-        .answer_time_exceeded(options.icmp_rate);
+        .answer_icmp_errors(options.icmp_rate);
         if options.forward_martians {
             forward = forward.forward_martians();
         }

@@ -15,6 +15,7 @@ pub const HEADER_LEN: usize = 8;
 
 pub const ECHO_REPLY: u8 = 0;
 pub const ECHO_REQUEST: u8 = 8;
+pub const DESTINATION_UNREACHABLE: u8 = 3;
 pub const TIME_EXCEEDED: u8 = 11;
 
 /// A view of an ICMP message at the start of `buffer`.

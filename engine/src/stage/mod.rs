@@ -12,12 +12,12 @@
 //! them; the pipeline runs `Node`s.
 
 pub mod guard;
+mod icmp_error;
 pub mod impair;
 pub mod neighbour;
 pub mod offline;
 pub mod router;
 pub mod table;
-mod time_exceeded;
 
 use crate::mbuf::Mbuf;
 use crate::mempool::Mempool;

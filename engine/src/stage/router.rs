@@ -4,9 +4,9 @@
 //! neighbours. Both share a
 //! [`Router`]: its ports, their addresses, and the neighbour table.
 
+use super::icmp_error::{self, IcmpError, RateLimit};
 use super::neighbour::{Lookup, Request, Resolver};
 use super::table::{FlowKey4, FlowKey6, Lpm6, LpmReader, RouteTable, DENIED, NO_ROUTE};
-use super::time_exceeded::{self, RateLimit};
 use super::{Action, Context, Held, Node, Stage};
 use crate::mbuf::{Mbuf, MAX_BURST};
 use crate::net::ethernet::{self, Address, AddressPair, EtherType, Frame};
@@ -171,8 +171,8 @@ pub struct L3Forward {
     resolver: Resolver,
     /// Whether the settle timer is set.
     settling: bool,
-    /// Answers with ICMP time exceeded, and how many a second.
-    time_exceeded: Option<RateLimit>,
+    /// Answers with ICMP errors (time exceeded, no route), and how many a second.
+    icmp_errors: Option<RateLimit>,
     /// Whether packets from or to martian addresses are dropped (RFC 1812 §5.3.7: on unless
     /// the operator turns it off).
     martians: bool,
@@ -247,7 +247,7 @@ impl L3Forward {
             resolves,
             resolver: Resolver::default(),
             settling: false,
-            time_exceeded: None,
+            icmp_errors: None,
             martians: true,
             broadcasts,
             online: None,
@@ -265,16 +265,16 @@ impl L3Forward {
 
 impl L3Forward {
     /// Answers packets whose TTL or hop limit runs out with ICMP time exceeded (RFC 1812
-    /// §5.3.1, RFC 4443 §3.3), at most `per_second` a second, from the router's address on
-    /// the port they came in by (ports without one answer none); the rest are dropped as
-    /// `ttl_exceeded`. Zero answers none.
-    pub fn answer_time_exceeded(mut self, per_second: u32) -> L3Forward {
+    /// §5.3.1, RFC 4443 §3.3), and packets it has no route for with destination unreachable
+    /// (RFC 1812 §5.2.7.1, RFC 4443 §3.1), at most `per_second` a second together, from the
+    /// router's address on the port they came in by (ports without one answer none); the rest
+    /// are dropped as `ttl_exceeded` and `no_route`. Zero answers none.
+    pub fn answer_icmp_errors(mut self, per_second: u32) -> L3Forward {
         let addressed = self
             .router
             .ports()
             .any(|p| !p.v4.is_empty() || !p.v6.is_empty());
-        self.time_exceeded =
-            (per_second > 0 && addressed).then(|| RateLimit::per_second(per_second));
+        self.icmp_errors = (per_second > 0 && addressed).then(|| RateLimit::per_second(per_second));
         self
     }
 }
@@ -785,10 +785,10 @@ impl<'a> ExitRuns<'a> {
     }
 }
 
-/// Turns the packets classified as `ttl_exceeded` into ICMP time exceeded messages, back out
-/// of the port each came in by, as far as the rate allows; the rest stay dropped.
-#[cold]
-fn answer_time_exceeded(
+/// Turns the packets dropped as `ttl_exceeded` and `no_route` into ICMP time exceeded and
+/// destination unreachable messages, back out of the port each came in by, as far as the rate
+/// allows; the rest stay dropped.
+fn answer_icmp_errors(
     router: &Router,
     broadcasts: &[u32],
     limit: &mut RateLimit,
@@ -796,10 +796,15 @@ fn answer_time_exceeded(
     actions: &mut [Action],
 ) {
     let expired = Action::drop(reasons().ttl_exceeded);
+    let unroutable = Action::drop(reasons().no_route);
     for (m, action) in packets.iter_mut().zip(actions.iter_mut()) {
-        if *action != expired {
+        let error = if *action == expired {
+            IcmpError::TimeExceeded
+        } else if *action == unroutable {
+            IcmpError::NoRoute
+        } else {
             continue;
-        }
+        };
         let rx = m.port();
         let Some(port) = router.port(rx) else {
             continue;
@@ -807,10 +812,11 @@ fn answer_time_exceeded(
         let answered = match Frame::new_checked(m.data()).map(|f| f.ethertype()) {
             Ok(EtherType::IPV4) => {
                 let source = |to| router.source_v4(port, to);
-                time_exceeded::answer_v4(m, port.mac, source, broadcasts, limit)
+                icmp_error::answer_v4(m, error, port.mac, source, broadcasts, limit)
             }
             Ok(EtherType::IPV6) => {
-                time_exceeded::answer_v6(m, port.mac, |to| router.source_v6(port, to), limit)
+                let source = |to: &Ipv6Addr| router.source_v6(port, to);
+                icmp_error::answer_v6(m, error, port.mac, source, limit)
             }
             _ => false,
         };
@@ -995,7 +1001,6 @@ impl L3Forward {
     /// call, then resolves and rewrites.
     fn forward_classified(&mut self, packets: &mut [Mbuf], actions: &mut [Action]) {
         let L3Forward {
-            router,
             v4,
             v6,
             keys_need_ports,
@@ -1003,7 +1008,6 @@ impl L3Forward {
             resolver,
             resolves,
             scratch,
-            time_exceeded,
             martians,
             broadcasts,
             ..
@@ -1014,9 +1018,6 @@ impl L3Forward {
         } else {
             classify_burst::<false>(packets, actions, scratch, *martians)
         };
-        if let Some(limit) = time_exceeded {
-            answer_time_exceeded(router, broadcasts, limit, packets, actions);
-        }
         let Scratch {
             keys4,
             keys6,
@@ -1160,6 +1161,15 @@ impl Node for L3Forward {
         let done = self.forward_inline(&mut packets[..n], actions);
         if done < n {
             self.forward_classified(&mut packets[done..n], &mut actions[done..n]);
+        }
+        if let Some(limit) = &mut self.icmp_errors {
+            answer_icmp_errors(
+                &self.router,
+                &self.broadcasts,
+                limit,
+                &mut packets[..n],
+                &mut actions[..n],
+            );
         }
         if self.resolves {
             self.request(ctx);

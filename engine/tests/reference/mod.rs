@@ -77,8 +77,9 @@ pub struct Config {
     pub neighbours: Vec<(IpAddr, Mac)>,
     pub table: Table,
     pub martians: bool,
-    /// Answer expired packets with ICMP time exceeded (no rate limit here).
-    pub time_exceeded: bool,
+    /// Answer expired packets with ICMP time exceeded, and packets without a route with
+    /// destination unreachable (no rate limit here).
+    pub icmp_errors: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +89,13 @@ pub enum Fate {
     /// Kept until its neighbour is resolved.
     Hold,
 }
+
+/// The ICMP errors the router sends (type, code 0) and the drop reason of a packet not
+/// answered.
+const TIME_EXCEEDED_V4: (u8, &str) = (11, "ttl_exceeded");
+const UNREACHABLE_V4: (u8, &str) = (3, "no_route");
+const TIME_EXCEEDED_V6: (u8, &str) = (3, "ttl_exceeded");
+const UNREACHABLE_V6: (u8, &str) = (1, "no_route");
 
 /// Packets held for one neighbour, at most.
 pub const HOLD_PER_NEIGHBOUR: usize = 3;
@@ -237,7 +245,7 @@ impl Router {
             return Fate::Drop("martian");
         }
         if ip[8] <= 1 {
-            return self.expired_v4(rx, frame, ihl, total);
+            return self.icmp_error_v4(rx, frame, ihl, total, TIME_EXCEEDED_V4);
         }
         if self.config.martians && self.directed_broadcast(dst) {
             return Fate::Drop("martian");
@@ -248,10 +256,10 @@ impl Router {
         let hop = match self.lookup_v4((dst, src, dport, sport, protocol)) {
             Lookup::Port(p) => p,
             Lookup::Denied => return Fate::Drop("filtered"),
-            Lookup::Miss => return Fate::Drop("no_route"),
+            Lookup::Miss => return self.unreachable_v4(rx, frame, ihl, total),
         };
         let Some(exit) = self.port(hop).cloned() else {
-            return Fate::Drop("no_route");
+            return self.unreachable_v4(rx, frame, ihl, total);
         };
         let next_mac = match exit.next_hop {
             NextHop::Fixed(mac) => mac,
@@ -286,17 +294,17 @@ impl Router {
             return Fate::Drop("martian");
         }
         if ip[7] <= 1 {
-            return self.expired_v6(rx, frame, payload);
+            return self.icmp_error_v6(rx, frame, payload, TIME_EXCEEDED_V6);
         }
         let next = ip[6];
         let (sport, dport) = ports(next, &ip[40..40 + payload]);
         let hop = match self.lookup_v6((dst, src, dport, sport, next)) {
             Lookup::Port(p) => p,
             Lookup::Denied => return Fate::Drop("filtered"),
-            Lookup::Miss => return Fate::Drop("no_route"),
+            Lookup::Miss => return self.unreachable_v6(rx, frame, payload),
         };
         let Some(exit) = self.port(hop).cloned() else {
-            return Fate::Drop("no_route");
+            return self.unreachable_v6(rx, frame, payload);
         };
         let next_mac = match exit.next_hop {
             NextHop::Fixed(mac) => mac,
@@ -460,10 +468,39 @@ impl Router {
         out
     }
 
-    /// RFC 1812 §5.3.1 and §4.3.2.7: time exceeded back to the sender when allowed.
-    fn expired_v4(&self, rx: u16, frame: &[u8], ihl: usize, total: usize) -> Fate {
+    /// RFC 1812 §5.2.7.1: no route, so destination unreachable (net unreachable) back to the
+    /// sender when allowed. The packet is quoted with its TTL already taken, as the router
+    /// had it when the lookup missed (§4.3.2.3 does not ask for it to be undone).
+    fn unreachable_v4(&self, rx: u16, frame: &[u8], ihl: usize, total: usize) -> Fate {
+        let mut had = frame.to_vec();
+        let ip = &mut had[14..];
+        ip[8] -= 1;
+        ip[10..12].copy_from_slice(&[0, 0]);
+        let checksum = fold(ones_sum(&ip[..ihl]));
+        ip[10..12].copy_from_slice(&checksum.to_be_bytes());
+        self.icmp_error_v4(rx, &had, ihl, total, UNREACHABLE_V4)
+    }
+
+    /// RFC 4443 §3.1: no route, so destination unreachable (no route to destination), the
+    /// packet quoted with its hop limit taken, as for IPv4.
+    fn unreachable_v6(&self, rx: u16, frame: &[u8], payload: usize) -> Fate {
+        let mut had = frame.to_vec();
+        had[14 + 7] -= 1;
+        self.icmp_error_v6(rx, &had, payload, UNREACHABLE_V6)
+    }
+
+    /// RFC 1812 §5.3.1, §5.2.7.1 and §4.3.2.7: an ICMP error (type, code 0, and the reason
+    /// of the drop when it cannot go) back to the sender when allowed.
+    fn icmp_error_v4(
+        &self,
+        rx: u16,
+        frame: &[u8],
+        ihl: usize,
+        total: usize,
+        (kind, reason): (u8, &'static str),
+    ) -> Fate {
         let ip = &frame[14..];
-        let expired = Fate::Drop("ttl_exceeded");
+        let unanswered = Fate::Drop(reason);
         let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
         let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
         let not_unicast =
@@ -473,9 +510,9 @@ impl Router {
         // parameter problem (and an ICMP packet too short to say).
         let icmp_error = ip[9] == 1 && (total == ihl || matches!(ip[ihl], 3 | 4 | 5 | 11 | 12));
         let Some(port) = self.port(rx) else {
-            return expired;
+            return unanswered;
         };
-        if !self.config.time_exceeded
+        if !self.config.icmp_errors
             || frame[0] & 1 != 0
             || not_unicast(src)
             || src.is_loopback()
@@ -484,10 +521,10 @@ impl Router {
             || fragment_offset != 0
             || icmp_error
         {
-            return expired;
+            return unanswered;
         }
         let Some(from) = Self::source_v4(port, src) else {
-            return expired;
+            return unanswered;
         };
         let quote = &ip[..total.min(576 - 28)];
         let mut out = Vec::new();
@@ -505,7 +542,7 @@ impl Router {
         let checksum = fold(ones_sum(&header));
         header[10..12].copy_from_slice(&checksum.to_be_bytes());
         out.extend_from_slice(&header);
-        let mut message = vec![11, 0, 0, 0, 0, 0, 0, 0];
+        let mut message = vec![kind, 0, 0, 0, 0, 0, 0, 0];
         message.extend_from_slice(quote);
         let checksum = fold(ones_sum(&message));
         message[2..4].copy_from_slice(&checksum.to_be_bytes());
@@ -513,18 +550,24 @@ impl Router {
         Fate::Tx(rx, out)
     }
 
-    /// RFC 4443 §3.3 and §2.4.
-    fn expired_v6(&self, rx: u16, frame: &[u8], payload: usize) -> Fate {
+    /// RFC 4443 §3.3, §3.1 and §2.4.
+    fn icmp_error_v6(
+        &self,
+        rx: u16,
+        frame: &[u8],
+        payload: usize,
+        (kind, reason): (u8, &'static str),
+    ) -> Fate {
         let ip = &frame[14..];
-        let expired = Fate::Drop("ttl_exceeded");
+        let unanswered = Fate::Drop(reason);
         let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).unwrap());
         let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[24..40]).unwrap());
         // ICMPv6 errors have types below 128.
         let icmp_error = ip[6] == 58 && (payload == 0 || ip[40] < 128);
         let Some(port) = self.port(rx) else {
-            return expired;
+            return unanswered;
         };
-        if !self.config.time_exceeded
+        if !self.config.icmp_errors
             || frame[0] & 1 != 0
             || src.is_unspecified()
             || src.is_multicast()
@@ -532,10 +575,10 @@ impl Router {
             || dst.is_multicast()
             || icmp_error
         {
-            return expired;
+            return unanswered;
         }
         let Some(from) = Self::source_v6(port, src) else {
-            return expired;
+            return unanswered;
         };
         let quote = &ip[..(40 + payload).min(1280 - 48)];
         let mut out = Vec::new();
@@ -550,7 +593,7 @@ impl Router {
         header[8..24].copy_from_slice(&from.octets());
         header[24..40].copy_from_slice(&src.octets());
         out.extend_from_slice(&header);
-        let mut message = vec![3, 0, 0, 0, 0, 0, 0, 0];
+        let mut message = vec![kind, 0, 0, 0, 0, 0, 0, 0];
         message.extend_from_slice(quote);
         let sum =
             ipv6_pseudo_sum(&from.octets(), &src.octets(), message.len(), 58) + ones_sum(&message);

@@ -339,7 +339,7 @@ impl Scenario {
                 neighbours,
                 table,
                 martians: kind != Kind::MartiansForwarded,
-                time_exceeded: router_mode,
+                icmp_errors: router_mode,
             },
         }
     }
@@ -353,7 +353,7 @@ impl Scenario {
             Some(self.v6.clone()),
             with_ports,
         )
-        .answer_time_exceeded(u32::MAX);
+        .answer_icmp_errors(u32::MAX);
         if self.config.martians {
             stage
         } else {

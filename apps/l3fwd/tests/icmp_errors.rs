@@ -1,7 +1,8 @@
-//! ICMP time exceeded on real DPDK with net_pcap ports: packets whose TTL or hop limit runs out
-//! come back out of the port they came in by as the ICMP message a router must send, byte for
-//! byte against etherparse; ICMP errors and packets beyond the rate are dropped as
-//! `ttl_exceeded`.
+//! ICMP errors on real DPDK with net_pcap ports: packets whose TTL or hop limit runs out, and
+//! packets the router has no route for, come back out of the port they came in by as the ICMP
+//! time exceeded or destination unreachable message a router sends, byte for byte against
+//! etherparse; ICMP errors and packets beyond the rate are dropped as `ttl_exceeded` and
+//! `no_route`.
 
 mod common;
 
@@ -17,11 +18,20 @@ const FAR: [u8; 4] = [198, 18, 1, 5];
 const HOST6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
 const ROUTER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 const FAR6: [u8; 16] = [0x20, 0x01, 0x02, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5];
+/// Addresses no route covers (the built-in tables route 198.18.P.0/24 and 2001:200:0:P::/64).
+const NOWHERE: [u8; 4] = [203, 0, 113, 5];
+const NOWHERE6: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5,
+];
 
 fn udp4(ttl: u8) -> Vec<u8> {
+    udp4_to(FAR, ttl)
+}
+
+fn udp4_to(dst: [u8; 4], ttl: u8) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(HOST_MAC, PORT0_MAC)
-        .ipv4(HOST, FAR, ttl)
+        .ipv4(HOST, dst, ttl)
         .udp(33434, 33435)
         .write(&mut out, b"traceroute probe")
         .unwrap();
@@ -29,9 +39,13 @@ fn udp4(ttl: u8) -> Vec<u8> {
 }
 
 fn udp6(hops: u8) -> Vec<u8> {
+    udp6_to(FAR6, hops)
+}
+
+fn udp6_to(dst: [u8; 16], hops: u8) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(HOST_MAC, PORT0_MAC)
-        .ipv6(HOST6, FAR6, hops)
+        .ipv6(HOST6, dst, hops)
         .udp(33434, 33435)
         .write(&mut out, b"traceroute probe")
         .unwrap();
@@ -63,6 +77,38 @@ fn answer6(probe: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
             icmpv6::TimeExceededCode::HopLimitExceeded,
         ))
         .write(&mut out, &probe[14..])
+        .unwrap();
+    out
+}
+
+/// What the router sends back for an IPv4 packet it has no route for: net unreachable, quoting
+/// the packet as the router had it when the lookup missed (`had`: its TTL already one less,
+/// which RFC 1812 §4.3.2.3 allows).
+fn unreachable4(had: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
+    let quoted = &had[14..];
+    let icmp_len = (8 + quoted.len()) as u16;
+    let mut ip = Ipv4Header::new(icmp_len, 64, IpNumber::ICMP, ROUTER, HOST).unwrap();
+    ip.dont_fragment = true;
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(router_mac, HOST_MAC)
+        .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            icmpv4::DestUnreachableHeader::Network,
+        ))
+        .write(&mut out, quoted)
+        .unwrap();
+    out
+}
+
+/// ICMPv6's "no route to destination", as for IPv4.
+fn unreachable6(had: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(router_mac, HOST_MAC)
+        .ipv6(ROUTER6, HOST6, 64)
+        .icmpv6(Icmpv6Type::DestinationUnreachable(
+            icmpv6::DestUnreachableCode::NoRoute,
+        ))
+        .write(&mut out, &had[14..])
         .unwrap();
     out
 }
@@ -129,4 +175,33 @@ fn answers_beyond_the_rate_are_dropped_as_ttl_exceeded() {
     let (out0, _, stdout) = run(&frames, &["--icmp-rate", "0"]);
     assert!(out0.is_empty(), "{stdout}");
     assert_eq!(total_drops(&stdout), "ttl_exceeded 3", "{stdout}");
+}
+
+#[test]
+fn packets_without_a_route_are_answered_with_destination_unreachable() {
+    // An unreachable answered would be an ICMP error about an ICMP error: not sent.
+    let mut error = Vec::new();
+    PacketBuilder::ethernet2(HOST_MAC, PORT0_MAC)
+        .ipv4(HOST, NOWHERE, 64)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut error, &udp4(64)[14..42])
+        .unwrap();
+    let frames = vec![udp4_to(NOWHERE, 64), udp6_to(NOWHERE6, 64), error];
+    let (out0, mac0, stdout) = run(&frames, &[]);
+    let want = [
+        unreachable4(&udp4_to(NOWHERE, 63), mac0),
+        unreachable6(&udp6_to(NOWHERE6, 63), mac0),
+    ];
+    assert_eq!(out0.len(), want.len(), "{stdout}");
+    for (i, (got, want)) in out0.iter().zip(&want).enumerate() {
+        assert_eq!(got, want, "answer {i}");
+    }
+    assert_eq!(total_drops(&stdout), "no_route 1", "{stdout}");
+    // Time exceeded and unreachable share the rate: one a second allows one at once.
+    let frames = vec![udp4(1), udp4_to(NOWHERE, 64)];
+    let (out0, _, stdout) = run(&frames, &["--icmp-rate", "1"]);
+    assert_eq!(out0.len(), 1, "{stdout}");
+    assert_eq!(total_drops(&stdout), "no_route 1", "{stdout}");
 }

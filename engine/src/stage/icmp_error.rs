@@ -1,8 +1,10 @@
-//! ICMP time exceeded (RFC 792, RFC 4443 §3.3) for packets whose TTL or hop limit runs out in
-//! the router, with the limits RFC 1812 §4.3.2.7 and RFC 4443 §2.4 put on ICMP errors: none
-//! for an ICMP error, a fragment other than the first, a packet to a multicast or broadcast
-//! address or in a link-layer multicast frame, or one whose source is not a unicast host; and
-//! no more than a rate. The packet becomes its own answer, in place.
+//! The ICMP errors a router sends (RFC 792, RFC 4443): time exceeded for packets whose TTL or
+//! hop limit runs out in the router (RFC 1812 §5.3.1, RFC 4443 §3.3), and destination
+//! unreachable for packets it has no route for (RFC 1812 §5.2.7.1, RFC 4443 §3.1). Both under
+//! the limits RFC 1812 §4.3.2.7 and RFC 4443 §2.4 put on ICMP errors: none for an ICMP error, a
+//! fragment other than the first, a packet to a multicast or broadcast address or in a
+//! link-layer multicast frame, or one whose source is not a unicast host; and no more than a
+//! rate. The packet becomes its own answer, in place.
 
 use crate::mbuf::Mbuf;
 use crate::net::ethernet::{self, AddressPair, EtherType, Frame};
@@ -19,7 +21,34 @@ const QUOTE_V6: usize = 1280 - ipv6::HEADER_LEN - ERROR_HEADER_LEN;
 const ERROR_HEADER_LEN: usize = 8;
 const _: () =
     assert!(icmp::HEADER_LEN == ERROR_HEADER_LEN && icmpv6::HEADER_LEN == ERROR_HEADER_LEN);
-const ICMPV6_TIME_EXCEEDED: u8 = 3;
+
+/// Which error a packet is answered with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcmpError {
+    /// Its TTL or hop limit ran out here (code 0: in transit).
+    TimeExceeded,
+    /// No route to its destination: IPv4's "net unreachable", ICMPv6's "no route to
+    /// destination" (code 0 of each).
+    NoRoute,
+}
+
+impl IcmpError {
+    /// The ICMP type of the error, code 0.
+    fn v4_type(self) -> u8 {
+        match self {
+            IcmpError::TimeExceeded => icmp::TIME_EXCEEDED,
+            IcmpError::NoRoute => icmp::DESTINATION_UNREACHABLE,
+        }
+    }
+
+    /// The ICMPv6 type of the error, code 0.
+    fn v6_type(self) -> u8 {
+        match self {
+            IcmpError::TimeExceeded => icmpv6::TIME_EXCEEDED,
+            IcmpError::NoRoute => icmpv6::DESTINATION_UNREACHABLE,
+        }
+    }
+}
 /// The TTL or hop limit of the answers, as a host would start them.
 const ANSWER_TTL: u8 = 64;
 
@@ -59,13 +88,17 @@ impl RateLimit {
     }
 }
 
-/// An IPv4 packet whose TTL ran out, to answer from `source` (the router's address on the port
-/// it came in by, whose MAC is `mac`, for the packet's sender) if `limit` allows: true if it
-/// was rewritten into the answer, to go back out of that port; false if it must not or cannot
-/// be answered, and is left as it was. `broadcasts` are the directed broadcast addresses of
-/// the router's subnets (host order, sorted), which are not answered either.
+/// An IPv4 packet to answer with `error` from `source` (the router's address on the port it
+/// came in by, whose MAC is `mac`, for the packet's sender) if `limit` allows: true if it was
+/// rewritten into the answer, to go back out of that port; false if it must not or cannot be
+/// answered, and is left as it was. `broadcasts` are the directed broadcast addresses of the
+/// router's subnets (host order, sorted), which are not answered either.
+///
+/// The answer quotes the packet as it is: one that had its TTL taken before its route was
+/// missed is quoted so (RFC 1812 §4.3.2.3 does not ask a router to undo it).
 pub fn answer_v4(
     m: &mut Mbuf,
+    error: IcmpError,
     mac: ethernet::Address,
     source: impl Fn(Ipv4Addr) -> Option<Ipv4Addr>,
     broadcasts: &[u32],
@@ -80,7 +113,7 @@ pub fn answer_v4(
     if !limit.take() {
         return false;
     }
-    let Some(data) = make_answer(m, ipv4::MIN_HEADER_LEN, icmp::TIME_EXCEEDED, quote) else {
+    let Some(data) = make_answer(m, ipv4::MIN_HEADER_LEN, error.v4_type(), quote) else {
         return false;
     };
     let ip_at = ethernet::HEADER_LEN;
@@ -102,9 +135,10 @@ pub fn answer_v4(
     true
 }
 
-/// As [`answer_v4`], for an IPv6 packet whose hop limit ran out.
+/// As [`answer_v4`], for an IPv6 packet.
 pub fn answer_v6(
     m: &mut Mbuf,
+    error: IcmpError,
     mac: ethernet::Address,
     source: impl Fn(&Ipv6Addr) -> Option<Ipv6Addr>,
     limit: &mut RateLimit,
@@ -118,7 +152,7 @@ pub fn answer_v6(
     if !limit.take() {
         return false;
     }
-    let Some(data) = make_answer(m, ipv6::HEADER_LEN, ICMPV6_TIME_EXCEEDED, quote) else {
+    let Some(data) = make_answer(m, ipv6::HEADER_LEN, error.v6_type(), quote) else {
         return false;
     };
     let ip_at = ethernet::HEADER_LEN;

@@ -116,8 +116,9 @@ struct Options {
     #[arg(long, value_name = "PORT,IP/LEN", value_parser = options::addr)]
     addr: Vec<(u16, IpAddr, u8)>,
     /// ICMP error answers per second and lcore: time exceeded for packets whose TTL or hop
-    /// limit runs out, destination unreachable for packets without a route (from the --addr
-    /// of the port they came in by; 0: none, they are dropped as ttl_exceeded and no_route)
+    /// limit runs out, destination unreachable for packets without a route or whose next hop
+    /// never answers (from the --addr of the port they came in by; 0: none, they are dropped
+    /// as ttl_exceeded, no_route and no_neighbour)
     #[arg(long, value_name = "N", default_value_t = 100)]
     icmp_rate: u32,
     /// Static neighbours, one "IP MAC" per line (# comments)

@@ -1,6 +1,7 @@
 //! The ICMP errors a router sends (RFC 792, RFC 4443): time exceeded for packets whose TTL or
 //! hop limit runs out in the router (RFC 1812 §5.3.1, RFC 4443 §3.3), and destination
-//! unreachable for packets it has no route for (RFC 1812 §5.2.7.1, RFC 4443 §3.1). Both under
+//! unreachable for packets it has no route for or whose next hop does not answer (RFC 1812
+//! §5.2.7.1, RFC 4443 §3.1, RFC 4861 §7.2.2). All under
 //! the limits RFC 1812 §4.3.2.7 and RFC 4443 §2.4 put on ICMP errors: none for an ICMP error, a
 //! fragment other than the first, a packet to a multicast or broadcast address or in a
 //! link-layer multicast frame, or one whose source is not a unicast host; and no more than a
@@ -30,22 +31,27 @@ pub enum IcmpError {
     /// No route to its destination: IPv4's "net unreachable", ICMPv6's "no route to
     /// destination" (code 0 of each).
     NoRoute,
+    /// Its next hop did not answer address resolution: IPv4's "host unreachable" (code 1),
+    /// ICMPv6's "address unreachable" (code 3).
+    NoNeighbour,
 }
 
 impl IcmpError {
-    /// The ICMP type of the error, code 0.
-    fn v4_type(self) -> u8 {
+    /// The ICMP type and code of the error.
+    fn v4(self) -> (u8, u8) {
         match self {
-            IcmpError::TimeExceeded => icmp::TIME_EXCEEDED,
-            IcmpError::NoRoute => icmp::DESTINATION_UNREACHABLE,
+            IcmpError::TimeExceeded => (icmp::TIME_EXCEEDED, 0),
+            IcmpError::NoRoute => (icmp::DESTINATION_UNREACHABLE, 0),
+            IcmpError::NoNeighbour => (icmp::DESTINATION_UNREACHABLE, 1),
         }
     }
 
-    /// The ICMPv6 type of the error, code 0.
-    fn v6_type(self) -> u8 {
+    /// The ICMPv6 type and code of the error.
+    fn v6(self) -> (u8, u8) {
         match self {
-            IcmpError::TimeExceeded => icmpv6::TIME_EXCEEDED,
-            IcmpError::NoRoute => icmpv6::DESTINATION_UNREACHABLE,
+            IcmpError::TimeExceeded => (icmpv6::TIME_EXCEEDED, 0),
+            IcmpError::NoRoute => (icmpv6::DESTINATION_UNREACHABLE, 0),
+            IcmpError::NoNeighbour => (icmpv6::DESTINATION_UNREACHABLE, 3),
         }
     }
 }
@@ -113,7 +119,7 @@ pub fn answer_v4(
     if !limit.take() {
         return false;
     }
-    let Some(data) = make_answer(m, ipv4::MIN_HEADER_LEN, error.v4_type(), quote) else {
+    let Some(data) = make_answer(m, ipv4::MIN_HEADER_LEN, error.v4(), quote) else {
         return false;
     };
     let ip_at = ethernet::HEADER_LEN;
@@ -152,7 +158,7 @@ pub fn answer_v6(
     if !limit.take() {
         return false;
     }
-    let Some(data) = make_answer(m, ipv6::HEADER_LEN, error.v6_type(), quote) else {
+    let Some(data) = make_answer(m, ipv6::HEADER_LEN, error.v6(), quote) else {
         return false;
     };
     let ip_at = ethernet::HEADER_LEN;
@@ -232,10 +238,15 @@ fn eligible_v6(data: &[u8]) -> Option<(ethernet::Address, Ipv6Addr, usize)> {
 }
 
 /// Reshapes `m` into the frame of an answer: an Ethernet header, room for an IP header of
-/// `ip_len` bytes, the error header of ICMP type `kind` (code 0, checksum zero), then the first
-/// `quote` bytes of the packet's IP datagram. Returns the frame, or None if the mbuf cannot
-/// take it.
-fn make_answer(m: &mut Mbuf, ip_len: usize, kind: u8, quote: usize) -> Option<&mut [u8]> {
+/// `ip_len` bytes, the error header of ICMP type and code `kind` (checksum zero), then the
+/// first `quote` bytes of the packet's IP datagram. Returns the frame, or None if the mbuf
+/// cannot take it.
+fn make_answer(
+    m: &mut Mbuf,
+    ip_len: usize,
+    (kind, code): (u8, u8),
+    quote: usize,
+) -> Option<&mut [u8]> {
     let ip_at = ethernet::HEADER_LEN;
     let message_at = ip_at + ip_len;
     if !m.resize(message_at + ERROR_HEADER_LEN + quote) {
@@ -243,7 +254,8 @@ fn make_answer(m: &mut Mbuf, ip_len: usize, kind: u8, quote: usize) -> Option<&m
     }
     let data = m.data_mut();
     data.copy_within(ip_at..ip_at + quote, message_at + ERROR_HEADER_LEN);
-    data[message_at..message_at + ERROR_HEADER_LEN].copy_from_slice(&[kind, 0, 0, 0, 0, 0, 0, 0]);
+    data[message_at..message_at + ERROR_HEADER_LEN]
+        .copy_from_slice(&[kind, code, 0, 0, 0, 0, 0, 0]);
     Some(data)
 }
 

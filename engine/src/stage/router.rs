@@ -805,25 +805,35 @@ fn answer_icmp_errors(
         } else {
             continue;
         };
-        let rx = m.port();
-        let Some(port) = router.port(rx) else {
-            continue;
-        };
-        let answered = match Frame::new_checked(m.data()).map(|f| f.ethertype()) {
-            Ok(EtherType::IPV4) => {
-                let source = |to| router.source_v4(port, to);
-                icmp_error::answer_v4(m, error, port.mac, source, broadcasts, limit)
-            }
-            Ok(EtherType::IPV6) => {
-                let source = |to: &Ipv6Addr| router.source_v6(port, to);
-                icmp_error::answer_v6(m, error, port.mac, source, limit)
-            }
-            _ => false,
-        };
-        if answered {
+        if let Some(rx) = answer_icmp_error(router, broadcasts, limit, m, error) {
             *action = Action::tx(rx);
         }
     }
+}
+
+/// Rewrites `m` into its `error` from the router's address on the port it came in by, if the
+/// rate and the RFCs' limits allow; returns that port, for the answer to leave by.
+fn answer_icmp_error(
+    router: &Router,
+    broadcasts: &[u32],
+    limit: &mut RateLimit,
+    m: &mut Mbuf,
+    error: IcmpError,
+) -> Option<u16> {
+    let rx = m.port();
+    let port = router.port(rx)?;
+    let answered = match Frame::new_checked(m.data()).map(|f| f.ethertype()) {
+        Ok(EtherType::IPV4) => {
+            let source = |to| router.source_v4(port, to);
+            icmp_error::answer_v4(m, error, port.mac, source, broadcasts, limit)
+        }
+        Ok(EtherType::IPV6) => {
+            let source = |to: &Ipv6Addr| router.source_v6(port, to);
+            icmp_error::answer_v6(m, error, port.mac, source, limit)
+        }
+        _ => false,
+    };
+    answered.then_some(rx)
 }
 
 /// Forwards a burst of classified packets, packet i to `hops[i]`, when every exit's next-hop
@@ -1095,25 +1105,39 @@ impl L3Forward {
 
 impl L3Forward {
     /// Sends the packets held for neighbours now known, and gives up on those that did not
-    /// answer in time.
+    /// answer in time: each is answered with host unreachable where ICMP errors are (RFC 1812
+    /// §5.2.7.1, RFC 4861 §7.2.2), else dropped.
     fn settle(&mut self, ctx: &mut Context<'_>) {
-        let exits = &self.exits;
-        self.resolver
-            .settle(&self.router.neighbours, Instant::now(), |mut held, to| {
-                let Some((mac, port)) = to else {
-                    return ctx.release_drop(held, reasons().no_neighbour);
+        let L3Forward {
+            router,
+            exits,
+            resolver,
+            icmp_errors,
+            broadcasts,
+            ..
+        } = self;
+        resolver.settle(&router.neighbours, Instant::now(), |mut held, to| {
+            let Some((mac, port)) = to else {
+                let error = IcmpError::NoNeighbour;
+                let answered = icmp_errors.as_mut().and_then(|limit| {
+                    answer_icmp_error(router, broadcasts, limit, held.packet_mut(), error)
+                });
+                return match answered {
+                    Some(rx) => ctx.release(held, rx),
+                    None => ctx.release_drop(held, reasons().no_neighbour),
                 };
-                match exits.get(usize::from(port)) {
-                    Some(Some(exit)) => {
-                        let macs = AddressPair::new(mac, exit.mac);
-                        if let Ok(mut frame) = Frame::new_checked(held.packet_mut().data_mut()) {
-                            frame.set_addresses(&macs);
-                        }
-                        ctx.release(held, port);
+            };
+            match exits.get(usize::from(port)) {
+                Some(Some(exit)) => {
+                    let macs = AddressPair::new(mac, exit.mac);
+                    if let Ok(mut frame) = Frame::new_checked(held.packet_mut().data_mut()) {
+                        frame.set_addresses(&macs);
                     }
-                    _ => ctx.release_drop(held, reasons().no_route),
+                    ctx.release(held, port);
                 }
-            });
+                _ => ctx.release_drop(held, reasons().no_route),
+            }
+        });
     }
 
     /// Sends the resolver's requests, and keeps the settle timer set while anything waits.

@@ -59,10 +59,13 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WARMUP_SAMPLES = 2
+# How long an app may take to start before its first report, beyond the seconds it runs.
+STARTUP_ALLOWANCE = 15
 
 
 def vdevs(pcap):
@@ -114,16 +117,27 @@ def apps(pcap, lcore):
 
 
 def measure(name, cmd, parse, seconds):
+    """An app's median rate over `seconds` of its own per-second reports, the first
+    WARMUP_SAMPLES left out. The run lasts until that many reports are out, not a fixed time:
+    testpmd takes a second or two to start, and would otherwise report fewer seconds."""
     # testpmd exits when its standard input closes: keep a pipe open for the whole run.
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, errors="replace")
-    time.sleep(seconds)
+    lines = []
+    reader = threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True)
+    reader.start()
+    deadline = time.monotonic() + seconds + STARTUP_ALLOWANCE
+    while (time.monotonic() < deadline and proc.poll() is None
+           and len(parse("".join(lines))) < seconds):
+        time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     try:
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
-        out, _ = proc.communicate()
+        proc.wait()
+    reader.join(timeout=10)
+    out = "".join(lines)
     for prefix in ("sluice-bench", "bench-l2fwd", "bench-testpmd"):
         shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
     rates = parse(out)[WARMUP_SAMPLES:]

@@ -54,6 +54,23 @@ impl Drop for Hosts {
     }
 }
 
+/// Sends a datagram to port 9 of argv[1] from a connected socket; prints "refused" when the
+/// answer is ICMP port unreachable, "silence" when nothing comes back within 2 s.
+const UDP_TO_A_CLOSED_PORT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((sys.argv[1], 9))
+s.settimeout(2)
+s.send(b"anyone?")
+try:
+    s.recv(100)
+    print("answered")
+except ConnectionRefusedError:
+    print("refused")
+except socket.timeout:
+    print("silence")
+"#;
+
 fn control(socket: &Path, command: &str) -> String {
     let mut stream = UnixStream::connect(socket).unwrap();
     stream.write_all(format!("{command}\n").as_bytes()).unwrap();
@@ -123,6 +140,15 @@ fn real_hosts_route_through_sluice() {
     assert!(
         expired.contains("From 10.0.1.1") && expired.contains("Time to live exceeded"),
         "{expired}"
+    );
+    // UDP to the router itself: the host's own stack hears port unreachable, and a connected
+    // socket reports the port refused.
+    let udp = hosts.exec(1, &["python3", "-c", UDP_TO_A_CLOSED_PORT, "10.0.2.1"]);
+    assert_eq!(
+        String::from_utf8_lossy(&udp.stdout).trim(),
+        "refused",
+        "{}",
+        String::from_utf8_lossy(&udp.stderr)
     );
 
     // The far host sees TTL 63 (Linux sends 64) and valid checksums.

@@ -1,8 +1,8 @@
-//! ICMP errors on real DPDK with net_pcap ports: packets whose TTL or hop limit runs out, and
-//! packets the router has no route for, come back out of the port they came in by as the ICMP
-//! time exceeded or destination unreachable message a router sends, byte for byte against
-//! etherparse; ICMP errors and packets beyond the rate are dropped as `ttl_exceeded` and
-//! `no_route`.
+//! ICMP errors on real DPDK with net_pcap ports: packets whose TTL or hop limit runs out,
+//! packets the router has no route for, and UDP to the router itself come back out of the
+//! port they came in by as the ICMP time exceeded or destination unreachable message a router
+//! sends, byte for byte against etherparse; ICMP errors and packets beyond the rate are
+//! dropped as `ttl_exceeded`, `no_route` and `local`.
 
 mod common;
 
@@ -113,6 +113,35 @@ fn unreachable6(had: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
     out
 }
 
+/// Port unreachable from the address `probe` was sent to, quoting it as it came.
+fn port_unreachable4(probe: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
+    let quoted = &probe[14..];
+    let icmp_len = (8 + quoted.len()) as u16;
+    let mut ip = Ipv4Header::new(icmp_len, 64, IpNumber::ICMP, ROUTER, HOST).unwrap();
+    ip.dont_fragment = true;
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(router_mac, HOST_MAC)
+        .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+        .icmpv4(Icmpv4Type::DestinationUnreachable(
+            icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut out, quoted)
+        .unwrap();
+    out
+}
+
+fn port_unreachable6(probe: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(router_mac, HOST_MAC)
+        .ipv6(ROUTER6, HOST6, 64)
+        .icmpv6(Icmpv6Type::DestinationUnreachable(
+            icmpv6::DestUnreachableCode::Port,
+        ))
+        .write(&mut out, &probe[14..])
+        .unwrap();
+    out
+}
+
 /// Runs the router with addresses on port 0 over `frames` into port 0; returns what port 0
 /// sent, port 0's MAC and the final account.
 fn run(frames: &[Vec<u8>], extra: &[&str]) -> (Vec<Vec<u8>>, [u8; 6], String) {
@@ -204,4 +233,32 @@ fn packets_without_a_route_are_answered_with_destination_unreachable() {
     let (out0, _, stdout) = run(&frames, &["--icmp-rate", "1"]);
     assert_eq!(out0.len(), 1, "{stdout}");
     assert_eq!(total_drops(&stdout), "no_route 1", "{stdout}");
+}
+
+#[test]
+fn udp_to_the_router_is_answered_with_port_unreachable_and_tcp_is_consumed() {
+    // traceroute's probes to the router itself: the TTL does not matter, the router is the
+    // destination.
+    let mut tcp = Vec::new();
+    PacketBuilder::ethernet2(HOST_MAC, PORT0_MAC)
+        .ipv4(HOST, ROUTER, 64)
+        .tcp(40000, 22, 1, 64240)
+        .syn()
+        .write(&mut tcp, &[])
+        .unwrap();
+    let frames = vec![udp4_to(ROUTER, 1), udp6_to(ROUTER6, 64), tcp];
+    let (out0, mac0, stdout) = run(&frames, &[]);
+    let want = [
+        port_unreachable4(&frames[0], mac0),
+        port_unreachable6(&frames[1], mac0),
+    ];
+    assert_eq!(out0.len(), want.len(), "{stdout}");
+    for (i, (got, want)) in out0.iter().zip(&want).enumerate() {
+        assert_eq!(got, want, "answer {i}");
+    }
+    assert_eq!(total_drops(&stdout), "local 1", "{stdout}");
+    // With no ICMP errors asked for, UDP is consumed too.
+    let (out0, _, stdout) = run(&frames, &["--icmp-rate", "0"]);
+    assert!(out0.is_empty(), "{stdout}");
+    assert_eq!(total_drops(&stdout), "local 3", "{stdout}");
 }

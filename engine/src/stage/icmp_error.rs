@@ -1,7 +1,8 @@
 //! The ICMP errors a router sends (RFC 792, RFC 4443): time exceeded for packets whose TTL or
 //! hop limit runs out in the router (RFC 1812 §5.3.1, RFC 4443 §3.3), and destination
 //! unreachable for packets it has no route for or whose next hop does not answer (RFC 1812
-//! §5.2.7.1, RFC 4443 §3.1, RFC 4861 §7.2.2). All under
+//! §5.2.7.1, RFC 4443 §3.1, RFC 4861 §7.2.2), and port unreachable for UDP to the router
+//! itself (RFC 1122 §4.1.3.1). All under
 //! the limits RFC 1812 §4.3.2.7 and RFC 4443 §2.4 put on ICMP errors: none for an ICMP error, a
 //! fragment other than the first, a packet to a multicast or broadcast address or in a
 //! link-layer multicast frame, or one whose source is not a unicast host; and no more than a
@@ -34,6 +35,9 @@ pub enum IcmpError {
     /// Its next hop did not answer address resolution: IPv4's "host unreachable" (code 1),
     /// ICMPv6's "address unreachable" (code 3).
     NoNeighbour,
+    /// A UDP datagram to the router itself, which serves no UDP port: "port unreachable"
+    /// (IPv4 code 3, ICMPv6 code 4).
+    PortUnreachable,
 }
 
 impl IcmpError {
@@ -43,6 +47,7 @@ impl IcmpError {
             IcmpError::TimeExceeded => (icmp::TIME_EXCEEDED, 0),
             IcmpError::NoRoute => (icmp::DESTINATION_UNREACHABLE, 0),
             IcmpError::NoNeighbour => (icmp::DESTINATION_UNREACHABLE, 1),
+            IcmpError::PortUnreachable => (icmp::DESTINATION_UNREACHABLE, 3),
         }
     }
 
@@ -52,6 +57,7 @@ impl IcmpError {
             IcmpError::TimeExceeded => (icmpv6::TIME_EXCEEDED, 0),
             IcmpError::NoRoute => (icmpv6::DESTINATION_UNREACHABLE, 0),
             IcmpError::NoNeighbour => (icmpv6::DESTINATION_UNREACHABLE, 3),
+            IcmpError::PortUnreachable => (icmpv6::DESTINATION_UNREACHABLE, 4),
         }
     }
 }

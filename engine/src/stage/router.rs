@@ -1232,15 +1232,49 @@ impl Drop for L3Forward {
 
 /// Answers ARP requests, neighbour solicitations and ICMP/ICMPv6 echo requests for the
 /// router's own addresses, learns neighbours from ARP and neighbour discovery, and consumes
-/// whatever else is addressed to the router; every other packet goes on to the next stage
-/// untouched.
+/// whatever else is addressed to the router (UDP with port unreachable, if asked); every
+/// other packet goes on to the next stage untouched.
 pub struct Responder {
     router: Arc<Router>,
+    /// Answers UDP to the router with ICMP port unreachable, and how many a second.
+    port_unreachable: Option<RateLimit>,
 }
 
 impl Responder {
     pub fn new(router: Arc<Router>) -> Responder {
-        Responder { router }
+        Responder {
+            router,
+            port_unreachable: None,
+        }
+    }
+
+    /// Answers UDP datagrams to the router's addresses with ICMP (ICMPv6) port unreachable, as
+    /// a host without the port would (RFC 1122 §4.1.3.1, RFC 4443 §3.1), so that traceroute to
+    /// the router ends at it; at most `per_second` a second, under the limits of RFC 1812
+    /// §4.3.2.7. The rest are consumed as `local`. Zero answers none.
+    pub fn answer_port_unreachable(mut self, per_second: u32) -> Responder {
+        self.port_unreachable = (per_second > 0).then(|| RateLimit::per_second(per_second));
+        self
+    }
+
+    /// Rewrites a UDP datagram to our address `to` into its port unreachable, if asked and the
+    /// rate and the RFCs' limits allow; else it is consumed.
+    fn udp_to_us(&mut self, m: &mut Mbuf, to: IpAddr) -> Action {
+        let rx = m.port();
+        let (Some(limit), Some(port)) = (self.port_unreachable.as_mut(), self.router.port(rx))
+        else {
+            return Action::drop(reasons().local);
+        };
+        let error = IcmpError::PortUnreachable;
+        let answered = match to {
+            IpAddr::V4(to) => icmp_error::answer_v4(m, error, port.mac, |_| Some(to), &[], limit),
+            IpAddr::V6(to) => icmp_error::answer_v6(m, error, port.mac, |_| Some(to), limit),
+        };
+        if answered {
+            Action::tx(rx)
+        } else {
+            Action::drop(reasons().local)
+        }
     }
 
     fn arp(&self, m: &mut Mbuf) -> Action {
@@ -1280,8 +1314,9 @@ impl Responder {
         }
     }
 
-    /// An IPv4 packet to one of our addresses: an echo request is answered, the rest consumed.
-    fn local_v4(&self, m: &mut Mbuf) -> Action {
+    /// An IPv4 packet to one of our addresses: an echo request is answered, UDP with port
+    /// unreachable if asked, the rest consumed.
+    fn local_v4(&mut self, m: &mut Mbuf) -> Action {
         let rx = m.port();
         let data = m.data_mut();
         let Ok(mut ip) = ipv4::Packet::new_checked(&mut data[ethernet::HEADER_LEN..]) else {
@@ -1299,6 +1334,9 @@ impl Responder {
         // (link-local sources are hosts of the link).
         if ipv4::is_martian(src) && !src.is_link_local() {
             return Action::drop(reasons().martian);
+        }
+        if ip.protocol() == ipv4::protocol::UDP {
+            return self.udp_to_us(m, IpAddr::V4(dst));
         }
         if ip.protocol() != ipv4::protocol::ICMP {
             return Action::drop(reasons().local);
@@ -1385,8 +1423,9 @@ impl Responder {
         }
     }
 
-    /// An IPv6 packet to one of our addresses: an echo request is answered, the rest consumed.
-    fn local_v6(&self, m: &mut Mbuf) -> Action {
+    /// An IPv6 packet to one of our addresses: an echo request is answered, UDP with port
+    /// unreachable if asked, the rest consumed.
+    fn local_v6(&mut self, m: &mut Mbuf) -> Action {
         let rx = m.port();
         let data = m.data_mut();
         let (eth, rest) = data.split_at_mut(ethernet::HEADER_LEN);
@@ -1404,6 +1443,9 @@ impl Responder {
         // As for IPv4: link-local sources are hosts of the link, the other martians no host.
         if ipv6::is_martian(&src) && !src.is_unicast_link_local() {
             return Action::drop(reasons().martian);
+        }
+        if ip.next_header() == ipv4::protocol::UDP {
+            return self.udp_to_us(m, IpAddr::V6(dst));
         }
         if ip.next_header() != icmpv6::NEXT_HEADER {
             return Action::drop(reasons().local);

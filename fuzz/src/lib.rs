@@ -2,7 +2,8 @@
 //! (`scripts/fuzz.sh`), and `tests/regressions.rs` replays every input that once failed.
 //!
 //! Each takes outside bytes to one parser (a `net` view, a rule, neighbour or stream file, a
-//! control command, a range, a pcap) or, in [`l3fwd_stage`], a burst through `L3Forward`. None
+//! control command, a range, a pcap) or, in [`l3fwd_stage`] and [`l3fwd_responder`], a burst
+//! through `L3Forward` or the router's `Responder`. None
 //! may panic, and each checks what its parser promises: what parses emits and parses back the
 //! same; errors name the line; a forwarded packet is what the reference router
 //! (`engine/tests/reference`) sends.
@@ -343,7 +344,7 @@ pub fn pktgen_receive(data: &[u8]) {
 }
 
 mod stage;
-pub use stage::l3fwd_stage;
+pub use stage::{burst_for_the_router, l3fwd_responder, l3fwd_stage};
 
 /// A sluice-kv datagram: what parses emits and parses back the same; a request's operations
 /// and a response's results lie within the datagram; a response built for a request's

@@ -5,12 +5,15 @@
 //! Each packet's verdict must be the reference's, and each packet sent the reference's bytes:
 //! valid checksums, TTL or hop limit one less, the right MACs, nothing a RFC forbids.
 
+use crate::reference::frames::{self, Ip4, Ip6, Payload};
 use crate::reference::scenario::{Kind, Scenario, PORTS};
-use crate::reference::{Fate, Router as Reference};
+use crate::reference::{fold, ipv6_pseudo_sum, ones_sum, Config, Fate, Router as Reference};
 use sluice::mempool::{DEFAULT_CACHE, DEFAULT_DATA_ROOM};
 use sluice::stage::offline::Runner;
+use sluice::stage::router::Responder;
 use sluice::stage::Verdict;
 use sluice::{EalBuilder, Mempool, MAX_BURST};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
 /// The largest frame a burst carries (a jumbo frame's worth fits the pool's mbufs).
@@ -93,4 +96,173 @@ pub fn l3fwd_stage(data: &[u8]) {
     assert_eq!(sent, requested, "requests for neighbours");
     assert_eq!(runner.counts().held as usize, reference.held().0);
     runner.stop(&mut stage);
+}
+
+/// The router's `Responder` (ARP, neighbour discovery, echo, port unreachable) on arbitrary
+/// bursts, with router mode's addresses; the input is frames as for [`l3fwd_stage`]. No panic,
+/// one verdict per packet; a packet passed on is untouched; every answer goes back out of the
+/// port its packet came in by, from one of the router's addresses, checksums right
+/// ([`check_answer`]).
+pub fn l3fwd_responder(data: &[u8]) {
+    let world = world();
+    let scenario = world
+        .scenarios
+        .iter()
+        .find(|s| s.kind == Kind::Router)
+        .expect("router mode is a scenario");
+    let burst = frames(data);
+    if burst.is_empty() {
+        return;
+    }
+    let mut runner = Runner::new(world.pool.clone());
+    let mut responder = Responder::new(scenario.router.clone()).answer_port_unreachable(u32::MAX);
+    let run = runner
+        .run(&mut responder, &burst)
+        .expect("the pool holds a burst");
+    assert_eq!(run.outcomes.len(), burst.len(), "one verdict per packet");
+    assert!(run.sent.is_empty(), "answers go as verdicts");
+    for (i, ((port, frame), outcome)) in burst.iter().zip(&run.outcomes).enumerate() {
+        match outcome.verdict {
+            Verdict::Next => assert_eq!(outcome.frame, *frame, "packet {i} passed on, changed"),
+            Verdict::Drop(_) => {}
+            Verdict::Tx(out) => {
+                assert_eq!(out, *port, "packet {i} answered out of another port");
+                check_answer(&scenario.config, frame, &outcome.frame);
+            }
+            other => panic!("packet {i}: {other:?} from a stage that only answers"),
+        }
+    }
+    runner.stop(&mut responder);
+}
+
+/// An answer of the Responder to `asked`, checked with the reference's own checksum code: an
+/// ARP reply from one of the router's addresses, or an IPv4 or IPv6 packet from one of them
+/// carrying ICMP or ICMPv6 with every checksum right, back to the MAC that asked (but for
+/// neighbour discovery, whose answers may go to a multicast group).
+fn check_answer(config: &Config, asked: &[u8], answer: &[u8]) {
+    let ours_v4: Vec<Ipv4Addr> = config
+        .ports
+        .iter()
+        .flat_map(|p| &p.v4)
+        .map(|a| a.0)
+        .collect();
+    let ours_v6: Vec<Ipv6Addr> = config
+        .ports
+        .iter()
+        .flat_map(|p| &p.v6)
+        .map(|a| a.0)
+        .collect();
+    assert!(
+        answer.len() >= 14 && asked.len() >= 14,
+        "an Ethernet header"
+    );
+    let back_to_asker = answer[..6] == asked[6..12];
+    let ip = &answer[14..];
+    match u16::from_be_bytes([answer[12], answer[13]]) {
+        0x0806 => {
+            assert!(ip.len() >= 28, "a whole ARP packet");
+            assert_eq!(
+                ip[..8],
+                [0, 1, 8, 0, 6, 4, 0, 2],
+                "an Ethernet/IPv4 ARP reply"
+            );
+            let sender = Ipv4Addr::new(ip[14], ip[15], ip[16], ip[17]);
+            assert!(ours_v4.contains(&sender), "ARP reply for {sender}");
+            assert_eq!(answer[6..12], ip[8..14], "from the MAC it names");
+        }
+        0x0800 => {
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            assert!(
+                ip[0] >> 4 == 4 && ihl >= 20 && ip.len() >= ihl,
+                "an IPv4 header"
+            );
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            assert!(
+                (ihl + 8..=ip.len()).contains(&total),
+                "total length {total}"
+            );
+            assert_eq!(fold(ones_sum(&ip[..ihl])), 0, "IPv4 header checksum");
+            assert_eq!(ip[9], 1, "ICMP");
+            assert_eq!(fold(ones_sum(&ip[ihl..total])), 0, "ICMP checksum");
+            let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+            assert!(ours_v4.contains(&src), "from {src}");
+            assert!(back_to_asker, "back to the MAC that asked");
+        }
+        0x86dd => {
+            assert!(
+                ip.len() >= 48 && ip[0] >> 4 == 6,
+                "an IPv6 header and a message"
+            );
+            let len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            assert!(40 + len <= ip.len() && len >= 8, "payload length {len}");
+            assert_eq!(ip[6], 58, "ICMPv6");
+            let message = &ip[40..40 + len];
+            let sum = ipv6_pseudo_sum(&ip[8..24], &ip[24..40], len, 58) + ones_sum(message);
+            assert_eq!(fold(sum), 0, "ICMPv6 checksum");
+            let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).expect("16 bytes"));
+            assert!(ours_v6.contains(&src), "from {src}");
+            let neighbour_discovery = matches!(message[0], 135 | 136);
+            assert!(
+                back_to_asker || neighbour_discovery,
+                "back to the MAC that asked"
+            );
+        }
+        other => panic!("an answer of EtherType {other:#06x}"),
+    }
+}
+
+/// A burst for [`l3fwd_responder`], into port 0, of what hosts send the router there (its
+/// addresses 198.18.0.1 and 2001:db8::ffff): an ARP request, and echo requests, UDP, TCP and
+/// another protocol over IPv4 and IPv6. The seeds of the target, and its regression test's
+/// input.
+pub fn burst_for_the_router() -> Vec<u8> {
+    let (router, host) = ([2, 0, 0, 0, 0, 0], [2, 0, 0, 0, 0, 7]);
+    let payloads = [
+        Payload::Icmp(8),
+        Payload::Udp {
+            src: 33434,
+            dst: 33435,
+        },
+        Payload::Tcp {
+            src: 40000,
+            dst: 22,
+        },
+        Payload::Other(47),
+    ];
+    let mut frames = vec![frames::arp(
+        host,
+        Ipv4Addr::new(198, 18, 0, 7),
+        Ipv4Addr::new(198, 18, 0, 1),
+    )];
+    for payload in payloads {
+        let ip4 = Ip4 {
+            src: Ipv4Addr::new(198, 18, 0, 7),
+            dst: Ipv4Addr::new(198, 18, 0, 1),
+            ttl: 64,
+            payload,
+            option_words: 0,
+            fragment: 0,
+            body: 18,
+        };
+        frames.push(frames::ipv4(router, host, &ip4));
+        let ip6 = Ip6 {
+            src: "2001:db8::7".parse().expect("an address"),
+            dst: "2001:db8::ffff".parse().expect("an address"),
+            hops: 64,
+            // ICMPv6's echo request is 128.
+            payload: match payload {
+                Payload::Icmp(8) => Payload::Icmp(128),
+                other => other,
+            },
+            body: 18,
+        };
+        frames.push(frames::ipv6(router, host, &ip6));
+    }
+    let mut out = Vec::new();
+    for f in &frames {
+        out.extend_from_slice(&(f.len() as u16).to_be_bytes());
+        out.push(0);
+        out.extend_from_slice(f);
+    }
+    out
 }

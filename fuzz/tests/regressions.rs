@@ -129,6 +129,15 @@ const KV_REQUEST: [u8; 46] = [
 ];
 
 #[test]
+fn l3fwd_responder() {
+    let mut inputs = regressions("l3fwd_responder");
+    inputs.push(sluice_fuzz::burst_for_the_router());
+    for input in &inputs {
+        sluice_fuzz::l3fwd_responder(input);
+    }
+}
+
+#[test]
 fn l3fwd_stage() {
     let mut inputs = regressions("l3fwd_stage");
     // Every configuration on a burst of the ordinary frames, each in on port 0.

@@ -151,7 +151,7 @@ fn martian_v6(a: Ipv6Addr) -> bool {
         || s[0] & 0xffc0 == 0xfe80
 }
 
-fn ipv6_pseudo_sum(src: &[u8], dst: &[u8], len: usize, next: u8) -> u32 {
+pub fn ipv6_pseudo_sum(src: &[u8], dst: &[u8], len: usize, next: u8) -> u32 {
     let mut pseudo = Vec::new();
     pseudo.extend_from_slice(src);
     pseudo.extend_from_slice(dst);

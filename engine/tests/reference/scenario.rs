@@ -258,10 +258,10 @@ fn engine_acl<A: Copy>(rules: &[AclRule<A>]) -> Vec<EngineAcl<A>> {
 /// One configuration: a fresh engine stage on demand (each holds its own neighbour requests),
 /// and the reference's configuration of the same router.
 pub struct Scenario {
-    router: Arc<Router>,
+    pub router: Arc<Router>,
     v4: Arc<dyn RouteTable<FlowKey4>>,
     v6: Arc<dyn RouteTable<FlowKey6>>,
-    kind: Kind,
+    pub kind: Kind,
     pub config: Config,
 }
 

@@ -132,6 +132,20 @@ fn main() {
             );
         }
     }
+    write(
+        &corpus,
+        "l3fwd_responder",
+        "to-the-router",
+        &sluice_fuzz::burst_for_the_router(),
+    );
+    for (n, group) in frames.chunks(16).enumerate() {
+        write(
+            &corpus,
+            "l3fwd_responder",
+            &format!("burst-{n}"),
+            &burst(0, group)[1..],
+        );
+    }
     for (n, (target, text)) in TEXT_SEEDS.iter().enumerate() {
         write(&corpus, target, &format!("seed-{n}"), text.as_bytes());
     }

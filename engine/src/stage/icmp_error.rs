@@ -61,6 +61,7 @@ impl IcmpError {
         }
     }
 }
+
 /// The TTL or hop limit of the answers, as a host would start them.
 const ANSWER_TTL: u8 = 64;
 

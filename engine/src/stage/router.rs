@@ -171,7 +171,8 @@ pub struct L3Forward {
     resolver: Resolver,
     /// Whether the settle timer is set.
     settling: bool,
-    /// Answers with ICMP errors (time exceeded, no route), and how many a second.
+    /// Answers with ICMP errors (time exceeded, no route, no neighbour), and how many a
+    /// second.
     icmp_errors: Option<RateLimit>,
     /// Whether packets from or to martian addresses are dropped (RFC 1812 §5.3.7: on unless
     /// the operator turns it off).
@@ -265,10 +266,11 @@ impl L3Forward {
 
 impl L3Forward {
     /// Answers packets whose TTL or hop limit runs out with ICMP time exceeded (RFC 1812
-    /// §5.3.1, RFC 4443 §3.3), and packets it has no route for with destination unreachable
-    /// (RFC 1812 §5.2.7.1, RFC 4443 §3.1), at most `per_second` a second together, from the
-    /// router's address on the port they came in by (ports without one answer none); the rest
-    /// are dropped as `ttl_exceeded` and `no_route`. Zero answers none.
+    /// §5.3.1, RFC 4443 §3.3), and packets it has no route for, or held for a next hop that
+    /// never answers, with destination unreachable (RFC 1812 §5.2.7.1, RFC 4443 §3.1, RFC 4861
+    /// §7.2.2), at most `per_second` a second together, from the router's address on the port
+    /// they came in by (ports without one answer none); the rest are dropped as
+    /// `ttl_exceeded`, `no_route` and `no_neighbour`. Zero answers none.
     pub fn answer_icmp_errors(mut self, per_second: u32) -> L3Forward {
         let addressed = self
             .router

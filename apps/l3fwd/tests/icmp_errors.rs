@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use etherparse::{icmpv4, icmpv6, Icmpv4Type, Icmpv6Type, IpNumber, Ipv4Header, PacketBuilder};
-use std::time::Duration;
 
 const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xaa, 0x07];
 const PORT0_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xbb, 0x00];
@@ -52,39 +51,10 @@ fn udp6_to(dst: [u8; 16], hops: u8) -> Vec<u8> {
     out
 }
 
-/// What the router sends back for an expired IPv4 `probe` (its IP packet quoted whole).
-fn answer4(probe: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
-    let quoted = &probe[14..];
-    let icmp_len = (8 + quoted.len()) as u16;
-    let mut ip = Ipv4Header::new(icmp_len, 64, IpNumber::ICMP, ROUTER, HOST).unwrap();
-    ip.dont_fragment = true;
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(router_mac, HOST_MAC)
-        .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
-        .icmpv4(Icmpv4Type::TimeExceeded(
-            icmpv4::TimeExceededCode::TtlExceededInTransit,
-        ))
-        .write(&mut out, quoted)
-        .unwrap();
-    out
-}
-
-fn answer6(probe: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(router_mac, HOST_MAC)
-        .ipv6(ROUTER6, HOST6, 64)
-        .icmpv6(Icmpv6Type::TimeExceeded(
-            icmpv6::TimeExceededCode::HopLimitExceeded,
-        ))
-        .write(&mut out, &probe[14..])
-        .unwrap();
-    out
-}
-
-/// What the router sends back for an IPv4 packet it has no route for: net unreachable, quoting
-/// the packet as the router had it when the lookup missed (`had`: its TTL already one less,
-/// which RFC 1812 §4.3.2.3 allows).
-fn unreachable4(had: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
+/// The ICMP error `kind` the router sends back for an IPv4 packet, quoting `had` (the packet
+/// as the router had it: its TTL one less if it was taken before the error was found, which
+/// RFC 1812 §4.3.2.3 allows) whole, from its address on port 0.
+fn error4(kind: Icmpv4Type, had: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
     let quoted = &had[14..];
     let icmp_len = (8 + quoted.len()) as u16;
     let mut ip = Ipv4Header::new(icmp_len, 64, IpNumber::ICMP, ROUTER, HOST).unwrap();
@@ -92,54 +62,42 @@ fn unreachable4(had: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(router_mac, HOST_MAC)
         .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
-        .icmpv4(Icmpv4Type::DestinationUnreachable(
-            icmpv4::DestUnreachableHeader::Network,
-        ))
+        .icmpv4(kind)
         .write(&mut out, quoted)
         .unwrap();
     out
 }
 
-/// ICMPv6's "no route to destination", as for IPv4.
-fn unreachable6(had: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
+/// As [`error4`], for ICMPv6.
+fn error6(kind: Icmpv6Type, had: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(router_mac, HOST_MAC)
         .ipv6(ROUTER6, HOST6, 64)
-        .icmpv6(Icmpv6Type::DestinationUnreachable(
-            icmpv6::DestUnreachableCode::NoRoute,
-        ))
+        .icmpv6(kind)
         .write(&mut out, &had[14..])
         .unwrap();
     out
 }
 
-/// Port unreachable from the address `probe` was sent to, quoting it as it came.
-fn port_unreachable4(probe: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
-    let quoted = &probe[14..];
-    let icmp_len = (8 + quoted.len()) as u16;
-    let mut ip = Ipv4Header::new(icmp_len, 64, IpNumber::ICMP, ROUTER, HOST).unwrap();
-    ip.dont_fragment = true;
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(router_mac, HOST_MAC)
-        .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
-        .icmpv4(Icmpv4Type::DestinationUnreachable(
-            icmpv4::DestUnreachableHeader::Port,
-        ))
-        .write(&mut out, quoted)
-        .unwrap();
-    out
-}
+const TIME_EXCEEDED4: Icmpv4Type =
+    Icmpv4Type::TimeExceeded(icmpv4::TimeExceededCode::TtlExceededInTransit);
+const TIME_EXCEEDED6: Icmpv6Type =
+    Icmpv6Type::TimeExceeded(icmpv6::TimeExceededCode::HopLimitExceeded);
+const NET_UNREACHABLE4: Icmpv4Type =
+    Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Network);
+const NO_ROUTE6: Icmpv6Type =
+    Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::NoRoute);
+const PORT_UNREACHABLE4: Icmpv4Type =
+    Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port);
+const PORT_UNREACHABLE6: Icmpv6Type =
+    Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port);
 
-fn port_unreachable6(probe: &[u8], router_mac: [u8; 6]) -> Vec<u8> {
-    let mut out = Vec::new();
-    PacketBuilder::ethernet2(router_mac, HOST_MAC)
-        .ipv6(ROUTER6, HOST6, 64)
-        .icmpv6(Icmpv6Type::DestinationUnreachable(
-            icmpv6::DestUnreachableCode::Port,
-        ))
-        .write(&mut out, &probe[14..])
-        .unwrap();
-    out
+/// Port 0 sent exactly the answers `want`, in order.
+fn assert_answers(out0: &[Vec<u8>], want: &[Vec<u8>], stdout: &str) {
+    assert_eq!(out0.len(), want.len(), "{stdout}");
+    for (i, (got, want)) in out0.iter().zip(want).enumerate() {
+        assert_eq!(got, want, "answer {i}");
+    }
 }
 
 /// Runs the router with addresses on port 0 over `frames` into port 0; returns what port 0
@@ -158,11 +116,7 @@ fn run(frames: &[Vec<u8>], extra: &[&str]) -> (Vec<Vec<u8>>, [u8; 6], String) {
         "0,2001:db8::1/64",
     ]));
     args.extend(strings(extra));
-    let running = start(&args);
-    std::thread::sleep(Duration::from_millis(1500));
-    let run = running.stop();
-    assert!(run.success, "l3fwd failed:\n{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    let run = run_over_pcaps(&args);
     let out0 = read_pcap(dir.path().join("out0.pcap").as_path());
     let mac0 = port_mac(&run.stdout, 0);
     (out0, mac0, run.stdout)
@@ -174,22 +128,17 @@ fn expired_packets_are_answered_from_the_router_and_icmp_errors_are_not() {
     let mut error = Vec::new();
     PacketBuilder::ethernet2(HOST_MAC, PORT0_MAC)
         .ipv4(HOST, FAR, 1)
-        .icmpv4(Icmpv4Type::TimeExceeded(
-            icmpv4::TimeExceededCode::TtlExceededInTransit,
-        ))
+        .icmpv4(TIME_EXCEEDED4)
         .write(&mut error, &udp4(1)[14..42])
         .unwrap();
     let frames = vec![udp4(1), udp4(0), udp6(1), error];
     let (out0, mac0, stdout) = run(&frames, &[]);
     let want = [
-        answer4(&frames[0], mac0),
-        answer4(&frames[1], mac0),
-        answer6(&frames[2], mac0),
+        error4(TIME_EXCEEDED4, &frames[0], mac0),
+        error4(TIME_EXCEEDED4, &frames[1], mac0),
+        error6(TIME_EXCEEDED6, &frames[2], mac0),
     ];
-    assert_eq!(out0.len(), want.len(), "{stdout}");
-    for (i, (got, want)) in out0.iter().zip(&want).enumerate() {
-        assert_eq!(got, want, "answer {i}");
-    }
+    assert_answers(&out0, &want, &stdout);
     assert_eq!(total_drops(&stdout), "ttl_exceeded 1", "{stdout}");
 }
 
@@ -198,7 +147,7 @@ fn answers_beyond_the_rate_are_dropped_as_ttl_exceeded() {
     // One a second allows one at once: the other two go unanswered.
     let frames = vec![udp4(1), udp4(1), udp4(1)];
     let (out0, mac0, stdout) = run(&frames, &["--icmp-rate", "1"]);
-    assert_eq!(out0, [answer4(&frames[0], mac0)], "{stdout}");
+    assert_eq!(out0, [error4(TIME_EXCEEDED4, &frames[0], mac0)], "{stdout}");
     assert_eq!(total_drops(&stdout), "ttl_exceeded 2", "{stdout}");
     // And none at all with a rate of zero.
     let (out0, _, stdout) = run(&frames, &["--icmp-rate", "0"]);
@@ -212,21 +161,16 @@ fn packets_without_a_route_are_answered_with_destination_unreachable() {
     let mut error = Vec::new();
     PacketBuilder::ethernet2(HOST_MAC, PORT0_MAC)
         .ipv4(HOST, NOWHERE, 64)
-        .icmpv4(Icmpv4Type::DestinationUnreachable(
-            icmpv4::DestUnreachableHeader::Port,
-        ))
+        .icmpv4(PORT_UNREACHABLE4)
         .write(&mut error, &udp4(64)[14..42])
         .unwrap();
     let frames = vec![udp4_to(NOWHERE, 64), udp6_to(NOWHERE6, 64), error];
     let (out0, mac0, stdout) = run(&frames, &[]);
     let want = [
-        unreachable4(&udp4_to(NOWHERE, 63), mac0),
-        unreachable6(&udp6_to(NOWHERE6, 63), mac0),
+        error4(NET_UNREACHABLE4, &udp4_to(NOWHERE, 63), mac0),
+        error6(NO_ROUTE6, &udp6_to(NOWHERE6, 63), mac0),
     ];
-    assert_eq!(out0.len(), want.len(), "{stdout}");
-    for (i, (got, want)) in out0.iter().zip(&want).enumerate() {
-        assert_eq!(got, want, "answer {i}");
-    }
+    assert_answers(&out0, &want, &stdout);
     assert_eq!(total_drops(&stdout), "no_route 1", "{stdout}");
     // Time exceeded and unreachable share the rate: one a second allows one at once.
     let frames = vec![udp4(1), udp4_to(NOWHERE, 64)];
@@ -249,13 +193,10 @@ fn udp_to_the_router_is_answered_with_port_unreachable_and_tcp_is_consumed() {
     let frames = vec![udp4_to(ROUTER, 1), udp6_to(ROUTER6, 64), tcp];
     let (out0, mac0, stdout) = run(&frames, &[]);
     let want = [
-        port_unreachable4(&frames[0], mac0),
-        port_unreachable6(&frames[1], mac0),
+        error4(PORT_UNREACHABLE4, &frames[0], mac0),
+        error6(PORT_UNREACHABLE6, &frames[1], mac0),
     ];
-    assert_eq!(out0.len(), want.len(), "{stdout}");
-    for (i, (got, want)) in out0.iter().zip(&want).enumerate() {
-        assert_eq!(got, want, "answer {i}");
-    }
+    assert_answers(&out0, &want, &stdout);
     assert_eq!(total_drops(&stdout), "local 1", "{stdout}");
     // With no ICMP errors asked for, UDP is consumed too.
     let (out0, _, stdout) = run(&frames, &["--icmp-rate", "0"]);

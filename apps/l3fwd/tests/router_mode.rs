@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use etherparse::PacketBuilder;
-use std::time::Duration;
 
 const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xaa, 0x01];
 const PORT0_MAC: [u8; 6] = [0x02, 0x70, 0x63, 0x61, 0x70, 0x00];
@@ -76,11 +75,7 @@ fn route(frames: &[Vec<u8>], extra: &[&str]) -> (Vec<Vec<u8>>, [u8; 6], String) 
     args.push(format!("--rule_ipv4={}", p("v4.cfg")));
     args.push(format!("--rule_ipv6={}", p("v6.cfg")));
     args.extend(strings(extra));
-    let running = start(&args);
-    std::thread::sleep(Duration::from_millis(1500));
-    let run = running.stop();
-    assert!(run.success, "l3fwd failed:\n{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    let run = run_over_pcaps(&args);
     let out1 = read_pcap(dir.path().join("out1.pcap").as_path());
     (out1, port_mac(&run.stdout, 1), run.stdout)
 }

@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use etherparse::PacketBuilder;
-use std::time::Duration;
 
 const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xaa, 0x01];
 const PORT0_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xbb, 0x00];
@@ -53,11 +52,7 @@ fn route(
     args.push(format!("--rule_ipv4={}", p("v4.cfg")));
     args.push(format!("--rule_ipv6={}", p("v6.cfg")));
     args.extend(strings(extra));
-    let running = start(&args);
-    std::thread::sleep(Duration::from_millis(1500));
-    let run = running.stop();
-    assert!(run.success, "l3fwd failed:\n{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    let run = run_over_pcaps(&args);
     let out = |n: &str| read_pcap(dir.path().join(n).as_path());
     (out("out0.pcap"), out("out1.pcap"), run.stdout)
 }

@@ -151,6 +151,25 @@ fn martian_v6(a: Ipv6Addr) -> bool {
         || s[0] & 0xffc0 == 0xfe80
 }
 
+/// A copy of an IPv4 frame (header `ihl` bytes) with its TTL one less and its header
+/// checksum computed afresh.
+fn ttl_taken_v4(frame: &[u8], ihl: usize) -> Vec<u8> {
+    let mut out = frame.to_vec();
+    let ip = &mut out[14..];
+    ip[8] -= 1;
+    ip[10..12].copy_from_slice(&[0, 0]);
+    let checksum = fold(ones_sum(&ip[..ihl]));
+    ip[10..12].copy_from_slice(&checksum.to_be_bytes());
+    out
+}
+
+/// A copy of an IPv6 frame with its hop limit one less.
+fn hop_limit_taken_v6(frame: &[u8]) -> Vec<u8> {
+    let mut out = frame.to_vec();
+    out[14 + 7] -= 1;
+    out
+}
+
 pub fn ipv6_pseudo_sum(src: &[u8], dst: &[u8], len: usize, next: u8) -> u32 {
     let mut pseudo = Vec::new();
     pseudo.extend_from_slice(src);
@@ -268,14 +287,9 @@ impl Router {
                 None => return self.request_v4(&exit, dst),
             },
         };
-        let mut out = frame.to_vec();
+        let mut out = ttl_taken_v4(frame, ihl);
         out[..6].copy_from_slice(&next_mac);
         out[6..12].copy_from_slice(&exit.mac);
-        let ip = &mut out[14..];
-        ip[8] -= 1;
-        ip[10..12].copy_from_slice(&[0, 0]);
-        let checksum = fold(ones_sum(&ip[..ihl]));
-        ip[10..12].copy_from_slice(&checksum.to_be_bytes());
         Fate::Tx(hop, out)
     }
 
@@ -313,10 +327,9 @@ impl Router {
                 None => return self.request_v6(&exit, dst),
             },
         };
-        let mut out = frame.to_vec();
+        let mut out = hop_limit_taken_v6(frame);
         out[..6].copy_from_slice(&next_mac);
         out[6..12].copy_from_slice(&exit.mac);
-        out[14 + 7] -= 1;
         Fate::Tx(hop, out)
     }
 
@@ -472,21 +485,14 @@ impl Router {
     /// sender when allowed. The packet is quoted with its TTL already taken, as the router
     /// had it when the lookup missed (§4.3.2.3 does not ask for it to be undone).
     fn unreachable_v4(&self, rx: u16, frame: &[u8], ihl: usize, total: usize) -> Fate {
-        let mut had = frame.to_vec();
-        let ip = &mut had[14..];
-        ip[8] -= 1;
-        ip[10..12].copy_from_slice(&[0, 0]);
-        let checksum = fold(ones_sum(&ip[..ihl]));
-        ip[10..12].copy_from_slice(&checksum.to_be_bytes());
+        let had = ttl_taken_v4(frame, ihl);
         self.icmp_error_v4(rx, &had, ihl, total, UNREACHABLE_V4)
     }
 
     /// RFC 4443 §3.1: no route, so destination unreachable (no route to destination), the
     /// packet quoted with its hop limit taken, as for IPv4.
     fn unreachable_v6(&self, rx: u16, frame: &[u8], payload: usize) -> Fate {
-        let mut had = frame.to_vec();
-        had[14 + 7] -= 1;
-        self.icmp_error_v6(rx, &had, payload, UNREACHABLE_V6)
+        self.icmp_error_v6(rx, &hop_limit_taken_v6(frame), payload, UNREACHABLE_V6)
     }
 
     /// RFC 1812 §5.3.1, §5.2.7.1 and §4.3.2.7: an ICMP error (type, code 0, and the reason

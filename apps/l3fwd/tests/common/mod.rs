@@ -107,6 +107,17 @@ impl Drop for Running {
     }
 }
 
+/// Runs sluice-l3fwd over its pcap ports for 1.5 s once its lcores poll, time to forward what
+/// they hold, then stops it and checks that it exited cleanly with every mbuf back.
+pub fn run_over_pcaps(args: &[String]) -> Run {
+    let running = start(args);
+    std::thread::sleep(Duration::from_millis(1500));
+    let run = running.stop();
+    assert!(run.success, "l3fwd failed:\n{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("mbufs in use: 0 of"), "{}", run.stdout);
+    run
+}
+
 pub fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }

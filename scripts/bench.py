@@ -124,7 +124,7 @@ def measure(name, cmd, parse, seconds):
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, errors="replace")
     lines = []
-    reader = threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True)
+    reader = threading.Thread(target=lines.extend, args=(proc.stdout,), daemon=True)
     reader.start()
     deadline = time.monotonic() + seconds + STARTUP_ALLOWANCE
     while (time.monotonic() < deadline and proc.poll() is None

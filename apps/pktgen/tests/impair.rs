@@ -287,32 +287,49 @@ fn corrupted_packets_are_told_by_their_checksums() {
 /// A rate of 100 Mbit/s with Ethernet's 24 bytes of overhead a frame (FCS, preamble, gap):
 /// 64-byte frames leave at 1e8 / (84 x 8) = 148.8 kpps from 200 kpps offered, within 1%. What
 /// the queue holds at the end (its limit: it is full while more is offered than passes)
-/// arrives after the sending and is left out. The queue, 67 ms at this rate, rides out a
-/// pause of either process on a shared machine (60 ms was seen); at 1 Gbit/s its 6.7 ms did
-/// not, and a run's rate measured the machine more than the shaper (`scripts/bench.sh impair`
-/// measures speed). 8 s, not 4: the shaping starts with the first packet to arrive, pktgen's
-/// seconds with the first sent, and once, in a full test run, the first second passed 45 ms
-/// less (1.06% of 4 s).
+/// arrives after the sending and is left out. 8 s, not 4: the shaping starts with the first
+/// packet to arrive, pktgen's seconds with the first sent, and once, in a full test run, the
+/// first second passed 45 ms less (1.06% of 4 s).
+///
+/// What the shaper let out is what pktgen received plus what found pktgen's ring full
+/// (`tx_full`): after a pause of sluice-impair, what fell due meanwhile leaves at once, as in
+/// netem, and a few hundred such packets overflow the ring in most runs here. The queue
+/// (40,000 packets, 269 ms at this rate) keeps the shaper busy through a pause of pktgen
+/// shorter than that; a 67 ms queue once ran dry in CI, when pktgen stopped for about 100 ms,
+/// and the run measured the machine, not the shaper. pktgen does not make up what it could
+/// not send, so a pause long enough to drain this queue shows as an offer 3.4% short (269 ms
+/// of 8 s): only a run without one is judged, the first of up to three. Many short pauses cut
+/// the offer too (1.4% on a machine with both cores busy elsewhere) but drain nothing.
 #[test]
 fn a_rate_of_100_megabits_passes_64_byte_frames_at_148_8_kpps() {
-    const LIMIT: u64 = 10_000;
-    let run = impaired(
-        "rate",
-        &format!("rate 100mbit overhead 24 limit {LIMIT}"),
-        &["--rate", "200kpps", "--duration", "8"],
-        None,
-        nothing,
-    );
-    let offered = run.json["tx"][0]["mpps"].as_f64().unwrap();
+    const LIMIT: u64 = 40_000;
+    const ASKED_MPPS: f64 = 0.2;
+    let mut disturbed = Vec::new();
+    let run = loop {
+        let run = impaired(
+            "rate",
+            &format!("rate 100mbit overhead 24 limit {LIMIT}"),
+            &["--rate", "200kpps", "--duration", "8", "--drain", "1"],
+            None,
+            nothing,
+        );
+        let offered = run.json["tx"][0]["mpps"].as_f64().unwrap();
+        if offered >= ASKED_MPPS * 0.97 {
+            break run;
+        }
+        println!("pktgen paused: it offered {offered:.4} Mpps of {ASKED_MPPS}");
+        disturbed.push(run.show());
+        assert!(
+            disturbed.len() < 3,
+            "pktgen paused in three runs in a row:\n{}",
+            disturbed.join("\n")
+        );
+    };
     let seconds = run.json["seconds"].as_f64().unwrap();
     let received = run.json["rx"][0]["packets"].as_u64().unwrap();
-    let passed = received.saturating_sub(LIMIT) as f64 / seconds / 1e6;
-    println!("offered {offered:.4} Mpps, passed {passed:.5} Mpps over {seconds:.3} s");
-    assert!(
-        offered > 0.16,
-        "pktgen offered only {offered} Mpps: the test needs more than the rate\n{}",
-        run.show()
-    );
+    let let_out = received + run.count("tx_full") - LIMIT;
+    let passed = let_out as f64 / seconds / 1e6;
+    println!("passed {passed:.5} Mpps over {seconds:.3} s");
     let expected = 1e8 / (84.0 * 8.0) / 1e6;
     assert!(
         (passed / expected - 1.0).abs() < 0.01,

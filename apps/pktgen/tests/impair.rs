@@ -298,14 +298,15 @@ fn corrupted_packets_are_told_by_their_checksums() {
 /// shorter than that; a 67 ms queue once ran dry in CI, when pktgen stopped for about 100 ms,
 /// and the run measured the machine, not the shaper. pktgen does not make up what it could
 /// not send, so a pause long enough to drain this queue shows as an offer 3.4% short (269 ms
-/// of 8 s): only a run without one is judged, the first of up to three. Many short pauses cut
-/// the offer too (1.4% on a machine with both cores busy elsewhere) but drain nothing.
+/// of 8 s): a run off the rate with such a shortfall is run again, up to three times in all.
+/// A run off the rate without one fails at once.
 #[test]
 fn a_rate_of_100_megabits_passes_64_byte_frames_at_148_8_kpps() {
     const LIMIT: u64 = 40_000;
     const ASKED_MPPS: f64 = 0.2;
-    let mut disturbed = Vec::new();
-    let run = loop {
+    let expected = 1e8 / (84.0 * 8.0) / 1e6;
+    let mut paused = Vec::new();
+    loop {
         let run = impaired(
             "rate",
             &format!("rate 100mbit overhead 24 limit {LIMIT}"),
@@ -314,28 +315,23 @@ fn a_rate_of_100_megabits_passes_64_byte_frames_at_148_8_kpps() {
             nothing,
         );
         let offered = run.json["tx"][0]["mpps"].as_f64().unwrap();
-        if offered >= ASKED_MPPS * 0.97 {
-            break run;
+        let seconds = run.json["seconds"].as_f64().unwrap();
+        let received = run.json["rx"][0]["packets"].as_u64().unwrap();
+        let let_out = received + run.count("tx_full") - LIMIT;
+        let passed = let_out as f64 / seconds / 1e6;
+        println!("offered {offered:.4} Mpps, passed {passed:.5} Mpps over {seconds:.3} s");
+        if (passed / expected - 1.0).abs() < 0.01 {
+            return;
         }
-        println!("pktgen paused: it offered {offered:.4} Mpps of {ASKED_MPPS}");
-        disturbed.push(run.show());
+        let failure = format!("{passed} Mpps, not {expected}:\n{}", run.show());
+        assert!(offered < ASKED_MPPS * 0.966, "{failure}");
+        paused.push(failure);
         assert!(
-            disturbed.len() < 3,
+            paused.len() < 3,
             "pktgen paused in three runs in a row:\n{}",
-            disturbed.join("\n")
+            paused.join("\n")
         );
-    };
-    let seconds = run.json["seconds"].as_f64().unwrap();
-    let received = run.json["rx"][0]["packets"].as_u64().unwrap();
-    let let_out = received + run.count("tx_full") - LIMIT;
-    let passed = let_out as f64 / seconds / 1e6;
-    println!("passed {passed:.5} Mpps over {seconds:.3} s");
-    let expected = 1e8 / (84.0 * 8.0) / 1e6;
-    assert!(
-        (passed / expected - 1.0).abs() < 0.01,
-        "{passed} Mpps, not {expected}:\n{}",
-        run.show()
-    );
+    }
 }
 
 /// The same seed twice: sluice-impair decides the same fates (its counts), and pktgen sees the
@@ -447,13 +443,16 @@ fn pktgen_measures_what_sluice_impair_was_asked() {
 
 /// 10 ms of delay at pktgen's 5 Mpps (as much of it as the machine gives) holds every packet
 /// in flight, 50,000 at 5 Mpps, and loses none for want of room: nothing over the limit, and
-/// every packet pktgen did not get back was dropped for a counted reason.
+/// every packet pktgen did not get back was dropped for a counted reason. What is held is
+/// read from the report lines, one a second; a line taken just after a pause of
+/// sluice-impair, which lets out at once all that fell due meanwhile, shows little held (3,136
+/// was seen), so the run lasts 3 s for two lines.
 #[test]
 fn ten_milliseconds_of_delay_hold_every_packet_in_flight() {
     let run = impaired(
         "delay",
         "delay 10ms limit 60000",
-        &["--rate", "5mpps", "--duration", "2"],
+        &["--rate", "5mpps", "--duration", "3"],
         None,
         nothing,
     );
@@ -479,8 +478,8 @@ fn ten_milliseconds_of_delay_hold_every_packet_in_flight() {
         })
         .max()
         .unwrap_or(0);
-    println!("sent {tx} in 2 s, most held at once {most_held}");
-    if tx >= 9_000_000 {
+    println!("sent {tx} in 3 s, most held at once {most_held}");
+    if tx >= 13_500_000 {
         // 4.5 Mpps or more for 10 ms: 45,000 packets in flight.
         assert!(most_held >= 45_000, "{}", run.show());
     }

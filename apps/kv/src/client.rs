@@ -21,6 +21,8 @@ pub enum ClientError {
     Io(io::Error),
     /// Nothing came back after [`MAX_SENDS`] sends.
     NoAnswer,
+    /// The host answered ICMP port unreachable: it is up, but nothing serves that UDP port.
+    PortUnreachable,
     /// The server refused with this ERROR (and detail).
     Refused(ErrorCode, u32),
     /// An answer that breaks the protocol.
@@ -35,6 +37,9 @@ impl fmt::Display for ClientError {
                 f,
                 "no answer after {MAX_SENDS} tries over {:.1} s: is sluice-kv running there, and is the address reachable?",
                 (FIRST_WAIT * (2u32.pow(MAX_SENDS) - 1)).as_secs_f64()
+            ),
+            ClientError::PortUnreachable => f.write_str(
+                "the host answered port unreachable: nothing serves that UDP port there (is the port sluice-kv's --udp-port?)",
             ),
             ClientError::Refused(ErrorCode::Busy, wait) => {
                 write!(f, "the server is busy (too many sessions): try again in {wait} s")
@@ -55,6 +60,10 @@ impl std::error::Error for ClientError {}
 
 impl From<io::Error> for ClientError {
     fn from(e: io::Error) -> Self {
+        // A connected UDP socket reports the ICMP port unreachable its datagram met as this.
+        if e.kind() == io::ErrorKind::ConnectionRefused {
+            return ClientError::PortUnreachable;
+        }
         ClientError::Io(e)
     }
 }
@@ -62,7 +71,6 @@ impl From<io::Error> for ClientError {
 /// An open session with a server.
 pub struct Client {
     socket: UdpSocket,
-    server: SocketAddr,
     session: u64,
     last_id: u64,
     max_payload: usize,
@@ -78,18 +86,17 @@ fn nonce() -> io::Result<[u8; NONCE_LEN]> {
 /// Sends `message` until `accept` takes an answer, waiting 200 ms, 400 ms, ... between sends.
 fn exchange<T>(
     socket: &UdpSocket,
-    server: SocketAddr,
     message: &[u8],
     mut accept: impl FnMut(Message<'_>) -> Option<Result<T, ClientError>>,
 ) -> Result<T, ClientError> {
     let mut buffer = [0u8; kv::MAX_PAYLOAD_V4];
     let mut wait = FIRST_WAIT;
     for _ in 0..MAX_SENDS {
-        socket.send_to(message, server)?;
+        socket.send(message)?;
         let deadline = Instant::now() + wait;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             socket.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
-            let (n, from) = match socket.recv_from(&mut buffer) {
+            let n = match socket.recv(&mut buffer) {
                 Ok(got) => got,
                 Err(e)
                     if matches!(
@@ -99,11 +106,11 @@ fn exchange<T>(
                 {
                     break
                 }
+                // A read with a timeout fails so after a stop and continue (Ctrl-Z, fg):
+                // signal(7). The deadline still holds.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             };
-            if from != server {
-                continue;
-            }
             // Anything else (a late answer to an earlier send, garbage) is ignored.
             if let Some(result) = Message::parse(&buffer[..n]).ok().and_then(&mut accept) {
                 return result;
@@ -133,6 +140,8 @@ impl Client {
             "[::]:0".parse().expect("an address")
         };
         let socket = UdpSocket::bind(local)?;
+        // Connected: only the server's datagrams arrive, and an ICMP error it met is reported.
+        socket.connect(server)?;
         let nonce = nonce()?;
         let mut hello = [0u8; kv::HELLO_LEN];
         Message::Hello {
@@ -141,7 +150,7 @@ impl Client {
         }
         .emit(&mut hello)
         .expect("room");
-        let cookie = exchange(&socket, server, &hello, |m| match m {
+        let cookie = exchange(&socket, &hello, |m| match m {
             Message::Retry { nonce: n, cookie } if n == nonce => Some(Ok(cookie)),
             other => refusal(&other, kv::Kind::Hello),
         })?;
@@ -151,7 +160,7 @@ impl Client {
         }
         .emit(&mut hello)
         .expect("room");
-        let welcome = exchange(&socket, server, &hello, |m| match m {
+        let welcome = exchange(&socket, &hello, |m| match m {
             Message::Welcome(w) if w.nonce == nonce => Some(Ok(w)),
             other => refusal(&other, kv::Kind::Hello),
         })?;
@@ -162,7 +171,6 @@ impl Client {
         };
         Ok(Client {
             socket,
-            server,
             session: welcome.session,
             last_id: 0,
             max_payload: max_payload.min(welcome.max_request as usize),
@@ -188,7 +196,7 @@ impl Client {
         }
         let n = writer.finish();
         let session = self.session;
-        let results = exchange(&self.socket, self.server, &bytes[..n], |m| match m {
+        let results = exchange(&self.socket, &bytes[..n], |m| match m {
             Message::Response(r) if r.session == session && r.id == id => Some(
                 r.results()
                     .map(|rs| rs.into_iter().map(|(s, v)| (s, v.to_vec())).collect())
@@ -210,7 +218,7 @@ impl Client {
         .emit(&mut bytes)
         .expect("room");
         let session = self.session;
-        exchange(&self.socket, self.server, &bytes, |m| match m {
+        exchange(&self.socket, &bytes, |m| match m {
             Message::Closed { session: s, .. } if s == session => Some(Ok(())),
             // A retransmitted CLOSE whose first copy closed the session.
             Message::Error(e) if e.code == ErrorCode::UnknownSession => Some(Ok(())),

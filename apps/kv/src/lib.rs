@@ -1,7 +1,7 @@
-//! sluice-kv, the appliance on the engine (issue 14), so far without its DPDK side: the
-//! messages of docs/protocol.md as zero-copy views with parse and emit, the handshake's
-//! cookie, one worker's store and server state machine, and the client over kernel sockets
-//! that `sluice-kv-cli` uses.
+//! sluice-kv, the appliance on the engine: the messages of docs/protocol.md as zero-copy views
+//! with parse and emit, the handshake's cookie, one worker's store and server state machine,
+//! the stage that serves them on a worker, and the client over kernel sockets that
+//! `sluice-kv-cli` uses.
 
 pub mod client;
 pub mod cookie;

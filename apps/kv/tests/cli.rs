@@ -126,7 +126,7 @@ fn a_request_whose_response_was_lost_is_executed_once() {
 }
 
 #[test]
-fn mistakes_and_silence_get_one_line_saying_what_is_wrong() {
+fn mistakes_silence_and_closed_ports_get_one_line_saying_what_is_wrong() {
     let (code, _, err) = cli(&["--server", "nowhere", "get", "k"]);
     assert_eq!(code, 2);
     assert!(err.contains("'nowhere' is not IP:PORT or IP"), "{err}");
@@ -144,4 +144,13 @@ fn mistakes_and_silence_get_one_line_saying_what_is_wrong() {
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("no answer after 5 tries"), "{err}");
+    // A port nobody has: the kernel answers port unreachable, and the client says so at once.
+    let closed = quiet.local_addr().unwrap().to_string();
+    drop(quiet);
+    let (code, _, err) = cli(&["--server", &closed, "get", "k"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the host answered port unreachable: nothing serves that UDP port there"),
+        "{err}"
+    );
 }

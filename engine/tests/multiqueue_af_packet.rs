@@ -96,7 +96,12 @@ fn flows_spread_over_queues_and_keep_their_order() {
     );
     let _host = TestHost::new(&ns, &outside, &inside);
 
-    let eal = common::start_eal(&[&format!("net_af_packet0,iface={outside},qpairs=2")]);
+    // Rings that hold every packet the sender sends (2,560): the test polls, and a pause of
+    // its process on a busy machine must not overflow them (512 frames each, the default,
+    // overflowed when this process was stopped for 250 ms).
+    let eal = common::start_eal(&[&format!(
+        "net_af_packet0,iface={outside},qpairs=2,framecnt=4096"
+    )]);
     let pool = Mempool::pktmbuf(&eal, "mq", 8191, 64, DEFAULT_DATA_ROOM, None).unwrap();
     let config = PortConfig {
         rx_queues: 2,

@@ -214,7 +214,7 @@ fn a_real_host_uses_the_appliance() {
     let _runtime = RuntimeDir(std::path::Path::new("/var/run/dpdk").join(&hosts.0));
     let kv = start(&hosts, "0");
 
-    let ping = hosts.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.0.1.1"]);
+    let ping = hosts.exec(&["ping", "-c", "2", "-i", "0.2", "-w", "5", "10.0.1.1"]);
     assert!(ping.status.success(), "the host cannot ping the appliance");
     assert_eq!(hosts.cli("10.0.1.1", &["put", "colour", "blue"]).1, "OK\n");
     assert_eq!(hosts.cli("10.0.1.1", &["get", "colour"]).1, "blue\n");

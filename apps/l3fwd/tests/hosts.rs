@@ -35,15 +35,18 @@ impl Hosts {
             .unwrap()
     }
 
+    /// Pings end on their count or a deadline (`-w`): with `-W`, ping waits only two round
+    /// trips for the last answer once one has come, and a pause of the router on a busy machine
+    /// lost it.
     fn ping(&self, host: u8, to: &str) -> bool {
-        self.exec(host, &["ping", "-c", "2", "-i", "0.2", "-W", "1", to])
+        self.exec(host, &["ping", "-c", "2", "-i", "0.2", "-w", "5", to])
             .status
             .success()
     }
 
     /// What a ping with a TTL (hop limit) of 1 gets back: the router's time exceeded.
     fn ping_ttl_1(&self, host: u8, to: &str) -> String {
-        let out = self.exec(host, &["ping", "-c", "1", "-W", "1", "-t", "1", to]);
+        let out = self.exec(host, &["ping", "-c", "1", "-w", "5", "-t", "1", to]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -240,7 +243,7 @@ fn real_hosts_route_through_sluice() {
     // Routes change live: without one, traffic stops, and the router says so (net
     // unreachable, from its address on the sender's side); back, it resumes.
     assert_eq!(control(&socket, "route del 10.0.2.0/24"), "ok\n");
-    let unrouted = hosts.exec(1, &["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.0.2.2"]);
+    let unrouted = hosts.exec(1, &["ping", "-c", "2", "-i", "0.2", "-w", "5", "10.0.2.2"]);
     let says = String::from_utf8_lossy(&unrouted.stdout);
     assert!(
         !unrouted.status.success()
@@ -374,7 +377,7 @@ fn the_first_ping_across_the_router_is_not_lost() {
     // Each first echo request finds the far host unresolved: the router holds it, asks (ARP,
     // neighbour solicitation), and sends it on when the answer comes.
     for to in ["10.0.2.2", "fd00:2::2"] {
-        let out = hosts.exec(1, &["ping", "-c", "5", "-i", "0.2", "-W", "2", to]);
+        let out = hosts.exec(1, &["ping", "-c", "5", "-i", "0.2", "-w", "10", to]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains("5 received") && text.contains(" 0% packet loss"),

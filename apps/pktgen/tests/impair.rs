@@ -114,6 +114,30 @@ fn impaired(
 
 fn nothing() {}
 
+/// Why a run failed its check, and whether it shows a pause of the machine that could
+/// explain it.
+struct Failure {
+    why: String,
+    paused: bool,
+}
+
+/// Runs `check` until it passes, up to three times: a failure without a pause fails at once,
+/// and three paused runs in a row fail too. For checks that a pause of either process on a
+/// shared machine (100 ms was seen in CI) can spoil, judged on runs that show none.
+fn unless_paused(check: impl Fn() -> Result<(), Failure>) {
+    let mut paused = Vec::new();
+    while let Err(failure) = check() {
+        assert!(failure.paused, "{}", failure.why);
+        println!("paused, running again");
+        paused.push(failure.why);
+        assert!(
+            paused.len() < 3,
+            "three runs in a row paused:\n{}",
+            paused.join("\n")
+        );
+    }
+}
+
 /// Random loss of 1% over 5 million packets measures 1% within 0.05 percentage points (the
 /// model's own spread over 5M packets is 0.0045 points: the tolerance is for the accounting,
 /// which must be exact).
@@ -171,42 +195,42 @@ fn gilbert_elliott_loss_comes_in_the_bursts_its_parameters_imply() {
 /// (p90 - p50 came out 2 to 16 us wide of the model on a machine whose cores pause 2% to 5%
 /// of the time, p50 - p10 0 to 3.4), so the upper half is bounded from below only.
 /// A packet that was overtaken also leaves a few microseconds late (2 to 5 at this delay).
+/// A pause of 20 ms or more (a packet that late) delays enough packets to move the median
+/// too: such a run is run again.
 #[test]
 fn delay_with_normal_jitter_gives_the_latency_distribution_of_the_model() {
     let pace = ["--rate", "100kpps", "--duration", "3"];
-    let path = impaired("path", "", &pace, None, nothing);
-    let run = impaired(
-        "jitter",
-        "delay 1ms 100us distribution normal seed 4",
-        &pace,
-        None,
-        nothing,
-    );
-    let (p10, p50, p90) = (
-        run.latency_us("p10"),
-        run.latency_us("p50"),
-        run.latency_us("p90"),
-    );
-    let base = path.latency_us("p50");
-    println!("path p50 {base:.1} us; impaired p10 {p10:.1} p50 {p50:.1} p90 {p90:.1} us");
-    assert!(
-        (p50 - base - 1000.0).abs() < 20.0,
-        "median {p50} us, path {base} us:\n{}",
-        run.show()
-    );
-    let half = 1.2816 * 100.0;
-    assert!(
-        ((p50 - p10) - half).abs() < 0.05 * half,
-        "p50 - p10 = {} us:\n{}",
-        p50 - p10,
-        run.show()
-    );
-    assert!(
-        p90 - p50 > 0.95 * half,
-        "p90 - p50 = {} us:\n{}",
-        p90 - p50,
-        run.show()
-    );
+    unless_paused(|| {
+        let path = impaired("path", "", &pace, None, nothing);
+        let run = impaired(
+            "jitter",
+            "delay 1ms 100us distribution normal seed 4",
+            &pace,
+            None,
+            nothing,
+        );
+        let (p10, p50, p90) = (
+            run.latency_us("p10"),
+            run.latency_us("p50"),
+            run.latency_us("p90"),
+        );
+        let base = path.latency_us("p50");
+        println!("path p50 {base:.1} us; impaired p10 {p10:.1} p50 {p50:.1} p90 {p90:.1} us");
+        let half = 1.2816 * 100.0;
+        let why = if (p50 - base - 1000.0).abs() >= 20.0 {
+            format!("median {p50} us, path {base} us")
+        } else if ((p50 - p10) - half).abs() >= 0.05 * half {
+            format!("p50 - p10 = {} us", p50 - p10)
+        } else if p90 - p50 <= 0.95 * half {
+            format!("p90 - p50 = {} us", p90 - p50)
+        } else {
+            return Ok(());
+        };
+        Err(Failure {
+            why: format!("{why}:\n{}\npath:\n{}", run.show(), path.show()),
+            paused: [&path, &run].iter().any(|r| r.latency_us("max") > 20_000.0),
+        })
+    });
 }
 
 /// Duplicates and reordering with a gap: pktgen counts every duplicate sluice-impair made,
@@ -298,15 +322,13 @@ fn corrupted_packets_are_told_by_their_checksums() {
 /// shorter than that; a 67 ms queue once ran dry in CI, when pktgen stopped for about 100 ms,
 /// and the run measured the machine, not the shaper. pktgen does not make up what it could
 /// not send, so a pause long enough to drain this queue shows as an offer 3.4% short (269 ms
-/// of 8 s): a run off the rate with such a shortfall is run again, up to three times in all.
-/// A run off the rate without one fails at once.
+/// of 8 s): a run off the rate with such a shortfall is run again.
 #[test]
 fn a_rate_of_100_megabits_passes_64_byte_frames_at_148_8_kpps() {
     const LIMIT: u64 = 40_000;
     const ASKED_MPPS: f64 = 0.2;
     let expected = 1e8 / (84.0 * 8.0) / 1e6;
-    let mut paused = Vec::new();
-    loop {
+    unless_paused(|| {
         let run = impaired(
             "rate",
             &format!("rate 100mbit overhead 24 limit {LIMIT}"),
@@ -321,17 +343,13 @@ fn a_rate_of_100_megabits_passes_64_byte_frames_at_148_8_kpps() {
         let passed = let_out as f64 / seconds / 1e6;
         println!("offered {offered:.4} Mpps, passed {passed:.5} Mpps over {seconds:.3} s");
         if (passed / expected - 1.0).abs() < 0.01 {
-            return;
+            return Ok(());
         }
-        let failure = format!("{passed} Mpps, not {expected}:\n{}", run.show());
-        assert!(offered < ASKED_MPPS * 0.966, "{failure}");
-        paused.push(failure);
-        assert!(
-            paused.len() < 3,
-            "pktgen paused in three runs in a row:\n{}",
-            paused.join("\n")
-        );
-    }
+        Err(Failure {
+            why: format!("{passed} Mpps, not {expected}:\n{}", run.show()),
+            paused: offered < ASKED_MPPS * 0.966,
+        })
+    });
 }
 
 /// The same seed twice: sluice-impair decides the same fates (its counts), and pktgen sees the

@@ -26,7 +26,9 @@ fn achieved_mpps(rate: &str) -> (f64, String) {
     let out = run_ok(&args);
     let j = json(&json_path);
     let seconds = j["seconds"].as_f64().unwrap();
-    assert!((seconds - 2.0).abs() < 0.1, "ran {seconds} s");
+    // Never short of the duration; past it by at most a pause of the machine, which holds the
+    // sending lcore as it passes its deadline (250 ms under scripts/pauses.sh).
+    assert!((2.0..2.5).contains(&seconds), "ran {seconds} s");
     (j["tx"][0]["mpps"].as_f64().unwrap(), out)
 }
 

@@ -115,7 +115,7 @@ pub fn l3fwd_responder(data: &[u8]) {
         return;
     }
     let mut runner = Runner::new(world.pool.clone());
-    let mut responder = Responder::new(scenario.router.clone()).answer_port_unreachable(u32::MAX);
+    let mut responder = Responder::new(scenario.router.clone()).answer_closed_ports(u32::MAX);
     let run = runner
         .run(&mut responder, &burst)
         .expect("the pool holds a burst");
@@ -182,8 +182,16 @@ fn check_answer(config: &Config, asked: &[u8], answer: &[u8]) {
                 "total length {total}"
             );
             assert_eq!(fold(ones_sum(&ip[..ihl])), 0, "IPv4 header checksum");
-            assert_eq!(ip[9], 1, "ICMP");
-            assert_eq!(fold(ones_sum(&ip[ihl..total])), 0, "ICMP checksum");
+            let message = &ip[ihl..total];
+            match ip[9] {
+                1 => assert_eq!(fold(ones_sum(message)), 0, "ICMP checksum"),
+                6 => {
+                    let pseudo = ones_sum(&ip[12..20]) + 6 + message.len() as u32;
+                    assert_eq!(fold(pseudo + ones_sum(message)), 0, "TCP checksum");
+                    check_reset(message);
+                }
+                other => panic!("an answer of IP protocol {other}"),
+            }
             let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
             assert!(ours_v4.contains(&src), "from {src}");
             assert!(back_to_asker, "back to the MAC that asked");
@@ -195,10 +203,16 @@ fn check_answer(config: &Config, asked: &[u8], answer: &[u8]) {
             );
             let len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
             assert!(40 + len <= ip.len() && len >= 8, "payload length {len}");
-            assert_eq!(ip[6], 58, "ICMPv6");
             let message = &ip[40..40 + len];
-            let sum = ipv6_pseudo_sum(&ip[8..24], &ip[24..40], len, 58) + ones_sum(message);
-            assert_eq!(fold(sum), 0, "ICMPv6 checksum");
+            let sum = ipv6_pseudo_sum(&ip[8..24], &ip[24..40], len, ip[6]) + ones_sum(message);
+            match ip[6] {
+                58 => assert_eq!(fold(sum), 0, "ICMPv6 checksum"),
+                6 => {
+                    assert_eq!(fold(sum), 0, "TCP checksum");
+                    check_reset(message);
+                }
+                other => panic!("an answer of next header {other}"),
+            }
             let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip[8..24]).expect("16 bytes"));
             assert!(ours_v6.contains(&src), "from {src}");
             let neighbour_discovery = matches!(message[0], 135 | 136);
@@ -209,6 +223,14 @@ fn check_answer(config: &Config, asked: &[u8], answer: &[u8]) {
         }
         other => panic!("an answer of EtherType {other:#06x}"),
     }
+}
+
+/// A TCP answer is a bare reset: a 20-byte header with RST, no data, no window.
+fn check_reset(segment: &[u8]) {
+    assert_eq!(segment.len(), 20, "a header alone");
+    assert_eq!(segment[12], 0x50, "no options");
+    assert_eq!(segment[13] & !0x10, 0x04, "RST, with ACK or without");
+    assert_eq!(segment[14..16], [0, 0], "window 0");
 }
 
 /// A burst for [`l3fwd_responder`], into port 0, of what hosts send the router there (its

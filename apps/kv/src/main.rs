@@ -65,9 +65,9 @@ struct Options {
     /// The most of the lcore's packets that handshakes may be, from 0 to 1
     #[arg(long, value_name = "SHARE", default_value_t = 0.05, value_parser = share)]
     handshake_share: f64,
-    /// ICMP port unreachable answers per second and lcore, for UDP to the service's addresses
-    /// on a port other than --udp-port, as a host without that port answers (0: none, they are
-    /// dropped as local)
+    /// Answers per second and lcore to closed ports of the service's addresses, as a host
+    /// gives them: ICMP port unreachable for UDP to a port other than --udp-port, a reset for
+    /// TCP (0: none, they are dropped as local)
     #[arg(long, value_name = "N", default_value_t = 100)]
     icmp_rate: u32,
     /// Seconds between report lines (0: none)
@@ -250,7 +250,7 @@ fn run(mut app: App, options: Options) -> Outcome {
             stages: vec![
                 Box::new(guard),
                 Box::new(stage),
-                Box::new(Responder::new(router.clone()).answer_port_unreachable(options.icmp_rate)),
+                Box::new(Responder::new(router.clone()).answer_closed_ports(options.icmp_rate)),
             ],
             lcore,
             stage_lcore: None,

@@ -118,8 +118,9 @@ struct Options {
     /// ICMP error answers per second and lcore: time exceeded for packets whose TTL or hop
     /// limit runs out, destination unreachable for packets without a route or whose next hop
     /// never answers (from the --addr of the port they came in by; 0: none, they are dropped
-    /// as ttl_exceeded, no_route and no_neighbour); and as many again of port unreachable,
-    /// for UDP to the router's own addresses (else consumed as local)
+    /// as ttl_exceeded, no_route and no_neighbour); and as many again of answers to the
+    /// router's closed ports: port unreachable for UDP, a reset for TCP (else consumed as
+    /// local)
     #[arg(long, value_name = "N", default_value_t = 100)]
     icmp_rate: u32,
     /// Static neighbours, one "IP MAC" per line (# comments)
@@ -575,7 +576,7 @@ fn run(mut app: App, options: Options) -> Outcome {
         let mut stages: Vec<Box<dyn Node>> = Vec::new();
         if responds {
             stages.push(Box::new(
-                Responder::new(router.clone()).answer_port_unreachable(options.icmp_rate),
+                Responder::new(router.clone()).answer_closed_ports(options.icmp_rate),
             ));
         }
         let mut forward = L3Forward::new(

@@ -57,21 +57,25 @@ impl Drop for Hosts {
     }
 }
 
-/// Sends a datagram to port 9 of argv[1] from a connected socket; prints "refused" when the
-/// answer is ICMP port unreachable, "silence" when nothing comes back within 2 s.
-const UDP_TO_A_CLOSED_PORT: &str = r#"
+/// Sends a datagram to port 9 of argv[1] from a connected socket, then opens a TCP connection
+/// to its port 22; prints, for each, "refused" when the answer is ICMP port unreachable or a
+/// reset, "silence" when nothing comes back within 2 s.
+const TO_CLOSED_PORTS: &str = r#"
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.connect((sys.argv[1], 9))
-s.settimeout(2)
-s.send(b"anyone?")
-try:
-    s.recv(100)
-    print("answered")
-except ConnectionRefusedError:
-    print("refused")
-except socket.timeout:
-    print("silence")
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+udp.connect((sys.argv[1], 9))
+udp.settimeout(2)
+udp.send(b"anyone?")
+tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+tcp.settimeout(2)
+for attempt in (lambda: udp.recv(100), lambda: tcp.connect((sys.argv[1], 22))):
+    try:
+        attempt()
+        print("answered")
+    except ConnectionRefusedError:
+        print("refused")
+    except socket.timeout:
+        print("silence")
 "#;
 
 fn control(socket: &Path, command: &str) -> String {
@@ -144,14 +148,14 @@ fn real_hosts_route_through_sluice() {
         expired.contains("From 10.0.1.1") && expired.contains("Time to live exceeded"),
         "{expired}"
     );
-    // UDP to the router itself: the host's own stack hears port unreachable, and a connected
-    // socket reports the port refused.
-    let udp = hosts.exec(1, &["python3", "-c", UDP_TO_A_CLOSED_PORT, "10.0.2.1"]);
+    // UDP and TCP to the router itself: the host's own stack hears port unreachable and a
+    // reset, and its sockets report each port refused.
+    let closed = hosts.exec(1, &["python3", "-c", TO_CLOSED_PORTS, "10.0.2.1"]);
     assert_eq!(
-        String::from_utf8_lossy(&udp.stdout).trim(),
-        "refused",
+        String::from_utf8_lossy(&closed.stdout),
+        "refused\nrefused\n",
         "{}",
-        String::from_utf8_lossy(&udp.stderr)
+        String::from_utf8_lossy(&closed.stderr)
     );
 
     // The far host sees TTL 63 (Linux sends 64) and valid checksums.

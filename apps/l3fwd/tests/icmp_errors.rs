@@ -1,8 +1,8 @@
 //! ICMP errors on real DPDK with net_pcap ports: packets whose TTL or hop limit runs out,
 //! packets the router has no route for, and UDP to the router itself come back out of the
 //! port they came in by as the ICMP time exceeded or destination unreachable message a router
-//! sends, byte for byte against etherparse; ICMP errors and packets beyond the rate are
-//! dropped as `ttl_exceeded`, `no_route` and `local`.
+//! sends, and TCP to the router as a reset, byte for byte against etherparse; ICMP errors,
+//! resets and packets beyond the rate are dropped as `ttl_exceeded`, `no_route` and `local`.
 
 mod common;
 
@@ -179,27 +179,136 @@ fn packets_without_a_route_are_answered_with_destination_unreachable() {
     assert_eq!(total_drops(&stdout), "no_route 1", "{stdout}");
 }
 
+/// A TCP segment between the host's port 40000 and the router's port 22, either way.
+fn tcp_segment(
+    ip: etherparse::IpHeaders,
+    macs: ([u8; 6], [u8; 6]),
+    (from_router, seq, window): (bool, u32, u16),
+    flags: &str,
+    ack: Option<u32>,
+    data: &[u8],
+) -> Vec<u8> {
+    let ports = if from_router {
+        (22, 40000)
+    } else {
+        (40000, 22)
+    };
+    let mut step = PacketBuilder::ethernet2(macs.0, macs.1)
+        .ip(ip)
+        .tcp(ports.0, ports.1, seq, window);
+    for flag in flags.chars() {
+        step = match flag {
+            'S' => step.syn(),
+            'R' => step.rst(),
+            'F' => step.fin(),
+            _ => unreachable!("a flag the tests use"),
+        };
+    }
+    if let Some(n) = ack {
+        step = step.ack(n);
+    }
+    let mut out = Vec::new();
+    step.write(&mut out, data).unwrap();
+    out
+}
+
+fn host_to_router4() -> etherparse::IpHeaders {
+    etherparse::IpHeaders::Ipv4(
+        Ipv4Header::new(0, 64, IpNumber::TCP, HOST, ROUTER).unwrap(),
+        Default::default(),
+    )
+}
+
+fn host_to_router6() -> etherparse::IpHeaders {
+    etherparse::IpHeaders::Ipv6(
+        etherparse::Ipv6Header {
+            hop_limit: 64,
+            source: HOST6,
+            destination: ROUTER6,
+            ..Default::default()
+        },
+        Default::default(),
+    )
+}
+
+/// The reset the router answers with, from its address on port 0 (IPv4 with don't fragment
+/// set, as its other answers).
+fn reset(v6: bool, router_mac: [u8; 6], seq: u32, ack: Option<u32>) -> Vec<u8> {
+    let ip = if v6 {
+        etherparse::IpHeaders::Ipv6(
+            etherparse::Ipv6Header {
+                hop_limit: 64,
+                source: ROUTER6,
+                destination: HOST6,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+    } else {
+        let mut ip = Ipv4Header::new(0, 64, IpNumber::TCP, ROUTER, HOST).unwrap();
+        ip.dont_fragment = true;
+        etherparse::IpHeaders::Ipv4(ip, Default::default())
+    };
+    tcp_segment(ip, (router_mac, HOST_MAC), (true, seq, 0), "R", ack, &[])
+}
+
 #[test]
-fn udp_to_the_router_is_answered_with_port_unreachable_and_tcp_is_consumed() {
+fn closed_ports_of_the_router_answer_udp_with_port_unreachable_and_tcp_with_a_reset() {
     // traceroute's probes to the router itself: the TTL does not matter, the router is the
     // destination.
-    let mut tcp = Vec::new();
-    PacketBuilder::ethernet2(HOST_MAC, PORT0_MAC)
-        .ipv4(HOST, ROUTER, 64)
-        .tcp(40000, 22, 1, 64240)
-        .syn()
-        .write(&mut tcp, &[])
-        .unwrap();
-    let frames = vec![udp4_to(ROUTER, 1), udp6_to(ROUTER6, 64), tcp];
+    let to_router = (HOST_MAC, PORT0_MAC);
+    let frames = vec![
+        udp4_to(ROUTER, 1),
+        udp6_to(ROUTER6, 64),
+        // A SYN: RST and ACK, acknowledging the SYN (RFC 9293 §3.10.7.1).
+        tcp_segment(
+            host_to_router4(),
+            to_router,
+            (false, 1, 64240),
+            "S",
+            None,
+            &[],
+        ),
+        // Data with an ACK: a RST whose sequence number is the ACK's.
+        tcp_segment(
+            host_to_router6(),
+            to_router,
+            (false, 5, 512),
+            "",
+            Some(77),
+            b"hi",
+        ),
+        // A FIN with data: each counts.
+        tcp_segment(
+            host_to_router4(),
+            to_router,
+            (false, 9, 512),
+            "F",
+            None,
+            b"abc",
+        ),
+        // A reset is never answered.
+        tcp_segment(host_to_router4(), to_router, (false, 7, 0), "R", None, &[]),
+    ];
     let (out0, mac0, stdout) = run(&frames, &[]);
     let want = [
         error4(PORT_UNREACHABLE4, &frames[0], mac0),
         error6(PORT_UNREACHABLE6, &frames[1], mac0),
+        reset(false, mac0, 0, Some(2)),
+        reset(true, mac0, 77, None),
+        reset(false, mac0, 0, Some(13)),
     ];
     assert_answers(&out0, &want, &stdout);
     assert_eq!(total_drops(&stdout), "local 1", "{stdout}");
-    // With no ICMP errors asked for, UDP is consumed too.
+    // A segment whose checksum is wrong is consumed unanswered.
+    let mut spoiled = frames[2].clone();
+    let last = spoiled.len() - 1;
+    spoiled[last - 2] ^= 0x01; // in the TCP header's checksum
+    let (out0, _, stdout) = run(&[spoiled], &[]);
+    assert!(out0.is_empty(), "{stdout}");
+    assert_eq!(total_drops(&stdout), "local 1", "{stdout}");
+    // With no answers asked for, UDP and TCP are consumed.
     let (out0, _, stdout) = run(&frames, &["--icmp-rate", "0"]);
     assert!(out0.is_empty(), "{stdout}");
-    assert_eq!(total_drops(&stdout), "local 3", "{stdout}");
+    assert_eq!(total_drops(&stdout), "local 6", "{stdout}");
 }

@@ -63,7 +63,7 @@ impl IcmpError {
 }
 
 /// The TTL or hop limit of the answers, as a host would start them.
-const ANSWER_TTL: u8 = 64;
+pub(super) const ANSWER_TTL: u8 = 64;
 
 /// A token bucket: `rate` answers a second, at most a tenth of a second's worth at once.
 pub struct RateLimit {
@@ -267,7 +267,7 @@ fn make_answer(
 }
 
 /// Sends a frame back to the MAC it came from, from the port's.
-fn address_back(
+pub(super) fn address_back(
     data: &mut [u8],
     peer: ethernet::Address,
     mac: ethernet::Address,

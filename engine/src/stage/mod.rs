@@ -18,6 +18,7 @@ pub mod neighbour;
 pub mod offline;
 pub mod router;
 pub mod table;
+mod tcp_reset;
 
 use crate::mbuf::Mbuf;
 use crate::mempool::Mempool;

@@ -7,6 +7,7 @@
 use super::icmp_error::{self, IcmpError, RateLimit};
 use super::neighbour::{Lookup, Request, Resolver};
 use super::table::{FlowKey4, FlowKey6, Lpm6, LpmReader, RouteTable, DENIED, NO_ROUTE};
+use super::tcp_reset;
 use super::{Action, Context, Held, Node, Stage};
 use crate::mbuf::{Mbuf, MAX_BURST};
 use crate::net::ethernet::{self, Address, AddressPair, EtherType, Frame};
@@ -1234,37 +1235,52 @@ impl Drop for L3Forward {
 
 /// Answers ARP requests, neighbour solicitations and ICMP/ICMPv6 echo requests for the
 /// router's own addresses, learns neighbours from ARP and neighbour discovery, and consumes
-/// whatever else is addressed to the router (UDP with port unreachable, if asked); every
-/// other packet goes on to the next stage untouched.
+/// whatever else is addressed to the router (UDP with port unreachable and TCP with a reset,
+/// if asked); every other packet goes on to the next stage untouched.
 pub struct Responder {
     router: Arc<Router>,
-    /// Answers UDP to the router with ICMP port unreachable, and how many a second.
-    port_unreachable: Option<RateLimit>,
+    /// Answers UDP and TCP to the router's closed ports, and how many a second.
+    closed_ports: Option<RateLimit>,
 }
 
 impl Responder {
     pub fn new(router: Arc<Router>) -> Responder {
         Responder {
             router,
-            port_unreachable: None,
+            closed_ports: None,
         }
     }
 
-    /// Answers UDP datagrams to the router's addresses with ICMP (ICMPv6) port unreachable, as
-    /// a host without the port would (RFC 1122 §4.1.3.1, RFC 4443 §3.1), so that traceroute to
-    /// the router ends at it; at most `per_second` a second, under the limits of RFC 1812
-    /// §4.3.2.7. The rest are consumed as `local`. Zero answers none.
-    pub fn answer_port_unreachable(mut self, per_second: u32) -> Responder {
-        self.port_unreachable = (per_second > 0).then(|| RateLimit::per_second(per_second));
+    /// Answers what comes to the router's addresses for a port, where nothing listens, as a
+    /// host does: UDP with ICMP (ICMPv6) port unreachable (RFC 1122 §4.1.3.1, RFC 4443 §3.1),
+    /// so that traceroute to the router ends at it, under the limits of RFC 1812 §4.3.2.7;
+    /// TCP with a reset (RFC 9293 §3.10.7.1), so that a connection is refused at once. At
+    /// most `per_second` a second of the two together; the rest are consumed as `local`.
+    /// Zero answers none.
+    pub fn answer_closed_ports(mut self, per_second: u32) -> Responder {
+        self.closed_ports = (per_second > 0).then(|| RateLimit::per_second(per_second));
         self
+    }
+
+    /// Rewrites a TCP segment to our address into its reset, if asked and due; else it is
+    /// consumed.
+    fn tcp_to_us(&mut self, m: &mut Mbuf) -> Action {
+        let rx = m.port();
+        let (Some(limit), Some(port)) = (self.closed_ports.as_mut(), self.router.port(rx)) else {
+            return Action::drop(reasons().local);
+        };
+        if tcp_reset::answer(m, port.mac, limit) {
+            Action::tx(rx)
+        } else {
+            Action::drop(reasons().local)
+        }
     }
 
     /// Rewrites a UDP datagram to our address `to` into its port unreachable, if asked and the
     /// rate and the RFCs' limits allow; else it is consumed.
     fn udp_to_us(&mut self, m: &mut Mbuf, to: IpAddr) -> Action {
         let rx = m.port();
-        let (Some(limit), Some(port)) = (self.port_unreachable.as_mut(), self.router.port(rx))
-        else {
+        let (Some(limit), Some(port)) = (self.closed_ports.as_mut(), self.router.port(rx)) else {
             return Action::drop(reasons().local);
         };
         let error = IcmpError::PortUnreachable;
@@ -1317,7 +1333,7 @@ impl Responder {
     }
 
     /// An IPv4 packet to one of our addresses: an echo request is answered, UDP with port
-    /// unreachable if asked, the rest consumed.
+    /// unreachable and TCP with a reset if asked, the rest consumed.
     fn local_v4(&mut self, m: &mut Mbuf) -> Action {
         let rx = m.port();
         let data = m.data_mut();
@@ -1337,8 +1353,10 @@ impl Responder {
         if ipv4::is_martian(src) && !src.is_link_local() {
             return Action::drop(reasons().martian);
         }
-        if ip.protocol() == ipv4::protocol::UDP {
-            return self.udp_to_us(m, IpAddr::V4(dst));
+        match ip.protocol() {
+            ipv4::protocol::UDP => return self.udp_to_us(m, IpAddr::V4(dst)),
+            ipv4::protocol::TCP => return self.tcp_to_us(m),
+            _ => {}
         }
         if ip.protocol() != ipv4::protocol::ICMP {
             return Action::drop(reasons().local);
@@ -1426,7 +1444,7 @@ impl Responder {
     }
 
     /// An IPv6 packet to one of our addresses: an echo request is answered, UDP with port
-    /// unreachable if asked, the rest consumed.
+    /// unreachable and TCP with a reset if asked, the rest consumed.
     fn local_v6(&mut self, m: &mut Mbuf) -> Action {
         let rx = m.port();
         let data = m.data_mut();
@@ -1446,8 +1464,10 @@ impl Responder {
         if ipv6::is_martian(&src) && !src.is_unicast_link_local() {
             return Action::drop(reasons().martian);
         }
-        if ip.next_header() == ipv4::protocol::UDP {
-            return self.udp_to_us(m, IpAddr::V6(dst));
+        match ip.next_header() {
+            ipv4::protocol::UDP => return self.udp_to_us(m, IpAddr::V6(dst)),
+            ipv4::protocol::TCP => return self.tcp_to_us(m),
+            _ => {}
         }
         if ip.next_header() != icmpv6::NEXT_HEADER {
             return Action::drop(reasons().local);

@@ -244,12 +244,15 @@ fn a_real_host_uses_the_appliance() {
 
     // The control side: figures on the telemetry socket, and a flush.
     assert_eq!(hosts.cli("10.0.1.1", &["put", "colour", "green"]).1, "OK\n");
-    std::thread::sleep(Duration::from_millis(1200)); // the stage publishes once a second
-    let stats = telemetry(&hosts.0, "/kv/stats");
-    assert!(
-        stats.contains("\"keys 1\"") && stats.contains("\"put 2\""),
-        "{stats}"
-    );
+    // The stage publishes once a second: asked until it has (or 5 s, for a paused machine).
+    let published = |stats: &str| stats.contains("\"keys 1\"") && stats.contains("\"put 2\"");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut stats = telemetry(&hosts.0, "/kv/stats");
+    while !published(&stats) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        stats = telemetry(&hosts.0, "/kv/stats");
+    }
+    assert!(published(&stats), "{stats}");
     assert!(telemetry(&hosts.0, "/kv/flush").contains("sent"));
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(hosts.cli("10.0.1.1", &["get", "colour"]).0, 1, "flushed");

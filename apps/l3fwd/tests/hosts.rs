@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const NETNS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/netns.sh");
 
@@ -234,7 +234,15 @@ fn real_hosts_route_through_sluice() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // The client starts once the server listens (or after 5 s, for a paused machine).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let listening = hosts.exec(2, &["ss", "-Hltn", "sport = :5201"]);
+        if !listening.stdout.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let client = hosts.exec(1, &["iperf3", "-c", "10.0.2.2", "-t", "3"]);
     let _ = server.wait();
     assert!(

@@ -65,9 +65,9 @@ struct Options {
     /// The most of the lcore's packets that handshakes may be, from 0 to 1
     #[arg(long, value_name = "SHARE", default_value_t = 0.05, value_parser = share)]
     handshake_share: f64,
-    /// Answers per second and lcore to closed ports of the service's addresses, as a host
+    /// Answers per second and lcore to what the service's addresses do not serve, as a host
     /// gives them: ICMP port unreachable for UDP to a port other than --udp-port, a reset for
-    /// TCP (0: none, they are dropped as local)
+    /// TCP, protocol unreachable for other transports (0: none, they are dropped as local)
     #[arg(long, value_name = "N", default_value_t = 100)]
     icmp_rate: u32,
     /// Seconds between report lines (0: none)

@@ -118,9 +118,9 @@ struct Options {
     /// ICMP error answers per second and lcore: time exceeded for packets whose TTL or hop
     /// limit runs out, destination unreachable for packets without a route or whose next hop
     /// never answers (from the --addr of the port they came in by; 0: none, they are dropped
-    /// as ttl_exceeded, no_route and no_neighbour); and as many again of answers to the
-    /// router's closed ports: port unreachable for UDP, a reset for TCP (else consumed as
-    /// local)
+    /// as ttl_exceeded, no_route and no_neighbour); and as many again of answers to what the
+    /// router does not serve: port unreachable for UDP, a reset for TCP, protocol unreachable
+    /// for other transports (else consumed as local)
     #[arg(long, value_name = "N", default_value_t = 100)]
     icmp_rate: u32,
     /// Static neighbours, one "IP MAC" per line (# comments)

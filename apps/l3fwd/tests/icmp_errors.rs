@@ -1,7 +1,8 @@
 //! ICMP errors on real DPDK with net_pcap ports: packets whose TTL or hop limit runs out,
 //! packets the router has no route for, and UDP to the router itself come back out of the
 //! port they came in by as the ICMP time exceeded or destination unreachable message a router
-//! sends, and TCP to the router as a reset, byte for byte against etherparse; ICMP errors,
+//! sends, TCP to the router as a reset, and other transports to the router as protocol
+//! unreachable (IPv6: parameter problem), byte for byte against etherparse; ICMP errors,
 //! resets and packets beyond the rate are dropped as `ttl_exceeded`, `no_route` and `local`.
 
 mod common;
@@ -250,6 +251,65 @@ fn reset(v6: bool, router_mac: [u8; 6], seq: u32, ack: Option<u32>) -> Vec<u8> {
         etherparse::IpHeaders::Ipv4(ip, Default::default())
     };
     tcp_segment(ip, (router_mac, HOST_MAC), (true, seq, 0), "R", ack, &[])
+}
+
+/// A packet of IP protocol (next header) `protocol` from the host to the router.
+fn to_router_over(v6: bool, protocol: u8) -> Vec<u8> {
+    let ip = if v6 {
+        host_to_router6()
+    } else {
+        host_to_router4()
+    };
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(HOST_MAC, PORT0_MAC)
+        .ip(ip)
+        .write(
+            &mut out,
+            IpNumber(protocol),
+            b"not a transport the router speaks",
+        )
+        .unwrap();
+    out
+}
+
+/// An IPv6 packet from the host to the router whose next header is `next` with nothing of it
+/// after the fixed header (etherparse builds no such packet: the byte is written here).
+fn to_router_next_header(next: u8) -> Vec<u8> {
+    let mut out = to_router_over(true, 47);
+    out[14 + 6] = next;
+    out
+}
+
+const PROTOCOL_UNREACHABLE4: Icmpv4Type =
+    Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Protocol);
+/// RFC 8200 §4: the pointer is the offset of the next header field, 6 in the fixed header.
+const UNRECOGNIZED_NEXT_HEADER6: Icmpv6Type =
+    Icmpv6Type::ParameterProblem(icmpv6::ParameterProblemHeader {
+        code: icmpv6::ParameterProblemCode::UnrecognizedNextHeader,
+        pointer: 6,
+    });
+
+#[test]
+fn transports_the_router_does_not_speak_are_answered_with_protocol_unreachable() {
+    const GRE: u8 = 47;
+    let frames = vec![
+        to_router_over(false, GRE),
+        to_router_over(true, GRE),
+        // Extension headers, which the router does not walk, and no next header: consumed.
+        to_router_next_header(0),
+        to_router_next_header(44),
+        to_router_next_header(59),
+    ];
+    let (out0, mac0, stdout) = run(&frames, &[]);
+    let want = [
+        error4(PROTOCOL_UNREACHABLE4, &frames[0], mac0),
+        error6(UNRECOGNIZED_NEXT_HEADER6, &frames[1], mac0),
+    ];
+    assert_answers(&out0, &want, &stdout);
+    assert_eq!(total_drops(&stdout), "local 3", "{stdout}");
+    let (out0, _, stdout) = run(&frames, &["--icmp-rate", "0"]);
+    assert!(out0.is_empty(), "{stdout}");
+    assert_eq!(total_drops(&stdout), "local 5", "{stdout}");
 }
 
 #[test]

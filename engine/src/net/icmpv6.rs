@@ -12,6 +12,7 @@ pub const NEXT_HEADER: u8 = 58;
 
 pub const DESTINATION_UNREACHABLE: u8 = 1;
 pub const TIME_EXCEEDED: u8 = 3;
+pub const PARAMETER_PROBLEM: u8 = 4;
 pub const ECHO_REQUEST: u8 = 128;
 pub const ECHO_REPLY: u8 = 129;
 pub const NEIGHBOUR_SOLICITATION: u8 = 135;

@@ -101,6 +101,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// The next header value that says nothing follows (RFC 8200 §4.7).
+pub const NO_NEXT_HEADER: u8 = 59;
+
+/// Whether a next header value names an extension header: IANA's "IPv6 Extension Header
+/// Types" (hop-by-hop options, routing, fragment, ESP, AH, destination options, mobility,
+/// HIP, shim6 and the two for experiments).
+pub fn is_extension_header(next_header: u8) -> bool {
+    matches!(
+        next_header,
+        0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254
+    )
+}
+
 /// Whether a router must not forward a packet from or to `addr` (RFC 4291): the unspecified
 /// address (§2.5.2), loopback (§2.5.3), link-local unicast fe80::/10 (§2.5.6) and multicast
 /// ff00::/8 (§2.7; Sluice routes unicast only).

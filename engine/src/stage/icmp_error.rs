@@ -1,8 +1,9 @@
 //! The ICMP errors a router sends (RFC 792, RFC 4443): time exceeded for packets whose TTL or
 //! hop limit runs out in the router (RFC 1812 §5.3.1, RFC 4443 §3.3), and destination
 //! unreachable for packets it has no route for or whose next hop does not answer (RFC 1812
-//! §5.2.7.1, RFC 4443 §3.1, RFC 4861 §7.2.2), and port unreachable for UDP to the router
-//! itself (RFC 1122 §4.1.3.1). All under
+//! §5.2.7.1, RFC 4443 §3.1, RFC 4861 §7.2.2), and port and protocol unreachable for UDP and
+//! other transports to the router itself (RFC 1122 §4.1.3.1 and §3.2.2.1, RFC 8200 §4). All
+//! under
 //! the limits RFC 1812 §4.3.2.7 and RFC 4443 §2.4 put on ICMP errors: none for an ICMP error, a
 //! fragment other than the first, a packet to a multicast or broadcast address or in a
 //! link-layer multicast frame, or one whose source is not a unicast host; and no more than a
@@ -38,6 +39,10 @@ pub enum IcmpError {
     /// A UDP datagram to the router itself, which serves no UDP port: "port unreachable"
     /// (IPv4 code 3, ICMPv6 code 4).
     PortUnreachable,
+    /// A packet to the router itself of a transport it does not speak: IPv4's "protocol
+    /// unreachable" (code 2); ICMPv6's parameter problem "unrecognized next header" (code 1),
+    /// pointing at the fixed header's next header field (RFC 8200 §4).
+    ProtocolUnreachable,
 }
 
 impl IcmpError {
@@ -48,6 +53,7 @@ impl IcmpError {
             IcmpError::NoRoute => (icmp::DESTINATION_UNREACHABLE, 0),
             IcmpError::NoNeighbour => (icmp::DESTINATION_UNREACHABLE, 1),
             IcmpError::PortUnreachable => (icmp::DESTINATION_UNREACHABLE, 3),
+            IcmpError::ProtocolUnreachable => (icmp::DESTINATION_UNREACHABLE, 2),
         }
     }
 
@@ -58,9 +64,21 @@ impl IcmpError {
             IcmpError::NoRoute => (icmpv6::DESTINATION_UNREACHABLE, 0),
             IcmpError::NoNeighbour => (icmpv6::DESTINATION_UNREACHABLE, 3),
             IcmpError::PortUnreachable => (icmpv6::DESTINATION_UNREACHABLE, 4),
+            IcmpError::ProtocolUnreachable => (icmpv6::PARAMETER_PROBLEM, 1),
+        }
+    }
+
+    /// The ICMPv6 header's last four bytes: a parameter problem's pointer, else unused.
+    fn v6_rest(self) -> u32 {
+        match self {
+            IcmpError::ProtocolUnreachable => NEXT_HEADER_AT,
+            _ => 0,
         }
     }
 }
+
+/// Where the next header field is in IPv6's fixed header.
+const NEXT_HEADER_AT: u32 = 6;
 
 /// The TTL or hop limit of the answers, as a host would start them.
 pub(super) const ANSWER_TTL: u8 = 64;
@@ -126,7 +144,7 @@ pub fn answer_v4(
     if !limit.take() {
         return false;
     }
-    let Some(data) = make_answer(m, ipv4::MIN_HEADER_LEN, error.v4(), quote) else {
+    let Some(data) = make_answer(m, ipv4::MIN_HEADER_LEN, error.v4(), 0, quote) else {
         return false;
     };
     let ip_at = ethernet::HEADER_LEN;
@@ -165,7 +183,7 @@ pub fn answer_v6(
     if !limit.take() {
         return false;
     }
-    let Some(data) = make_answer(m, ipv6::HEADER_LEN, error.v6(), quote) else {
+    let Some(data) = make_answer(m, ipv6::HEADER_LEN, error.v6(), error.v6_rest(), quote) else {
         return false;
     };
     let ip_at = ethernet::HEADER_LEN;
@@ -245,13 +263,14 @@ fn eligible_v6(data: &[u8]) -> Option<(ethernet::Address, Ipv6Addr, usize)> {
 }
 
 /// Reshapes `m` into the frame of an answer: an Ethernet header, room for an IP header of
-/// `ip_len` bytes, the error header of ICMP type and code `kind` (checksum zero), then the
-/// first `quote` bytes of the packet's IP datagram. Returns the frame, or None if the mbuf
-/// cannot take it.
+/// `ip_len` bytes, the error header of ICMP type and code `kind` (checksum zero) ending in
+/// `rest`, then the first `quote` bytes of the packet's IP datagram. Returns the frame, or
+/// None if the mbuf cannot take it.
 fn make_answer(
     m: &mut Mbuf,
     ip_len: usize,
     (kind, code): (u8, u8),
+    rest: u32,
     quote: usize,
 ) -> Option<&mut [u8]> {
     let ip_at = ethernet::HEADER_LEN;
@@ -261,8 +280,9 @@ fn make_answer(
     }
     let data = m.data_mut();
     data.copy_within(ip_at..ip_at + quote, message_at + ERROR_HEADER_LEN);
-    data[message_at..message_at + ERROR_HEADER_LEN]
-        .copy_from_slice(&[kind, code, 0, 0, 0, 0, 0, 0]);
+    let header = &mut data[message_at..message_at + ERROR_HEADER_LEN];
+    header[..4].copy_from_slice(&[kind, code, 0, 0]);
+    header[4..].copy_from_slice(&rest.to_be_bytes());
     Some(data)
 }
 

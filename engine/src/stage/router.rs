@@ -1235,8 +1235,9 @@ impl Drop for L3Forward {
 
 /// Answers ARP requests, neighbour solicitations and ICMP/ICMPv6 echo requests for the
 /// router's own addresses, learns neighbours from ARP and neighbour discovery, and consumes
-/// whatever else is addressed to the router (UDP with port unreachable and TCP with a reset,
-/// if asked); every other packet goes on to the next stage untouched.
+/// whatever else is addressed to the router (if asked, UDP with port unreachable, TCP with a
+/// reset and other transports with protocol unreachable); every other packet goes on to the
+/// next stage untouched.
 pub struct Responder {
     router: Arc<Router>,
     /// Answers UDP and TCP to the router's closed ports, and how many a second.
@@ -1254,9 +1255,10 @@ impl Responder {
     /// Answers what comes to the router's addresses for a port, where nothing listens, as a
     /// host does: UDP with ICMP (ICMPv6) port unreachable (RFC 1122 §4.1.3.1, RFC 4443 §3.1),
     /// so that traceroute to the router ends at it, under the limits of RFC 1812 §4.3.2.7;
-    /// TCP with a reset (RFC 9293 §3.10.7.1), so that a connection is refused at once. At
-    /// most `per_second` a second of the two together; the rest are consumed as `local`.
-    /// Zero answers none.
+    /// TCP with a reset (RFC 9293 §3.10.7.1), so that a connection is refused at once; and a
+    /// transport other than ICMP, UDP and TCP with protocol unreachable (RFC 1122 §3.2.2.1;
+    /// ICMPv6 parameter problem, RFC 8200 §4). At most `per_second` a second of them all
+    /// together; the rest are consumed as `local`. Zero answers none.
     pub fn answer_closed_ports(mut self, per_second: u32) -> Responder {
         self.closed_ports = (per_second > 0).then(|| RateLimit::per_second(per_second));
         self
@@ -1276,14 +1278,13 @@ impl Responder {
         }
     }
 
-    /// Rewrites a UDP datagram to our address `to` into its port unreachable, if asked and the
-    /// rate and the RFCs' limits allow; else it is consumed.
-    fn udp_to_us(&mut self, m: &mut Mbuf, to: IpAddr) -> Action {
+    /// Rewrites a packet to our address `to`, for a port or transport we do not serve, into
+    /// its ICMP `error`, if asked and the rate and the RFCs' limits allow; else it is consumed.
+    fn unserved(&mut self, m: &mut Mbuf, to: IpAddr, error: IcmpError) -> Action {
         let rx = m.port();
         let (Some(limit), Some(port)) = (self.closed_ports.as_mut(), self.router.port(rx)) else {
             return Action::drop(reasons().local);
         };
-        let error = IcmpError::PortUnreachable;
         let answered = match to {
             IpAddr::V4(to) => icmp_error::answer_v4(m, error, port.mac, |_| Some(to), &[], limit),
             IpAddr::V6(to) => icmp_error::answer_v6(m, error, port.mac, |_| Some(to), limit),
@@ -1332,8 +1333,9 @@ impl Responder {
         }
     }
 
-    /// An IPv4 packet to one of our addresses: an echo request is answered, UDP with port
-    /// unreachable and TCP with a reset if asked, the rest consumed.
+    /// An IPv4 packet to one of our addresses: an echo request is answered; if asked, UDP with
+    /// port unreachable, TCP with a reset and other transports with protocol unreachable; the
+    /// rest is consumed.
     fn local_v4(&mut self, m: &mut Mbuf) -> Action {
         let rx = m.port();
         let data = m.data_mut();
@@ -1353,13 +1355,12 @@ impl Responder {
         if ipv4::is_martian(src) && !src.is_link_local() {
             return Action::drop(reasons().martian);
         }
+        let to = IpAddr::V4(dst);
         match ip.protocol() {
-            ipv4::protocol::UDP => return self.udp_to_us(m, IpAddr::V4(dst)),
+            ipv4::protocol::ICMP => {}
+            ipv4::protocol::UDP => return self.unserved(m, to, IcmpError::PortUnreachable),
             ipv4::protocol::TCP => return self.tcp_to_us(m),
-            _ => {}
-        }
-        if ip.protocol() != ipv4::protocol::ICMP {
-            return Action::drop(reasons().local);
+            _ => return self.unserved(m, to, IcmpError::ProtocolUnreachable),
         }
         match icmp::Message::new_checked(ip.payload_mut()) {
             Ok(mut msg)
@@ -1443,8 +1444,9 @@ impl Responder {
         }
     }
 
-    /// An IPv6 packet to one of our addresses: an echo request is answered, UDP with port
-    /// unreachable and TCP with a reset if asked, the rest consumed.
+    /// An IPv6 packet to one of our addresses: an echo request is answered; if asked, UDP with
+    /// port unreachable, TCP with a reset and other transports with an unrecognized next
+    /// header; the rest (extension headers, which it does not walk) is consumed.
     fn local_v6(&mut self, m: &mut Mbuf) -> Action {
         let rx = m.port();
         let data = m.data_mut();
@@ -1464,13 +1466,14 @@ impl Responder {
         if ipv6::is_martian(&src) && !src.is_unicast_link_local() {
             return Action::drop(reasons().martian);
         }
+        let to = IpAddr::V6(dst);
         match ip.next_header() {
-            ipv4::protocol::UDP => return self.udp_to_us(m, IpAddr::V6(dst)),
+            icmpv6::NEXT_HEADER => {}
+            ipv4::protocol::UDP => return self.unserved(m, to, IcmpError::PortUnreachable),
             ipv4::protocol::TCP => return self.tcp_to_us(m),
-            _ => {}
-        }
-        if ip.next_header() != icmpv6::NEXT_HEADER {
-            return Action::drop(reasons().local);
+            ipv6::NO_NEXT_HEADER => return Action::drop(reasons().local),
+            next if ipv6::is_extension_header(next) => return Action::drop(reasons().local),
+            _ => return self.unserved(m, to, IcmpError::ProtocolUnreachable),
         }
         let (header, message) = rest[..end].split_at_mut(ipv6::HEADER_LEN);
         let is_request = message.len() >= icmpv6::HEADER_LEN

@@ -101,6 +101,14 @@ fn assert_answers(out0: &[Vec<u8>], want: &[Vec<u8>], stdout: &str) {
     }
 }
 
+/// With `--icmp-rate 0`, no frame of `frames` is answered, and the account's drops are
+/// `drops`.
+fn assert_none_answered(frames: &[Vec<u8>], drops: &str) {
+    let (out0, _, stdout) = run(frames, &["--icmp-rate", "0"]);
+    assert!(out0.is_empty(), "{stdout}");
+    assert_eq!(total_drops(&stdout), drops, "{stdout}");
+}
+
 /// Runs the router with addresses on port 0 over `frames` into port 0; returns what port 0
 /// sent, port 0's MAC and the final account.
 fn run(frames: &[Vec<u8>], extra: &[&str]) -> (Vec<Vec<u8>>, [u8; 6], String) {
@@ -151,9 +159,7 @@ fn answers_beyond_the_rate_are_dropped_as_ttl_exceeded() {
     assert_eq!(out0, [error4(TIME_EXCEEDED4, &frames[0], mac0)], "{stdout}");
     assert_eq!(total_drops(&stdout), "ttl_exceeded 2", "{stdout}");
     // And none at all with a rate of zero.
-    let (out0, _, stdout) = run(&frames, &["--icmp-rate", "0"]);
-    assert!(out0.is_empty(), "{stdout}");
-    assert_eq!(total_drops(&stdout), "ttl_exceeded 3", "{stdout}");
+    assert_none_answered(&frames, "ttl_exceeded 3");
 }
 
 #[test]
@@ -307,9 +313,7 @@ fn transports_the_router_does_not_speak_are_answered_with_protocol_unreachable()
     ];
     assert_answers(&out0, &want, &stdout);
     assert_eq!(total_drops(&stdout), "local 3", "{stdout}");
-    let (out0, _, stdout) = run(&frames, &["--icmp-rate", "0"]);
-    assert!(out0.is_empty(), "{stdout}");
-    assert_eq!(total_drops(&stdout), "local 5", "{stdout}");
+    assert_none_answered(&frames, "local 5");
 }
 
 #[test]
@@ -368,7 +372,5 @@ fn closed_ports_of_the_router_answer_udp_with_port_unreachable_and_tcp_with_a_re
     assert!(out0.is_empty(), "{stdout}");
     assert_eq!(total_drops(&stdout), "local 1", "{stdout}");
     // With no answers asked for, UDP and TCP are consumed.
-    let (out0, _, stdout) = run(&frames, &["--icmp-rate", "0"]);
-    assert!(out0.is_empty(), "{stdout}");
-    assert_eq!(total_drops(&stdout), "local 6", "{stdout}");
+    assert_none_answered(&frames, "local 6");
 }

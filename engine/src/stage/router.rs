@@ -1264,30 +1264,21 @@ impl Responder {
         self
     }
 
-    /// Rewrites a TCP segment to our address into its reset, if asked and due; else it is
-    /// consumed.
-    fn tcp_to_us(&mut self, m: &mut Mbuf) -> Action {
+    /// Rewrites a packet to our address, for a port or transport we do not serve, into its
+    /// `answer`, if asked and the rate and the RFCs' limits allow; else it is consumed.
+    fn unserved(&mut self, m: &mut Mbuf, answer: Unserved) -> Action {
         let rx = m.port();
         let (Some(limit), Some(port)) = (self.closed_ports.as_mut(), self.router.port(rx)) else {
             return Action::drop(reasons().local);
         };
-        if tcp_reset::answer(m, port.mac, limit) {
-            Action::tx(rx)
-        } else {
-            Action::drop(reasons().local)
-        }
-    }
-
-    /// Rewrites a packet to our address `to`, for a port or transport we do not serve, into
-    /// its ICMP `error`, if asked and the rate and the RFCs' limits allow; else it is consumed.
-    fn unserved(&mut self, m: &mut Mbuf, to: IpAddr, error: IcmpError) -> Action {
-        let rx = m.port();
-        let (Some(limit), Some(port)) = (self.closed_ports.as_mut(), self.router.port(rx)) else {
-            return Action::drop(reasons().local);
-        };
-        let answered = match to {
-            IpAddr::V4(to) => icmp_error::answer_v4(m, error, port.mac, |_| Some(to), &[], limit),
-            IpAddr::V6(to) => icmp_error::answer_v6(m, error, port.mac, |_| Some(to), limit),
+        let answered = match answer {
+            Unserved::Icmp(IpAddr::V4(to), error) => {
+                icmp_error::answer_v4(m, error, port.mac, |_| Some(to), &[], limit)
+            }
+            Unserved::Icmp(IpAddr::V6(to), error) => {
+                icmp_error::answer_v6(m, error, port.mac, |_| Some(to), limit)
+            }
+            Unserved::Reset => tcp_reset::answer(m, port.mac, limit),
         };
         if answered {
             Action::tx(rx)
@@ -1358,9 +1349,11 @@ impl Responder {
         let to = IpAddr::V4(dst);
         match ip.protocol() {
             ipv4::protocol::ICMP => {}
-            ipv4::protocol::UDP => return self.unserved(m, to, IcmpError::PortUnreachable),
-            ipv4::protocol::TCP => return self.tcp_to_us(m),
-            _ => return self.unserved(m, to, IcmpError::ProtocolUnreachable),
+            ipv4::protocol::UDP => {
+                return self.unserved(m, Unserved::Icmp(to, IcmpError::PortUnreachable))
+            }
+            ipv4::protocol::TCP => return self.unserved(m, Unserved::Reset),
+            _ => return self.unserved(m, Unserved::Icmp(to, IcmpError::ProtocolUnreachable)),
         }
         match icmp::Message::new_checked(ip.payload_mut()) {
             Ok(mut msg)
@@ -1469,11 +1462,13 @@ impl Responder {
         let to = IpAddr::V6(dst);
         match ip.next_header() {
             icmpv6::NEXT_HEADER => {}
-            ipv4::protocol::UDP => return self.unserved(m, to, IcmpError::PortUnreachable),
-            ipv4::protocol::TCP => return self.tcp_to_us(m),
+            ipv4::protocol::UDP => {
+                return self.unserved(m, Unserved::Icmp(to, IcmpError::PortUnreachable))
+            }
+            ipv4::protocol::TCP => return self.unserved(m, Unserved::Reset),
             ipv6::NO_NEXT_HEADER => return Action::drop(reasons().local),
             next if ipv6::is_extension_header(next) => return Action::drop(reasons().local),
-            _ => return self.unserved(m, to, IcmpError::ProtocolUnreachable),
+            _ => return self.unserved(m, Unserved::Icmp(to, IcmpError::ProtocolUnreachable)),
         }
         let (header, message) = rest[..end].split_at_mut(ipv6::HEADER_LEN);
         let is_request = message.len() >= icmpv6::HEADER_LEN
@@ -1496,6 +1491,14 @@ impl Responder {
         frame.set_addresses(&AddressPair::new(to, from));
         Action::tx(rx)
     }
+}
+
+/// How the router answers a packet to its own address that it does not serve.
+enum Unserved {
+    /// This ICMP (ICMPv6) error, from this address of ours.
+    Icmp(IpAddr, IcmpError),
+    /// A TCP reset.
+    Reset,
 }
 
 /// Whether an IPv6 packet carries a neighbour solicitation or advertisement.

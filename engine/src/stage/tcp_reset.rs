@@ -9,32 +9,38 @@ use super::icmp_error::{address_back, RateLimit, ANSWER_TTL};
 use crate::mbuf::Mbuf;
 use crate::net::ethernet::{self, EtherType, Frame};
 use crate::net::{checksum, ipv4, ipv6, tcp};
-use std::net::IpAddr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// An answer: a 20-byte TCP header after the IP header, no options, no data.
 const RESET_LEN: usize = tcp::HEADER_LEN;
+
+/// The reset's source (our address) and destination, of one family.
+enum Ends {
+    V4(Ipv4Addr, Ipv4Addr),
+    V6(Ipv6Addr, Ipv6Addr),
+}
 
 /// Rewrites a TCP segment to one of the router's addresses into its reset, back out of the
 /// port it came in by (whose MAC is `mac`), if one is due and `limit` allows: true if it was
 /// rewritten, false if it is left as it was.
 pub fn answer(m: &mut Mbuf, mac: ethernet::Address, limit: &mut RateLimit) -> bool {
-    let Some((peer, from, to, reset)) = reset_due(m.data()) else {
+    let Some((peer, ends, reset)) = reset_due(m.data()) else {
         return false;
     };
     if !limit.take() {
         return false;
     }
-    let ip_len = match from {
-        IpAddr::V4(_) => ipv4::MIN_HEADER_LEN,
-        IpAddr::V6(_) => ipv6::HEADER_LEN,
+    let ip_len = match ends {
+        Ends::V4(..) => ipv4::MIN_HEADER_LEN,
+        Ends::V6(..) => ipv6::HEADER_LEN,
     };
     let tcp_at = ethernet::HEADER_LEN + ip_len;
     if !m.resize(tcp_at + RESET_LEN) {
         return false;
     }
     let data = m.data_mut();
-    let (pseudo, ethertype) = match (from, to) {
-        (IpAddr::V4(from), IpAddr::V4(to)) => {
+    let (pseudo, ethertype) = match ends {
+        Ends::V4(from, to) => {
             let header = ipv4::Repr {
                 src: from,
                 dst: to,
@@ -48,7 +54,7 @@ pub fn answer(m: &mut Mbuf, mac: ethernet::Address, limit: &mut RateLimit) -> bo
             let pseudo = checksum::pseudo_v4(from, to, ipv4::protocol::TCP, RESET_LEN as u16);
             (pseudo, EtherType::IPV4)
         }
-        (IpAddr::V6(from), IpAddr::V6(to)) => {
+        Ends::V6(from, to) => {
             let header = ipv6::Repr {
                 src: from,
                 dst: to,
@@ -62,7 +68,6 @@ pub fn answer(m: &mut Mbuf, mac: ethernet::Address, limit: &mut RateLimit) -> bo
             let pseudo = checksum::pseudo_v6(&from, &to, ipv4::protocol::TCP, RESET_LEN as u32);
             (pseudo, EtherType::IPV6)
         }
-        _ => unreachable!("the addresses of one packet are of one family"),
     };
     let segment = &mut data[tcp_at..];
     reset.emit(segment).expect("resized to hold it");
@@ -72,13 +77,13 @@ pub fn answer(m: &mut Mbuf, mac: ethernet::Address, limit: &mut RateLimit) -> bo
     true
 }
 
-/// The sender's MAC, the reset's source and destination, and the reset, if one is due.
-fn reset_due(data: &[u8]) -> Option<(ethernet::Address, IpAddr, IpAddr, tcp::Repr)> {
+/// The sender's MAC, the reset's ends, and the reset, if one is due.
+fn reset_due(data: &[u8]) -> Option<(ethernet::Address, Ends, tcp::Repr)> {
     let frame = Frame::new_checked(data).ok()?;
     if frame.dst_addr().is_multicast() {
         return None;
     }
-    let (src, dst, segment, pseudo) = match frame.ethertype() {
+    let (ends, segment, pseudo) = match frame.ethertype() {
         EtherType::IPV4 => {
             let ip = ipv4::Packet::new_checked(frame.payload()).ok()?;
             ip.validate().ok()?;
@@ -98,7 +103,7 @@ fn reset_due(data: &[u8]) -> Option<(ethernet::Address, IpAddr, IpAddr, tcp::Rep
             let segment = &b[ip.header_len()..usize::from(ip.total_len())];
             let length = u16::try_from(segment.len()).ok()?;
             let pseudo = checksum::pseudo_v4(src, dst, ipv4::protocol::TCP, length);
-            (IpAddr::V4(src), IpAddr::V4(dst), segment, pseudo)
+            (Ends::V4(dst, src), segment, pseudo)
         }
         EtherType::IPV6 => {
             let ip = ipv6::Packet::new_checked(frame.payload()).ok()?;
@@ -117,7 +122,7 @@ fn reset_due(data: &[u8]) -> Option<(ethernet::Address, IpAddr, IpAddr, tcp::Rep
             let segment = &frame.payload()[ipv6::HEADER_LEN..end];
             let length = segment.len() as u32;
             let pseudo = checksum::pseudo_v6(&src, &dst, ipv4::protocol::TCP, length);
-            (IpAddr::V6(src), IpAddr::V6(dst), segment, pseudo)
+            (Ends::V6(dst, src), segment, pseudo)
         }
         _ => return None,
     };
@@ -125,7 +130,7 @@ fn reset_due(data: &[u8]) -> Option<(ethernet::Address, IpAddr, IpAddr, tcp::Rep
         return None;
     }
     let reset = reset_for(&tcp::Packet::new_checked(segment).ok()?)?;
-    Some((frame.src_addr(), dst, src, reset))
+    Some((frame.src_addr(), ends, reset))
 }
 
 /// RFC 9293 §3.10.7.1: no reset for a reset; for a segment with ACK, <SEQ=SEG.ACK><CTL=RST>;

@@ -196,7 +196,9 @@ fn gilbert_elliott_loss_comes_in_the_bursts_its_parameters_imply() {
 /// of the time, p50 - p10 0 to 3.4), so the upper half is bounded from below only.
 /// A packet that was overtaken also leaves a few microseconds late (2 to 5 at this delay).
 /// A pause of 20 ms or more (a packet that late) delays enough packets to move the median
-/// too: such a run is run again.
+/// too, and so do many shorter ones: in a fresh-clone run of scripts/test.sh a run with p99 at
+/// 7.8 ms (the model's is 1.23 ms) and 628 packets dropped on a full ring put p50 - p10 at
+/// 137 us. A run that shows either, or a p99 2 ms above the model's, is run again.
 #[test]
 fn delay_with_normal_jitter_gives_the_latency_distribution_of_the_model() {
     let pace = ["--rate", "100kpps", "--duration", "3"];
@@ -217,6 +219,7 @@ fn delay_with_normal_jitter_gives_the_latency_distribution_of_the_model() {
         let base = path.latency_us("p50");
         println!("path p50 {base:.1} us; impaired p10 {p10:.1} p50 {p50:.1} p90 {p90:.1} us");
         let half = 1.2816 * 100.0;
+        let model_p99 = base + 1000.0 + 2.3263 * 100.0;
         let why = if (p50 - base - 1000.0).abs() >= 20.0 {
             format!("median {p50} us, path {base} us")
         } else if ((p50 - p10) - half).abs() >= 0.05 * half {
@@ -228,7 +231,11 @@ fn delay_with_normal_jitter_gives_the_latency_distribution_of_the_model() {
         };
         Err(Failure {
             why: format!("{why}:\n{}\npath:\n{}", run.show(), path.show()),
-            paused: [&path, &run].iter().any(|r| r.latency_us("max") > 20_000.0),
+            paused: [(&path, base), (&run, model_p99)].iter().any(|(r, p99)| {
+                r.latency_us("max") > 20_000.0
+                    || r.latency_us("p99") > p99 + 2000.0
+                    || r.other_drops() > 0
+            }),
         })
     });
 }
